@@ -1,0 +1,120 @@
+"""The one catalog of lake tables: layer, name, schema, partitioning and location.
+
+Jobs never spell a path or a table name; they ask the catalog. ``location`` is the only
+function that maps a table to storage (``{lake_root}/{layer}/{name}``), and
+``qualified_name`` is the name people use in SQL (`redline sql`, the Thrift Server,
+Superset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from redline.errors import RedlineError
+from redline.schemas import tables as ts
+from redline.schemas.payloads import PAYLOADS, latest
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+
+class Layer(str, Enum):
+    BRONZE = "bronze"
+    SILVER = "silver"
+    GOLD = "gold"
+
+
+@dataclass(frozen=True)
+class Table:
+    layer: Layer
+    name: str
+    schema: Callable[[], "StructType"]
+    description: str
+    partition_by: tuple[str, ...] = ()
+    topic: str | None = None
+    """Logical topic whose events the table holds (bronze and silver)."""
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.layer.value}.{self.name}"
+
+
+def location(lake_root: str, table: Table) -> str:
+    """Storage location of ``table`` under ``lake_root``."""
+    return f"{lake_root.rstrip('/')}/{table.layer.value}/{table.name}"
+
+
+def _topic_tables() -> Iterable[Table]:
+    for topic in PAYLOADS:
+        yield Table(Layer.BRONZE, topic, lambda: ts.BRONZE,
+                    f"Raw Kafka records of topic {topic}, append-only.", topic=topic)
+        yield Table(Layer.SILVER, topic, (lambda t=topic: ts.silver(latest(t))),
+                    f"Parsed, typed and deduplicated {topic} events.", topic=topic)
+
+
+TABLES: dict[str, Table] = {t.qualified_name: t for t in [
+    *_topic_tables(),
+    Table(Layer.SILVER, "quarantine", lambda: ts.QUARANTINE,
+          "Records that failed parsing, the schema or a rule, with a reason.",
+          partition_by=("source_table",)),
+    Table(Layer.GOLD, "first_pass_yield", lambda: ts.FIRST_PASS_YIELD,
+          "First-pass yield per plant, line, station and day."),
+    Table(Layer.GOLD, "vehicle_features", lambda: ts.VEHICLE_FEATURES,
+          "Per-vehicle features as of a date, with the 30-day failure label."),
+    Table(Layer.GOLD, "vehicle_risk_scores", lambda: ts.VEHICLE_RISK_SCORES,
+          "Batch scores of the champion failure model."),
+]}
+
+
+def get(qualified_name: str) -> Table:
+    try:
+        return TABLES[qualified_name]
+    except KeyError:
+        raise RedlineError(
+            "TABLE_UNKNOWN",
+            f"no table {qualified_name!r} in the catalog; known: {', '.join(sorted(TABLES))}",
+        ) from None
+
+
+def bronze(topic: str) -> Table:
+    return get(f"bronze.{topic}")
+
+
+def silver(topic: str) -> Table:
+    return get(f"silver.{topic}")
+
+
+def exists(spark: "SparkSession", lake_root: str, table: Table) -> bool:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, location(lake_root, table))
+
+
+def read(spark: "SparkSession", lake_root: str, table: Table) -> "DataFrame":
+    if not exists(spark, lake_root, table):
+        raise RedlineError(
+            "TABLE_EMPTY",
+            f"{table.qualified_name} has no data yet at {location(lake_root, table)}; "
+            f"run the job that writes it first (`redline demo` runs them all)")
+    return spark.read.format("delta").load(location(lake_root, table))
+
+
+def register_sql(lake_root: str, table: Table) -> list[str]:
+    """SQL statements that make ``table`` visible by its qualified name."""
+    path = location(lake_root, table).replace("'", "\\'")
+    return [f"CREATE DATABASE IF NOT EXISTS {table.layer.value}",
+            f"CREATE TABLE IF NOT EXISTS {table.qualified_name} USING delta LOCATION '{path}'"]
+
+
+def register_all(spark: "SparkSession", lake_root: str) -> list[Table]:
+    """Register every existing table in ``spark``'s session catalog; return them."""
+    found = []
+    for table in TABLES.values():
+        if exists(spark, lake_root, table):
+            for stmt in register_sql(lake_root, table):
+                spark.sql(stmt)
+            found.append(table)
+    return found

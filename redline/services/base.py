@@ -1,0 +1,187 @@
+"""Lifecycle of a local service: pid file, log file, wait for health, clean stop.
+
+A service is a long-running process that redline starts itself on 127.0.0.1. Its state
+lives in ``<home>/services/<name>/`` (pid, log, data). ``start`` refuses a port that is
+already taken, waits for health, and on failure raises with the tail of the log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from redline.errors import RedlineError
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); read its state to tell.
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        return stat.read_text().split(") ", 1)[-1][:1] != "Z"
+    return True
+
+
+@dataclass
+class Health:
+    name: str
+    healthy: bool
+    pid: int | None
+    address: str
+    version: str
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "healthy": self.healthy, "pid": self.pid,
+                "address": self.address, "version": self.version, "detail": self.detail}
+
+
+class Service:
+    """Base class: subclasses say how to prepare, what to run and how to check health."""
+
+    name: str = "service"
+    start_timeout: float = 120.0
+
+    def __init__(self, home: Path, host: str, port: int):
+        self.home = home
+        self.host = host
+        self.port = port
+        self.dir = home / "services" / self.name
+        self.pid_file = self.dir / f"{self.name}.pid"
+        self.log_file = self.dir / f"{self.name}.log"
+
+    # -- to override -------------------------------------------------------------
+    def prepare(self) -> None:
+        """One-time setup before the first start (formatting storage, secrets...)."""
+
+    def command(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def check(self) -> bool:
+        """True when the service answers; the default is 'its port accepts connections'."""
+        return port_open(self.host, self.port)
+
+    def version(self) -> str:
+        return "unknown"
+
+    def ports(self) -> Sequence[int]:
+        return (self.port,)
+
+    # -- lifecycle ----------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def pid(self) -> int | None:
+        if not self.pid_file.exists():
+            return None
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except ValueError:
+            return None
+        return pid if pid_alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, progress: Callable[[str], None] = print) -> None:
+        if self.running():
+            if self.check():
+                progress(f"{self.name}: already running (pid {self.pid()}) on {self.address}")
+                return
+            self.wait_healthy(progress)
+            return
+        for port in self.ports():
+            if port_open(self.host, port):
+                raise RedlineError(
+                    "PORT_IN_USE",
+                    f"{self.name}: port {self.host}:{port} is taken by another process; stop it "
+                    f"or choose another port (see `redline config`)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        cmd = list(self.command())
+        with self.log_file.open("ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
+                      f"{' '.join(cmd[:3])} ...\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.environment(), cwd=self.dir, start_new_session=True)
+        self.pid_file.write_text(str(proc.pid))
+        progress(f"{self.name}: started pid {proc.pid}, waiting for {self.address} "
+                 f"(log: {self.log_file})")
+        self.wait_healthy(progress, proc)
+
+    def wait_healthy(self, progress: Callable[[str], None] = print,
+                     proc: subprocess.Popen | None = None) -> None:
+        began = time.monotonic()
+        while time.monotonic() - began < self.start_timeout:
+            if proc is not None and proc.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise RedlineError(
+                    "SERVICE_FAILED",
+                    f"{self.name} exited with code {proc.returncode} while starting; "
+                    f"last lines of {self.log_file}:\n{log_tail(self.log_file)}")
+            if self.check():
+                progress(f"{self.name}: healthy on {self.address} "
+                         f"after {time.monotonic() - began:.0f}s")
+                return
+            time.sleep(1.0)
+        raise RedlineError(
+            "SERVICE_TIMEOUT",
+            f"{self.name} did not become healthy within {self.start_timeout:.0f}s; "
+            f"last lines of {self.log_file}:\n{log_tail(self.log_file)}")
+
+    def stop(self, progress: Callable[[str], None] = print, timeout: float = 30.0) -> None:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        if pid_alive(pid):
+            progress(f"{self.name}: did not stop within {timeout:.0f}s, killing")
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.pid_file.unlink(missing_ok=True)
+        progress(f"{self.name}: stopped")
+
+    def health(self) -> Health:
+        pid = self.pid()
+        healthy = pid is not None and self.check()
+        return Health(self.name, healthy, pid, self.address,
+                      self.version() if healthy else "", "" if healthy else
+                      ("not running" if pid is None else "running but not answering"))

@@ -1,0 +1,162 @@
+"""Topic payloads: one versioned source of truth for JSON events and their Spark types.
+
+Every event carries ``event_id`` (UUID), ``event_time`` (ISO-8601 UTC) and
+``schema_version``. A new version of a payload is added beside the old one, never edited
+in place. This module imports nothing of redline's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql.types import (
+    ArrayType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+ENVELOPE = [
+    StructField("event_id", StringType(), False),
+    StructField("event_time", TimestampType(), False),
+    StructField("schema_version", IntegerType(), False),
+]
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One version of one topic's payload."""
+
+    name: str
+    """Logical topic name; the Kafka topic is the configured prefix plus this."""
+    version: int
+    fields: tuple[StructField, ...]
+    key: str
+    """Payload field used as the Kafka message key (keeps one vehicle/unit in order)."""
+    description: str
+
+    @property
+    def struct(self) -> StructType:
+        return StructType(list(ENVELOPE) + list(self.fields))
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.struct.fields if not f.nullable)
+
+
+def _f(name: str, dtype, nullable: bool = True) -> StructField:
+    return StructField(name, dtype, nullable)
+
+
+MEASUREMENT = StructType([
+    _f("characteristic", StringType(), False),
+    _f("value", DoubleType(), False),
+    _f("unit", StringType()),
+    _f("lsl", DoubleType()),
+    _f("usl", DoubleType()),
+    _f("target", DoubleType()),
+])
+
+COMPONENT = StructType([
+    _f("component", StringType(), False),
+    _f("supplier", StringType(), False),
+    _f("lot", StringType(), False),
+])
+
+TYRES = StructType([_f(k, DoubleType()) for k in ("fl", "fr", "rl", "rr")])
+
+VEHICLE_TELEMETRY_V1 = Payload(
+    "vehicle_telemetry", 1,
+    (
+        _f("vin", StringType(), False),
+        _f("odometer_km", DoubleType(), False),
+        _f("speed_kph", DoubleType()),
+        _f("battery_soc_pct", DoubleType()),
+        _f("battery_temp_c", DoubleType()),
+        _f("motor_temp_c", DoubleType()),
+        _f("coolant_temp_c", DoubleType()),
+        _f("ambient_temp_c", DoubleType()),
+        _f("tyre_pressure_kpa", TYRES),
+    ),
+    key="vin",
+    description="Periodic signals from a vehicle in the field.",
+)
+
+VEHICLE_DTC_V1 = Payload(
+    "vehicle_dtc", 1,
+    (
+        _f("vin", StringType(), False),
+        _f("dtc_code", StringType(), False),
+        _f("severity", StringType(), False),
+        _f("ecu", StringType()),
+        _f("firmware_version", StringType(), False),
+        _f("odometer_km", DoubleType()),
+    ),
+    key="vin",
+    description="A diagnostic trouble code set by an ECU.",
+)
+
+VEHICLE_BUILD_V1 = Payload(
+    "vehicle_builds", 1,
+    (
+        _f("vin", StringType(), False),
+        _f("model", StringType(), False),
+        _f("plant", StringType(), False),
+        _f("line", StringType(), False),
+        _f("build_date", DateType(), False),
+        _f("firmware_version", StringType(), False),
+        _f("components", ArrayType(COMPONENT, False), False),
+    ),
+    key="vin",
+    description="How a vehicle was built: where, when, firmware, component suppliers and lots.",
+)
+
+STATION_RESULT_V1 = Payload(
+    "station_results", 1,
+    (
+        _f("unit_serial", StringType(), False),
+        _f("plant", StringType(), False),
+        _f("line", StringType(), False),
+        _f("station", StringType(), False),
+        _f("operation", StringType(), False),
+        _f("shift", StringType(), False),
+        _f("attempt", IntegerType(), False),
+        _f("result", StringType(), False),
+        _f("measurements", ArrayType(MEASUREMENT, False)),
+        _f("defect_codes", ArrayType(StringType(), False)),
+        _f("cycle_time_s", DoubleType()),
+    ),
+    key="unit_serial",
+    description="One test or operation on one unit at one station (attempt 1 = first pass).",
+)
+
+WARRANTY_CLAIM_V1 = Payload(
+    "warranty_claims", 1,
+    (
+        _f("claim_id", StringType(), False),
+        _f("vin", StringType(), False),
+        _f("component", StringType(), False),
+        _f("failure_date", DateType(), False),
+        _f("mileage_km", DoubleType()),
+        _f("cost_eur", DoubleType()),
+        _f("description", StringType()),
+    ),
+    key="vin",
+    description="A warranty claim on a component of a vehicle.",
+)
+
+#: Every topic with its versions; the highest version is what producers write today.
+PAYLOADS: dict[str, dict[int, Payload]] = {
+    p.name: {p.version: p}
+    for p in (VEHICLE_TELEMETRY_V1, VEHICLE_DTC_V1, VEHICLE_BUILD_V1,
+              STATION_RESULT_V1, WARRANTY_CLAIM_V1)
+}
+
+
+def latest(name: str) -> Payload:
+    versions = PAYLOADS[name]
+    return versions[max(versions)]
