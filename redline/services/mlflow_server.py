@@ -1,0 +1,44 @@
+"""The MLflow tracking server: SQLite backend store, local artifact store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import requests
+
+from redline.config import Config
+from redline.services.base import Service, port_open
+
+
+class MlflowServer(Service):
+    name = "mlflow"
+    start_timeout = 180.0
+
+    def __init__(self, cfg: Config):
+        super().__init__(cfg.home, cfg.mlflow.host, cfg.mlflow.port)
+        self.cfg = cfg
+
+    def command(self) -> Sequence[str]:
+        mlflow_bin = Path(sys.executable).parent / "mlflow"
+        return [str(mlflow_bin), "server",
+                "--host", self.host, "--port", str(self.port),
+                "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}",
+                "--artifacts-destination", str(self.dir / "artifacts"),
+                "--workers", "1"]
+
+    def check(self) -> bool:
+        if not port_open(self.host, self.port):
+            return False
+        try:
+            return requests.get(f"http://{self.address}/health", timeout=3).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def version(self) -> str:
+        try:
+            r = requests.get(f"http://{self.address}/version", timeout=3)
+            return "mlflow " + r.text.strip()
+        except requests.RequestException:
+            return "unknown"

@@ -1,0 +1,108 @@
+"""Spark Thrift Server (HiveServer2 protocol) with Delta: SQL over the lake for BI tools.
+
+Its embedded Derby metastore admits one process, so the Thrift Server owns it. Jobs
+address tables by path through the catalog; after they write, ``register_tables`` makes
+every existing catalog table visible here by its qualified name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from redline import catalog
+from redline.config import Config
+from redline.errors import RedlineError
+from redline.services.base import Service, port_open
+from redline.services.kafka import java_binary
+from redline.spark import conf_entries, prepare_environment, spark_home
+
+
+def connect(host: str, port: int):
+    from pyhive import hive
+
+    return hive.connect(host=host, port=port, username="redline", auth="NONE")
+
+
+class ThriftServer(Service):
+    name = "spark-thrift"
+    start_timeout = 180.0
+
+    def __init__(self, cfg: Config):
+        super().__init__(cfg.home, cfg.thrift.host, cfg.thrift.port)
+        self.cfg = cfg
+
+    def command(self) -> Sequence[str]:
+        java_binary()
+        entries = conf_entries(self.cfg)
+        entries["spark.driver.memory"] = self.cfg.thrift.driver_memory
+        entries["spark.sql.warehouse.dir"] = str(self.dir / "warehouse")
+        entries["spark.app.name"] = "redline-thrift-server"
+        metastore = self.dir / "metastore_db"
+        entries["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+            f"jdbc:derby:;databaseName={metastore};create=true")
+        entries["spark.driver.extraJavaOptions"] = (
+            entries.get("spark.driver.extraJavaOptions", "").replace(
+                f"-Dderby.system.home={self.cfg.home}/derby", "")
+            + f" -Dderby.system.home={self.dir}")
+        cmd = [str(spark_home() / "bin" / "spark-submit"),
+               "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+               "--name", "redline-thrift-server"]
+        for key, value in entries.items():
+            cmd += ["--conf", f"{key}={value}"]
+        cmd += ["--hiveconf", f"hive.server2.thrift.bind.host={self.host}",
+                "--hiveconf", f"hive.server2.thrift.port={self.port}",
+                "--hiveconf", "hive.server2.transport.mode=binary",
+                "spark-internal"]
+        return cmd
+
+    def environment(self) -> dict[str, str]:
+        prepare_environment()
+        env = dict(os.environ)
+        env["SPARK_HOME"] = str(spark_home())
+        env["SPARK_LOG_DIR"] = str(self.dir)
+        env["SPARK_PID_DIR"] = str(self.dir)
+        return env
+
+    def check(self) -> bool:
+        if not port_open(self.host, self.port):
+            return False
+        try:
+            conn = connect(self.host, self.port)
+        except Exception:  # noqa: BLE001 - any connection failure means "not yet healthy"
+            return False
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT 1")
+            return cur.fetchall() == [(1,)]
+        except Exception:  # noqa: BLE001
+            return False
+        finally:
+            conn.close()
+
+    def version(self) -> str:
+        conn = connect(self.host, self.port)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT version()")
+            return "spark " + str(cur.fetchall()[0][0]).split()[0]
+        finally:
+            conn.close()
+
+    def register_tables(self, lake_root: str, tables: Sequence[catalog.Table]) -> None:
+        """Make ``tables`` queryable by qualified name (idempotent)."""
+        if not self.check():
+            raise RedlineError(
+                "THRIFT_DOWN",
+                f"the Spark Thrift Server is not answering on {self.address}; `redline up`")
+        conn = connect(self.host, self.port)
+        try:
+            cur = conn.cursor()
+            for table in tables:
+                for stmt in catalog.register_sql(lake_root, table):
+                    cur.execute(stmt)
+                # The server caches Delta snapshots; a refresh shows the newest version.
+                cur.execute(f"REFRESH TABLE {table.qualified_name}")
+        finally:
+            conn.close()
