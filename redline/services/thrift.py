@@ -39,6 +39,9 @@ class ThriftServer(Service):
         entries["spark.driver.memory"] = self.cfg.thrift.driver_memory
         entries["spark.sql.warehouse.dir"] = str(self.dir / "warehouse")
         entries["spark.app.name"] = "redline-thrift-server"
+        # The server resolves data sources with the system class loader, which does not
+        # see spark.jars: Delta goes on the driver's class path itself.
+        entries["spark.driver.extraClassPath"] = entries.pop("spark.jars").replace(",", ":")
         metastore = self.dir / "metastore_db"
         entries["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
             f"jdbc:derby:;databaseName={metastore};create=true")

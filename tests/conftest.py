@@ -1,0 +1,59 @@
+"""Shared fixtures: one tuned Spark session, an isolated state folder and test ports.
+
+Tests never touch the user's state folder or the default ports: the whole run uses a
+temporary REDLINE_HOME and the ports below, so `make test` works while a demo runs.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+TEST_PORTS = {
+    "REDLINE_KAFKA_PORT": "19092",
+    "REDLINE_KAFKA_CONTROLLER_PORT": "19093",
+    "REDLINE_THRIFT_PORT": "20000",
+    "REDLINE_MLFLOW_PORT": "15000",
+    "REDLINE_SUPERSET_PORT": "18088",
+}
+
+
+@pytest.fixture(scope="session")
+def test_home(tmp_path_factory) -> Path:
+    home = Path(os.environ.get("REDLINE_TEST_HOME") or tmp_path_factory.mktemp("redline-home"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def cfg(test_home):
+    from redline.config import load
+
+    env = dict(os.environ)
+    env.update(TEST_PORTS)
+    env["REDLINE_HOME"] = str(test_home)
+    env.pop("REDLINE_PROFILE", None)
+    os.environ.update({k: env[k] for k in [*TEST_PORTS, "REDLINE_HOME"]})
+    return load("local", env)
+
+
+@pytest.fixture(scope="session")
+def spark(cfg):
+    from redline.spark import build_session
+
+    session = build_session(cfg, app_name="redline-tests")
+    session.conf.set("spark.sql.shuffle.partitions", "2")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake(tmp_path) -> str:
+    """A fresh, empty lake root for one test."""
+    root = tmp_path / "lake"
+    root.mkdir()
+    return str(root)
