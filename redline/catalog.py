@@ -118,3 +118,8 @@ def register_all(spark: "SparkSession", lake_root: str) -> list[Table]:
                 spark.sql(stmt)
             found.append(table)
     return found
+
+
+def checkpoint(lake_root: str, query: str) -> str:
+    """Checkpoint folder of the streaming query ``query`` (kept with the lake it feeds)."""
+    return f"{lake_root.rstrip('/')}/_checkpoints/{query}"

@@ -1,0 +1,29 @@
+"""The local services redline manages, in start order."""
+
+from __future__ import annotations
+
+from redline.config import Config
+from redline.services.base import Service
+
+NAMES = ("kafka", "mlflow", "spark-thrift", "superset")
+
+
+def managed(cfg: Config, names: tuple[str, ...] | list[str] = NAMES) -> list[Service]:
+    """Service objects for ``names`` (skipping those configured as external)."""
+    from redline.services.kafka import KafkaBroker
+    from redline.services.mlflow_server import MlflowServer
+    from redline.services.superset import SupersetServer
+    from redline.services.thrift import ThriftServer
+
+    make = {"kafka": KafkaBroker, "mlflow": MlflowServer, "spark-thrift": ThriftServer,
+            "superset": SupersetServer}
+    out = []
+    for name in NAMES:
+        if name not in names:
+            continue
+        if name == "kafka" and not cfg.kafka.managed:
+            continue
+        if name == "mlflow" and cfg.mlflow.tracking_uri:
+            continue
+        out.append(make[name](cfg))
+    return out

@@ -1,0 +1,277 @@
+"""The `redline` command: services, simulation, ingest, jobs, quality, ML, dashboards, SQL.
+
+The CLI is the entry point: it loads the configuration, builds the one SparkSession when
+a command needs Spark, and passes both down. Nothing imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from redline import config as config_mod
+from redline.errors import RedlineError
+
+
+def _session(cfg, name: str):
+    from redline.spark import build_session
+
+    print(f"starting Spark ({cfg.spark.conf_file}) ...", file=sys.stderr, flush=True)
+    return build_session(cfg, app_name=f"redline-{name}")
+
+
+def _thrift_refresh(cfg, spark) -> None:
+    """Make freshly written tables visible to BI tools when the Thrift Server runs."""
+    from redline import catalog
+    from redline.services.thrift import ThriftServer
+
+    server = ThriftServer(cfg)
+    if server.running() and server.check():
+        tables = [t for t in catalog.TABLES.values()
+                  if catalog.exists(spark, cfg.lake_root, t)]
+        server.register_tables(cfg.lake_root, tables)
+        print(f"registered {len(tables)} tables in the Spark Thrift Server")
+
+
+# -- services ------------------------------------------------------------------------------
+def cmd_up(cfg, args) -> int:
+    from redline.services import NAMES, managed
+
+    for svc in managed(cfg, args.services or NAMES):
+        svc.start()
+    return 0
+
+
+def cmd_down(cfg, args) -> int:
+    from redline.services import NAMES, managed
+
+    for svc in reversed(managed(cfg, args.services or NAMES)):
+        svc.stop()
+    return 0
+
+
+def cmd_status(cfg, args) -> int:
+    from redline.services import managed
+
+    rows = [svc.health().as_dict() for svc in managed(cfg)]
+    if args.json:
+        print(json.dumps({"profile": cfg.profile, "home": str(cfg.home), "services": rows},
+                         indent=2))
+    else:
+        for r in rows:
+            state = "healthy" if r["healthy"] else f"DOWN ({r['detail']})"
+            print(f"{r['name']:<13} {state:<28} {r['address']:<18} {r['version']}")
+    return 0 if all(r["healthy"] for r in rows) else 1
+
+
+def cmd_config(cfg, args) -> int:
+    print(f"profile {cfg.profile} from {config_mod.config_path()}; state folder {cfg.home}")
+    print(f"lake root {cfg.lake_root}; kafka {cfg.kafka.servers}; mlflow {cfg.mlflow.uri}")
+    print("\nsettings (environment variable, type, default, meaning):")
+    for var, typ, default, doc in config_mod.describe():
+        print(f"  {var:<36} {typ:<5} {default!r:<28} {doc}")
+    return 0
+
+
+# -- data ------------------------------------------------------------------------------------
+def _simulate(cfg, vehicles: int, days: int, seed: int, rate: float):
+    from redline.streaming.producer import ensure_topics, produce
+    from redline.streaming.simulator import SimulationSpec, Simulator
+
+    created = ensure_topics(cfg)
+    if created:
+        print(f"created topics: {', '.join(created)}")
+    spec = SimulationSpec(vehicles=vehicles, days=days, seed=seed)
+    print(f"simulating {vehicles} vehicles over {days} days (seed {seed}) -> {cfg.kafka.servers}")
+    report = produce(cfg, Simulator(spec).events(), rate=rate)
+    print(report.summary())
+    return report
+
+
+def cmd_simulate(cfg, args) -> int:
+    _simulate(cfg, args.vehicles, args.days, args.seed, args.rate)
+    return 0
+
+
+def _live(line: str) -> None:
+    if sys.stdout.isatty():
+        sys.stdout.write("\r" + line[:150].ljust(150))
+        sys.stdout.flush()
+
+
+def cmd_ingest(cfg, args) -> int:
+    from redline.schemas.payloads import PAYLOADS
+    from redline.streaming.bronze import ingest
+    from redline.streaming.producer import ensure_topics
+
+    ensure_topics(cfg)
+    spark = _session(cfg, "ingest")
+    topics = args.topics or list(PAYLOADS)
+    rows = ingest(spark, cfg, cfg.lake_root, topics, available_now=args.available_now,
+                  progress=_live)
+    print("\ningested into bronze: " + ", ".join(f"{t}={n:,}" for t, n in rows.items()))
+    _thrift_refresh(cfg, spark)
+    return 0
+
+
+def cmd_jobs(cfg, args) -> int:
+    from redline.jobs.runner import JOBS, run_jobs
+
+    if args.action == "list":
+        for job in JOBS.values():
+            deps = f" (after {', '.join(job.depends_on)})" if job.depends_on else ""
+            print(f"{job.name:<28} {job.description}{deps}")
+        return 0
+    spark = _session(cfg, "jobs")
+    run_jobs(spark, cfg.lake_root, args.names or ["all"])
+    _thrift_refresh(cfg, spark)
+    return 0
+
+
+def cmd_quality(cfg, args) -> int:
+    from redline.quality.gate import run_gate
+
+    spark = _session(cfg, "quality")
+    gate = run_gate(spark, cfg.lake_root, cfg.home / "reports" / "quality", args.tables)
+    print(gate.summary())
+    return 0 if gate.success else 1
+
+
+def cmd_ml(cfg, args) -> int:
+    from redline.ml import score, train
+
+    spark = _session(cfg, "ml")
+    if args.action == "train":
+        result = train.train(spark, cfg, cfg.lake_root)
+        print(f"trained {cfg.mlflow.model_name} version {result.version} "
+              f"(run {result.run_id}), alias champion: {result.metrics}")
+    else:
+        n = score.score(spark, cfg, cfg.lake_root)
+        print(f"scored {n} vehicles into gold.vehicle_risk_scores")
+        _thrift_refresh(cfg, spark)
+    return 0
+
+
+def cmd_dashboards(cfg, args) -> int:
+    from redline.dashboards.deploy import deploy
+
+    url = deploy(cfg)
+    print(f"dashboard deployed: {url}")
+    if args.screenshot:
+        from redline.dashboards.screenshot import screenshot
+
+        out = screenshot(cfg, url, Path(args.screenshot))
+        print(f"screenshot: {out}")
+    return 0
+
+
+def _query(spark, cfg, query: str):
+    from redline import catalog
+
+    catalog.register_all(spark, cfg.lake_root)
+    return spark.sql(query)
+
+
+def cmd_sql(cfg, args) -> int:
+    spark = _session(cfg, "sql")
+    df = _query(spark, cfg, args.query)
+    if args.json:
+        rows = [r.asDict(recursive=True) for r in df.limit(args.limit).collect()]
+        print(json.dumps(rows, default=str))
+    else:
+        df.show(args.limit, truncate=False)
+    return 0
+
+
+def cmd_demo(cfg, args) -> int:
+    from redline.demo import run_demo
+
+    return run_demo(cfg, vehicles=args.vehicles, days=args.days, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="redline", description=__doc__.splitlines()[0])
+    p.add_argument("--profile", help="profile of redline.toml (default: REDLINE_PROFILE "
+                                     "or 'local')")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("up", help="start the local services (kafka, mlflow, spark-thrift, "
+                                  "superset)")
+    s.add_argument("services", nargs="*")
+    s.set_defaults(fn=cmd_up)
+    s = sub.add_parser("down", help="stop the local services")
+    s.add_argument("services", nargs="*")
+    s.set_defaults(fn=cmd_down)
+    s = sub.add_parser("status", help="health and version of every service")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_status)
+    s = sub.add_parser("config", help="show the active configuration and every setting")
+    s.set_defaults(fn=cmd_config)
+
+    s = sub.add_parser("simulate", help="produce simulated fleet and factory events to Kafka")
+    s.add_argument("--vehicles", type=int, default=200)
+    s.add_argument("--days", type=int, default=60)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
+    s.set_defaults(fn=cmd_simulate)
+
+    s = sub.add_parser("ingest", help="stream Kafka topics into bronze Delta tables")
+    s.add_argument("--available-now", action="store_true",
+                   help="ingest what is in Kafka now, then stop (default: run continuously)")
+    s.add_argument("--topics", nargs="*", help="logical topic names (default: all)")
+    s.set_defaults(fn=cmd_ingest)
+
+    s = sub.add_parser("jobs", help="batch jobs: bronze -> silver -> gold")
+    s.add_argument("action", choices=["run", "list"])
+    s.add_argument("names", nargs="*", help="job names or 'all' (default)")
+    s.set_defaults(fn=cmd_jobs)
+
+    s = sub.add_parser("quality", help="data-quality gate (exits 1 when it fails)")
+    s.add_argument("action", choices=["gate"])
+    s.add_argument("--tables", nargs="*")
+    s.set_defaults(fn=cmd_quality)
+
+    s = sub.add_parser("ml", help="train the failure model or score the fleet")
+    s.add_argument("action", choices=["train", "score"])
+    s.set_defaults(fn=cmd_ml)
+
+    s = sub.add_parser("dashboards", help="deploy the Superset dashboards kept in dashboards/")
+    s.add_argument("action", choices=["deploy"])
+    s.add_argument("--screenshot", metavar="PNG", help="also save a screenshot here")
+    s.set_defaults(fn=cmd_dashboards)
+
+    s = sub.add_parser("sql", help="Spark SQL over the lake tables by catalog name")
+    s.add_argument("query")
+    s.add_argument("--json", action="store_true", help="print rows as a JSON array")
+    s.add_argument("--limit", type=int, default=100)
+    s.set_defaults(fn=cmd_sql)
+
+    s = sub.add_parser("demo", help="everything end to end on the local default")
+    s.add_argument("--vehicles", type=int, default=200)
+    s.add_argument("--days", type=int, default=60)
+    s.add_argument("--seed", type=int, default=7)
+    s.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_mod.load(args.profile)
+        return args.fn(cfg, args)
+    except RedlineError as exc:
+        print(f"redline: error {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("redline: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
