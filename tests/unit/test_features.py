@@ -9,7 +9,7 @@ out by hand in the comment beside it.
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
@@ -181,3 +181,23 @@ def test_as_of_dates_reject_bad_input(first, last, step, match):
 def test_vehicle_features_needs_as_of_dates(spark):
     with pytest.raises(RedlineError, match="as_of_dates is empty"):
         _features(spark, TELEMETRY_PAST, DTC_PAST, dates=())
+
+
+def test_time_split_holds_out_the_latest_dates_and_purges_overlap():
+    from redline.ml.train import time_split
+
+    dates = [date(2024, 1, 1) + timedelta(days=7 * k) for k in range(16)]  # to 2024-04-15
+    split = time_split(dates, horizon_days=30, test_fraction=0.25)
+    # Labelled: d + 30 < 04-15, i.e. up to 03-11 (11 dates); test: the last 3 of them
+    # (02-26, 03-04, 03-11); train: d + 30 < 02-26, i.e. up to 01-22 (4 dates).
+    assert split.test_dates == (date(2024, 2, 26), date(2024, 3, 4), date(2024, 3, 11))
+    assert split.train_dates == (date(2024, 1, 1), date(2024, 1, 8), date(2024, 1, 15),
+                                 date(2024, 1, 22))
+    assert split.observed_until == date(2024, 4, 15)
+
+
+def test_time_split_needs_enough_history():
+    from redline.ml.train import time_split
+
+    with pytest.raises(RedlineError, match="ML_NOT_ENOUGH_HISTORY"):
+        time_split([date(2024, 1, 1) + timedelta(days=7 * k) for k in range(6)])

@@ -1,0 +1,65 @@
+"""Bronze -> silver parsing on a handful of inline records, each with a known fate."""
+
+import json
+from datetime import datetime
+
+from redline.jobs.silver import dedupe, parse
+from redline.schemas.payloads import latest
+from redline.schemas.tables import BRONZE
+
+GOOD = {
+    "event_id": "e-1", "event_time": "2026-01-05T08:00:00.000Z", "schema_version": 1,
+    "unit_serial": "VIN1", "plant": "PLT-A", "line": "L1", "station": "S010",
+    "operation": "chassis_bolting", "shift": "A", "attempt": 1, "result": "PASS",
+    "measurements": [{"characteristic": "bolt_torque_nm", "value": 50.2, "unit": "Nm",
+                      "lsl": 45.0, "usl": 55.0, "target": 50.0}],
+    "defect_codes": [], "cycle_time_s": 61.0,
+}
+
+
+def _bronze(spark, values):
+    ts = datetime(2026, 1, 5, 9)
+    rows = [(None, v if isinstance(v, bytes) else v.encode(), "redline.station_results", 0,
+             i, ts, ts) for i, v in enumerate(values)]
+    return spark.createDataFrame(rows, BRONZE)
+
+
+def test_each_bad_record_is_quarantined_with_its_reason(spark):
+    values = [
+        json.dumps(GOOD),
+        "{not json",
+        json.dumps({**GOOD, "event_id": "e-3", "attempt": "first"}),
+        json.dumps({k: v for k, v in GOOD.items() if k != "station"} | {"event_id": "e-4"}),
+        json.dumps({**GOOD, "event_id": "e-5", "schema_version": 9}),
+        json.dumps({**GOOD, "event_id": "e-6", "cycle_time_s": "slow"}),
+        b"\xff\xfe\x00garbage",
+    ]
+    good, bad = parse(_bronze(spark, values), latest("station_results"), "bronze.station_results")
+    assert [r.event_id for r in good.collect()] == ["e-1"]
+    reasons = {r.kafka_offset: (r.reason_code, r.reason) for r in bad.collect()}
+    assert reasons[1][0] == "MALFORMED_JSON"
+    assert reasons[2] == ("TYPE_MISMATCH", "attempt: value first is not a valid int")
+    assert reasons[3] == ("MISSING_REQUIRED", "required field station is missing or null")
+    assert reasons[4][0] == "UNKNOWN_SCHEMA_VERSION"
+    # A nullable field with a wrong type is quarantined too, never silently nulled.
+    assert reasons[5] == ("TYPE_MISMATCH", "cycle_time_s: value slow is not a valid double")
+    assert reasons[6][0] == "MALFORMED_JSON"
+    assert len(reasons) == 6
+
+
+def test_good_record_is_typed(spark):
+    good, _ = parse(_bronze(spark, [json.dumps(GOOD)]), latest("station_results"), "b")
+    row = good.collect()[0]
+    assert row.event_time == datetime(2026, 1, 5, 8, 0)
+    assert row.attempt == 1
+    assert row.measurements[0].value == 50.2
+    assert (row.kafka_topic, row.kafka_partition, row.kafka_offset) == (
+        "redline.station_results", 0, 0)
+
+
+def test_dedupe_keeps_first_delivery(spark):
+    values = [json.dumps(GOOD), json.dumps({**GOOD, "result": "FAIL"}),
+              json.dumps({**GOOD, "event_id": "e-2"})]
+    good, _ = parse(_bronze(spark, values), latest("station_results"), "b")
+    rows = sorted((r.event_id, r.result, r.kafka_offset) for r in dedupe(good).collect())
+    assert rows == [("e-1", "PASS", 0), ("e-2", "PASS", 2)]
