@@ -40,10 +40,9 @@ def _thrift_refresh(cfg, spark) -> None:
 
 # -- services ------------------------------------------------------------------------------
 def cmd_up(cfg, args) -> int:
-    from redline.services import NAMES, managed
+    from redline.services import NAMES, managed, start_all
 
-    for svc in managed(cfg, args.services or NAMES):
-        svc.start()
+    start_all(managed(cfg, args.services or NAMES))
     return 0
 
 

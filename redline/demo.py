@@ -21,7 +21,7 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     from redline.ml import score, train
     from redline.quality.gate import run_gate
     from redline.schemas.payloads import PAYLOADS
-    from redline.services import managed
+    from redline.services import managed, start_all
     from redline.services.thrift import ThriftServer
     from redline.spark import build_session
     from redline.streaming.bronze import ingest
@@ -29,8 +29,7 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     began = time.monotonic()
     total = 9
     _step(1, total, "starting services")
-    for svc in managed(cfg):
-        svc.start()
+    start_all(managed(cfg))
     _step(2, total, "simulating the fleet and plants into Kafka")
     produced = _simulate(cfg, vehicles, days, seed, rate=0.0)
     _step(3, total, "starting Spark")

@@ -57,3 +57,38 @@ def lake(tmp_path) -> str:
     root = tmp_path / "lake"
     root.mkdir()
     return str(root)
+
+
+# -- real services -------------------------------------------------------------------------
+# The first test that needs any service starts all four at once (in parallel: the slow
+# starts overlap) in the test state folder on the test ports; they stop when the test
+# session ends.
+@pytest.fixture(scope="session")
+def services(request, cfg):
+    from redline.services import managed, start_all
+
+    running = managed(cfg)
+    for svc in running:
+        request.addfinalizer(svc.stop)
+    start_all(running)
+    return {svc.name: svc for svc in running}
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(services):
+    return services["kafka"]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(services):
+    return services["mlflow"]
+
+
+@pytest.fixture(scope="session")
+def thrift_server(services):
+    return services["spark-thrift"]
+
+
+@pytest.fixture(scope="session")
+def superset_server(services):
+    return services["superset"]

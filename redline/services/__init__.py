@@ -27,3 +27,18 @@ def managed(cfg: Config, names: tuple[str, ...] | list[str] = NAMES) -> list[Ser
             continue
         out.append(make[name](cfg))
     return out
+
+
+def start_all(services: list[Service], progress=print) -> None:
+    """Start ``services`` concurrently (they do not depend on each other to start).
+
+    Waits for all of them; if any fails, raises the first failure after the others
+    finished starting, so nothing is left half-started without being reported.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+        futures = [pool.submit(svc.start, progress) for svc in services]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]

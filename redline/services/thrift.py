@@ -25,6 +25,24 @@ def connect(host: str, port: int):
     return hive.connect(host=host, port=port, username="redline", auth="NONE")
 
 
+def _as_uri(location: str) -> str:
+    return ("file:" + location if location.startswith("/") else location).rstrip("/")
+
+
+def _registered_location(cur, qualified_name: str) -> str | None:
+    """Where the server's metastore says ``qualified_name`` lives, or None if unknown."""
+    database, name = qualified_name.split(".")
+    cur.execute(f"SHOW DATABASES LIKE '{database}'")
+    if not cur.fetchall():
+        return None
+    cur.execute(f"SHOW TABLES IN {database} LIKE '{name}'")
+    if not cur.fetchall():
+        return None
+    cur.execute(f"DESCRIBE DETAIL {qualified_name}")
+    cols = [d[0] for d in cur.description]
+    return str(dict(zip(cols, cur.fetchall()[0]))["location"])
+
+
 class ThriftServer(Service):
     name = "spark-thrift"
     start_timeout = 180.0
@@ -103,6 +121,12 @@ class ThriftServer(Service):
         try:
             cur = conn.cursor()
             for table in tables:
+                wanted = catalog.location(lake_root, table)
+                current = _registered_location(cur, table.qualified_name)
+                if current is not None and current.rstrip("/") != _as_uri(wanted):
+                    # Registered for another lake root: an external table, so dropping
+                    # it only forgets the name; the data stays where it is.
+                    cur.execute(f"DROP TABLE {table.qualified_name}")
                 for stmt in catalog.register_sql(lake_root, table):
                     cur.execute(stmt)
                 # The server caches Delta snapshots; a refresh shows the newest version.

@@ -38,19 +38,13 @@ BAR_RGB = (31, 168, 201)
 
 
 @pytest.fixture(scope="module")
-def thrift(cfg):
-    server = ThriftServer(cfg)
-    server.start()
-    yield server
-    server.stop()
+def thrift(thrift_server):
+    return thrift_server
 
 
 @pytest.fixture(scope="module")
-def superset(cfg):
-    server = SupersetServer(cfg)
-    server.start()
-    yield server
-    server.stop()
+def superset(superset_server):
+    return superset_server
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 
 A small synthetic fleet stands in for the simulator: pumps of one lot fail 40-70 days
 into service and their coolant heats up over the two weeks before; a few other vehicles
-fail at random. Silver tables are written to a temp lake, then the real jobs run.
+fail at random. Silver tables are written to a temp lake, then the real jobs run. The
+MLflow server is the session fixture `mlflow_server` of tests/conftest.py (started once,
+stopped at the end of the run).
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ from pyspark.sql import functions as F
 
 from redline import catalog, lake as lakeio
 from redline.errors import RedlineError
-from redline.ml.jobs import build_features
 from redline.ml.score import score
-from redline.ml.train import CHAMPION, train
+from redline.ml.train import CHAMPION, build_features, train
 from redline.schemas import tables
 from redline.schemas.payloads import latest
-from redline.services.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +29,6 @@ START = date(2024, 1, 1)
 DAYS = 182              # telemetry on days 0..181
 N_VEHICLES = 120
 BAD_LOT = "LOT-CP-BAD"
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(cfg):
-    server = MlflowServer(cfg)
-    server.start()
-    yield server
-    server.stop()
 
 
 def _fleet(seed: int = 7) -> dict[str, list[dict]]:
@@ -92,7 +84,7 @@ def test_features_train_register_score(spark, cfg, lake, mlflow_server):
     for topic in ("vehicle_builds", "vehicle_telemetry", "vehicle_dtc", "warranty_claims"):
         _write_silver(spark, lake, topic, fleet[topic])
 
-    assert build_features(spark, lake) > 0
+    assert build_features(spark, lake)["rows"] > 0
     result = train(spark, cfg, lake)
 
     client = MlflowClient(cfg.mlflow.uri)

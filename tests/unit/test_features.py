@@ -201,3 +201,14 @@ def test_time_split_needs_enough_history():
 
     with pytest.raises(RedlineError, match="ML_NOT_ENOUGH_HISTORY"):
         time_split([date(2024, 1, 1) + timedelta(days=7 * k) for k in range(6)])
+
+
+def test_time_split_without_purge_keeps_the_overlapping_dates():
+    from redline.ml.train import time_split
+
+    dates = [date(2024, 1, 1) + timedelta(days=7 * k) for k in range(16)]
+    split = time_split(dates, horizon_days=30, test_fraction=0.25, purge=False)
+    # Same labelled dates and test dates as above; training keeps 01-01..02-19 (8 dates).
+    assert split.train_dates == tuple(date(2024, 1, 1) + timedelta(days=7 * k)
+                                      for k in range(8))
+    assert not split.purged
