@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from redline.errors import RedlineError
-from redline.jobs import gold_fpy, silver
+from redline.jobs import capability, defect_pareto, gold_fpy, reliability, silver, spc
 from redline.schemas.payloads import PAYLOADS
 
 if TYPE_CHECKING:
@@ -41,6 +41,17 @@ JOBS: dict[str, Job] = {j.name: j for j in [
         ("silver_vehicle_builds", "silver_vehicle_telemetry", "silver_vehicle_dtc",
          "silver_warranty_claims"),
         "silver vehicle tables -> gold.vehicle_features (ML features and labels)"),
+    Job("gold_spc", spc.run, ("silver_station_results",),
+        "silver.station_results -> gold.spc_points, gold.spc_violations"),
+    Job("gold_capability", capability.run, ("silver_station_results",),
+        "silver.station_results -> gold.capability"),
+    Job("gold_reliability", reliability.run,
+        ("silver_vehicle_builds", "silver_warranty_claims", "silver_vehicle_dtc"),
+        "silver builds, claims, DTCs -> gold.weibull_fits, gold.dtc_rates, "
+        "gold.warranty_triangle"),
+    Job("gold_defect_pareto", defect_pareto.run,
+        ("silver_station_results", "silver_vehicle_builds"),
+        "silver.station_results + vehicle_builds -> gold.defect_pareto"),
 ]}
 
 

@@ -28,6 +28,7 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 from pyspark.sql import functions as F
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
@@ -137,12 +138,17 @@ def time_split(feature_dates: Sequence[date], horizon_days: int = HORIZON_DAYS,
 
 
 def pipeline() -> Pipeline:
-    """One-hot categoricals (nulls are a category) into gradient-boosted trees (which
-    handle missing numeric values themselves)."""
+    """One-hot categoricals (nulls are a category) into gradient-boosted trees.
+
+    Numeric gaps are imputed with an indicator column, so "missing" stays a signal: the
+    trees could handle NaN themselves, but a feature that is missing in every training
+    row (e.g. a rolling statistic on a short history) makes their binning fail.
+    """
+    numeric = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
     encode = ColumnTransformer(
         [("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
           list(CATEGORICAL)),
-         ("numeric", "passthrough", list(NUMERIC))],
+         ("numeric", numeric, list(NUMERIC))],
         verbose_feature_names_out=False)
     return Pipeline([("encode", encode),
                      ("model", HistGradientBoostingClassifier(**HYPERPARAMETERS))])

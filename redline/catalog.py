@@ -66,6 +66,22 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
           "Per-vehicle features as of a date, with the 30-day failure label."),
     Table(Layer.GOLD, "vehicle_risk_scores", lambda: ts.VEHICLE_RISK_SCORES,
           "Batch scores of the champion failure model."),
+    Table(Layer.GOLD, "spc_points", lambda: ts.SPC_POINTS,
+          "Every measured value with its I-MR centre line and control limits."),
+    Table(Layer.GOLD, "spc_violations", lambda: ts.SPC_VIOLATIONS,
+          "Nelson rule 1-8 violations per characteristic: rule, window and points."),
+    Table(Layer.GOLD, "capability", lambda: ts.CAPABILITY,
+          "Cp, Cpk, Pp and Ppk per characteristic and period, with the sample size."),
+    Table(Layer.GOLD, "weibull_fits", lambda: ts.WEIBULL_FITS,
+          "Censored Weibull fits per component and per supplier lot: shape, scale, B10."),
+    Table(Layer.GOLD, "dtc_rates", lambda: ts.DTC_RATES,
+          "DTC events per 1,000 vehicles in service per firmware version "
+          "(dtc_code null: all codes)."),
+    Table(Layer.GOLD, "warranty_triangle", lambda: ts.WARRANTY_TRIANGLE,
+          "Warranty claims per 1,000 vehicles at risk by build month and months in service."),
+    Table(Layer.GOLD, "defect_pareto", lambda: ts.DEFECT_PARETO,
+          "Defect Paretos by defect code, by station and by supplier lot per part and "
+          "station."),
 ]}
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pyspark.sql.types import (
+    ArrayType,
     BinaryType,
+    BooleanType,
     DateType,
     DoubleType,
     IntegerType,
@@ -85,4 +87,117 @@ VEHICLE_RISK_SCORES = StructType([
     StructField("model_name", StringType(), False),
     StructField("model_version", StringType(), False),
     StructField("scored_at", TimestampType(), False),
+])
+
+
+# --- quality analytics: SPC, capability, reliability, Pareto -----------------------------
+#: The key of a measured characteristic (SPC and capability are computed per key).
+_CHARACTERISTIC_KEY = [
+    StructField("plant", StringType(), False),
+    StructField("line", StringType(), False),
+    StructField("station", StringType(), False),
+    StructField("characteristic", StringType(), False),
+]
+
+SPC_POINTS = StructType([
+    *_CHARACTERISTIC_KEY,
+    StructField("seq", LongType(), False),
+    StructField("event_id", StringType(), False),
+    StructField("event_time", TimestampType(), False),
+    StructField("unit_serial", StringType(), False),
+    StructField("value", DoubleType(), False),
+    StructField("moving_range", DoubleType(), True),
+    StructField("lsl", DoubleType(), True),
+    StructField("usl", DoubleType(), True),
+    StructField("in_baseline", BooleanType(), False),
+    StructField("centre", DoubleType(), True),
+    StructField("sigma", DoubleType(), True),
+    StructField("lcl", DoubleType(), True),
+    StructField("ucl", DoubleType(), True),
+    StructField("mr_centre", DoubleType(), True),
+    StructField("mr_ucl", DoubleType(), True),
+    StructField("z", DoubleType(), True),
+])
+
+SPC_VIOLATIONS = StructType([
+    *_CHARACTERISTIC_KEY,
+    StructField("rule", IntegerType(), False),
+    StructField("rule_name", StringType(), False),
+    StructField("start_seq", LongType(), False),
+    StructField("end_seq", LongType(), False),
+    StructField("start_time", TimestampType(), False),
+    StructField("end_time", TimestampType(), False),
+    StructField("points", LongType(), False),
+    StructField("event_ids", ArrayType(StringType(), False), False),
+])
+
+CAPABILITY = StructType([
+    *_CHARACTERISTIC_KEY,
+    StructField("period", StringType(), False),
+    StructField("period_start", DateType(), False),
+    StructField("lsl", DoubleType(), True),
+    StructField("usl", DoubleType(), True),
+    StructField("n", LongType(), False),
+    StructField("mean", DoubleType(), False),
+    StructField("sigma_within", DoubleType(), True),
+    StructField("sigma_overall", DoubleType(), True),
+    StructField("cp", DoubleType(), True),
+    StructField("cpk", DoubleType(), True),
+    StructField("pp", DoubleType(), True),
+    StructField("ppk", DoubleType(), True),
+])
+
+WEIBULL_FITS = StructType([
+    StructField("level", StringType(), False),
+    StructField("component", StringType(), False),
+    StructField("supplier", StringType(), True),
+    StructField("lot", StringType(), True),
+    StructField("units", LongType(), False),
+    StructField("failures", LongType(), False),
+    StructField("observation_end", DateType(), False),
+    StructField("status", StringType(), False),
+    StructField("shape", DoubleType(), True),
+    StructField("scale_days", DoubleType(), True),
+    StructField("b10_days", DoubleType(), True),
+    StructField("mean_life_days", DoubleType(), True),
+    StructField("shape_ci_low", DoubleType(), True),
+    StructField("shape_ci_high", DoubleType(), True),
+    StructField("scale_ci_low", DoubleType(), True),
+    StructField("scale_ci_high", DoubleType(), True),
+    StructField("ci_method", StringType(), False),
+])
+
+DTC_RATES = StructType([
+    StructField("firmware_version", StringType(), False),
+    StructField("dtc_code", StringType(), True),
+    StructField("observation_end", DateType(), False),
+    StructField("dtc_events", LongType(), False),
+    StructField("vehicles", LongType(), False),
+    StructField("vehicle_days", LongType(), False),
+    StructField("dtc_per_1000_vehicles", DoubleType(), True),
+    StructField("dtc_per_1000_vehicle_days", DoubleType(), True),
+])
+
+WARRANTY_TRIANGLE = StructType([
+    StructField("build_month", DateType(), False),
+    StructField("months_in_service", IntegerType(), False),
+    StructField("observation_end", DateType(), False),
+    StructField("vehicles_at_risk", LongType(), False),
+    StructField("claims", LongType(), False),
+    StructField("claims_per_1000", DoubleType(), False),
+    StructField("cumulative_claims_per_1000", DoubleType(), False),
+])
+
+DEFECT_PARETO = StructType([
+    StructField("pareto", StringType(), False),
+    StructField("station", StringType(), True),
+    StructField("component", StringType(), True),
+    StructField("category", StringType(), False),
+    StructField("supplier", StringType(), True),
+    StructField("defects", LongType(), False),
+    StructField("units", LongType(), True),
+    StructField("defects_per_unit", DoubleType(), True),
+    StructField("share", DoubleType(), False),
+    StructField("cumulative_share", DoubleType(), False),
+    StructField("rank", IntegerType(), False),
 ])

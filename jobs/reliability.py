@@ -1,0 +1,276 @@
+"""Silver builds, warranty claims and DTCs -> gold field reliability.
+
+Three tables, all relative to an observation end (the last day with data: the job takes
+the last event day of the builds, claims and DTCs it reads):
+
+- gold.weibull_fits: a two-parameter Weibull life model per component (``level`` =
+  'component') and per component supplier lot (``level`` = 'lot'). A unit's life is its
+  days in service (build date to failure date) to the first claim on that component;
+  units without a claim are right-censored at the observation end. The fit is maximum
+  likelihood with censoring, solved on the driver after Spark has reduced the fleet to
+  counts per (group, days, failed): the shape solves the profile-likelihood equation
+  (Brent's method), the scale follows in closed form. Confidence intervals are Fisher
+  matrix bounds: the inverse of the observed information (the analytic Hessian of the
+  log-likelihood at the MLE) gives standard errors, and the Wald interval is taken on the
+  log scale so that both bounds stay positive (``ci_method`` says so per row).
+- gold.dtc_rates: DTC events per 1,000 vehicles in service (built before the
+  observation end) and per 1,000 vehicle-days, per firmware version and DTC code, plus a
+  row per firmware with ``dtc_code`` null for all codes together. Events count under the
+  firmware they report; vehicles count under their build firmware (firmware updates in
+  the field need the firmware dimension with validity periods).
+- gold.warranty_triangle: claims per 1,000 vehicles at risk by build month and months
+  in service (MIS, completed calendar months since the build date: MIS 0 is the first
+  month). A vehicle is at risk in MIS m when it has reached month m of service by the
+  observation end, so the newest MIS of a build month is partly observed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Sequence
+
+from redline import catalog, lake
+from redline.errors import RedlineError
+from redline.schemas.tables import DTC_RATES, WARRANTY_TRIANGLE, WEIBULL_FITS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+CI_METHOD = "fisher-matrix-log-wald"
+#: A failure on the day of build has under a day in service; half a day keeps log t finite.
+SAME_DAY_FAILURE_DAYS = 0.5
+DEFAULT_MIN_FAILURES = 2
+
+
+# --- Weibull maximum likelihood (plain numpy; no Spark) --------------------------------
+
+@dataclass(frozen=True)
+class WeibullFit:
+    """A censored two-parameter Weibull MLE; ``status`` is 'OK' when the fields are set."""
+
+    status: str
+    units: int
+    failures: int
+    shape: float | None = None
+    scale: float | None = None
+    shape_ci: tuple[float, float] | None = None
+    scale_ci: tuple[float, float] | None = None
+
+    def life(self, fraction_failed: float) -> float | None:
+        """Time by which ``fraction_failed`` of units fail (0.1 gives B10)."""
+        if self.status != "OK":
+            return None
+        return self.scale * (-math.log1p(-fraction_failed)) ** (1.0 / self.shape)
+
+    @property
+    def mean_life(self) -> float | None:
+        return None if self.status != "OK" else self.scale * math.gamma(1.0 + 1.0 / self.shape)
+
+
+def fit_weibull(times: Sequence[float], failed: Sequence[bool],
+                weights: Sequence[float] | None = None, confidence: float = 0.95,
+                min_failures: int = DEFAULT_MIN_FAILURES) -> WeibullFit:
+    """Censored Weibull MLE of ``times`` (failed, or right-censored where ``failed`` is
+    false), each observed ``weights`` times, with Fisher-matrix confidence intervals.
+
+    Status 'TOO_FEW_FAILURES' below ``min_failures`` failures; 'NO_MLE' when the
+    likelihood has no finite maximum (e.g. every failure at the longest time observed).
+    """
+    import numpy as np
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    t = np.asarray(times, dtype=float)
+    f = np.asarray(failed, dtype=bool)
+    w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=float)
+    if not (t.shape == f.shape == w.shape):
+        raise RedlineError("WEIBULL_INPUT_INVALID",
+                           "times, failed and weights must have the same length")
+    if (t < 0).any() or (w < 0).any():
+        raise RedlineError("WEIBULL_INPUT_INVALID", "times and weights must not be negative")
+    units, r = int(round(w.sum())), float(w[f].sum())
+    if r < min_failures:
+        return WeibullFit("TOO_FEW_FAILURES", units, int(round(r)))
+    t = np.where(f, np.maximum(t, SAME_DAY_FAILURE_DAYS), t)
+    keep = (t > 0) & (w > 0)  # a unit censored at time 0 adds nothing to the likelihood
+    t, f, w = t[keep], f[keep], w[keep]
+    # Scale-free problem: times in units of the longest time avoid overflow of t**k.
+    t_max = t.max()
+    x = t / t_max
+    lx = np.log(x)
+    mean_log_failed = float((w[f] * lx[f]).sum() / r)
+
+    def profile(k: float) -> float:  # d/dk of the profile log-likelihood, divided by r
+        xk = w * x ** k
+        return 1.0 / k + mean_log_failed - float((xk * lx).sum() / xk.sum())
+
+    lo, hi = 1e-3, 1e3
+    if not (profile(lo) > 0 > profile(hi)):
+        return WeibullFit("NO_MLE", units, int(round(r)))
+    k = brentq(profile, lo, hi, xtol=1e-12, rtol=1e-12, maxiter=500)
+    lam = t_max * float((w * x ** k).sum() / r) ** (1.0 / k)
+
+    z = t / lam
+    zk = w * z ** k
+    lz = np.log(z)
+    a, b, c = float(zk.sum()), float((zk * lz).sum()), float((zk * lz * lz).sum())
+    hessian = np.array([
+        [-r / k ** 2 - c, (-r + a + k * b) / lam],
+        [(-r + a + k * b) / lam, (r * k - k * (k + 1) * a) / lam ** 2],
+    ])
+    cov = np.linalg.inv(-hessian)
+    q = float(norm.ppf(0.5 + confidence / 2.0))
+
+    def bounds(value: float, variance: float) -> tuple[float, float]:
+        spread = q * math.sqrt(variance) / value
+        return value * math.exp(-spread), value * math.exp(spread)
+
+    return WeibullFit("OK", units, int(round(r)), float(k), float(lam),
+                      bounds(k, cov[0, 0]), bounds(lam, cov[1, 1]))
+
+
+# --- Spark transforms -------------------------------------------------------------------
+
+def unit_lives(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
+               observation_end: date) -> "DataFrame":
+    """One row per vehicle and component: ``days`` in service to the first claim on the
+    component (``failed``) or to ``observation_end`` (censored).
+
+    Vehicles built after the observation end and claims outside [build date,
+    observation end] are left out.
+    """
+    from pyspark.sql import functions as F
+
+    end = F.lit(observation_end)
+    parts = (vehicle_builds.where(F.col("build_date") <= end)
+             .select("vin", "build_date", F.explode("components").alias("c"))
+             .select("vin", "build_date", "c.component", "c.supplier", "c.lot"))
+    first = (warranty_claims.join(parts.select("vin", "component", "build_date"),
+                                  ["vin", "component"])
+             .where(F.col("failure_date").between(F.col("build_date"), end))
+             .groupBy("vin", "component").agg(F.min("failure_date").alias("failure_date")))
+    return (parts.join(first, ["vin", "component"], "left")
+            .select("vin", "component", "supplier", "lot", "build_date",
+                    F.datediff(F.coalesce("failure_date", end), "build_date").alias("days"),
+                    F.col("failure_date").isNotNull().alias("failed")))
+
+
+def weibull_fits(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
+                 observation_end: date, confidence: float = 0.95,
+                 min_failures: int = DEFAULT_MIN_FAILURES) -> "DataFrame":
+    """Weibull fits per component and per component lot (gold.weibull_fits)."""
+    from pyspark.sql import functions as F
+
+    lives = unit_lives(vehicle_builds, warranty_claims, observation_end)
+    counts = (lives.groupBy("component", "supplier", "lot", "days", "failed")
+              .agg(F.count("*").alias("n")).collect())
+    groups: dict[tuple, list] = {}
+    for row in counts:
+        for key in (("component", row.component, None, None),
+                    ("lot", row.component, row.supplier, row.lot)):
+            groups.setdefault(key, []).append((row.days, row.failed, row.n))
+    rows = []
+    for (level, component, supplier, lot), obs in sorted(
+            groups.items(), key=lambda kv: tuple("" if v is None else v for v in kv[0])):
+        days, failed, n = zip(*obs)
+        fit = fit_weibull(days, failed, n, confidence, min_failures)
+        ok = fit.status == "OK"
+        rows.append((level, component, supplier, lot, fit.units, fit.failures,
+                     observation_end, fit.status, fit.shape, fit.scale, fit.life(0.1),
+                     fit.mean_life,
+                     fit.shape_ci[0] if ok else None, fit.shape_ci[1] if ok else None,
+                     fit.scale_ci[0] if ok else None, fit.scale_ci[1] if ok else None,
+                     CI_METHOD))
+    return vehicle_builds.sparkSession.createDataFrame(rows, WEIBULL_FITS)
+
+
+def dtc_rates(vehicle_builds: "DataFrame", vehicle_dtc: "DataFrame",
+              observation_end: date) -> "DataFrame":
+    """DTC events per 1,000 vehicles (and vehicle-days) in service per firmware version."""
+    from pyspark.sql import functions as F
+
+    end = F.lit(observation_end)
+    fleet = (vehicle_builds.where(F.col("build_date") < end)
+             .groupBy("firmware_version")
+             .agg(F.count("*").alias("vehicles"),
+                  F.sum(F.datediff(end, "build_date")).cast("long").alias("vehicle_days")))
+    events = vehicle_dtc.where(F.to_date("event_time") <= end)
+    by_code = events.groupBy("firmware_version", "dtc_code").agg(
+        F.count("*").alias("dtc_events"))
+    all_codes = events.groupBy("firmware_version").agg(
+        F.count("*").alias("dtc_events")).withColumn("dtc_code", F.lit(None).cast("string"))
+    rows = (by_code.join(fleet, "firmware_version", "left")
+            .unionByName(all_codes.join(fleet, "firmware_version", "full")))
+    vehicles = F.coalesce("vehicles", F.lit(0)).cast("long")
+    vehicle_days = F.coalesce("vehicle_days", F.lit(0)).cast("long")
+    events_n = F.coalesce("dtc_events", F.lit(0)).cast("long")
+    out = rows.select(
+        "firmware_version", "dtc_code", end.alias("observation_end"),
+        events_n.alias("dtc_events"), vehicles.alias("vehicles"),
+        vehicle_days.alias("vehicle_days"),
+        F.when(vehicles > 0, events_n * 1000.0 / vehicles).alias("dtc_per_1000_vehicles"),
+        F.when(vehicle_days > 0, events_n * 1000.0 / vehicle_days)
+         .alias("dtc_per_1000_vehicle_days"))
+    return out.select(*[f.name for f in DTC_RATES.fields])
+
+
+def warranty_triangle(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
+                      observation_end: date) -> "DataFrame":
+    """Claims per 1,000 vehicles at risk by build month and months in service."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    end = F.lit(observation_end)
+    vehicles = (vehicle_builds.where(F.col("build_date") <= end)
+                .select("vin", "build_date",
+                        F.trunc("build_date", "month").alias("build_month"),
+                        F.floor(F.months_between(end, "build_date")).cast("int")
+                         .alias("_max_mis")))
+    at_risk = (vehicles.select("build_month", F.explode(F.sequence(F.lit(0), "_max_mis"))
+                               .alias("months_in_service"))
+               .groupBy("build_month", "months_in_service")
+               .agg(F.count("*").alias("vehicles_at_risk")))
+    claims = (warranty_claims.join(vehicles, "vin")
+              .where(F.col("failure_date").between(F.col("build_date"), end))
+              .groupBy("build_month",
+                       F.floor(F.months_between("failure_date", "build_date")).cast("int")
+                        .alias("months_in_service"))
+              .agg(F.count("*").alias("claims")))
+    w = (Window.partitionBy("build_month").orderBy("months_in_service")
+         .rowsBetween(Window.unboundedPreceding, 0))
+    out = (at_risk.join(claims, ["build_month", "months_in_service"], "left")
+           .withColumn("claims", F.coalesce("claims", F.lit(0)).cast("long"))
+           .withColumn("observation_end", end)
+           .withColumn("claims_per_1000", F.col("claims") * 1000.0 / F.col("vehicles_at_risk"))
+           .withColumn("cumulative_claims_per_1000", F.sum("claims_per_1000").over(w)))
+    return out.select(*[f.name for f in WARRANTY_TRIANGLE.fields])
+
+
+def observation_end(*frames: "DataFrame") -> date:
+    """The last event day over ``frames`` (each with an ``event_time`` column)."""
+    from pyspark.sql import functions as F
+
+    days = [d for df in frames
+            if (d := df.agg(F.max(F.to_date("event_time"))).first()[0]) is not None]
+    if not days:
+        raise RedlineError("TABLE_EMPTY", "no events to take an observation end from; "
+                                          "load vehicle builds, claims or DTCs first")
+    return max(days)
+
+
+def run(spark: "SparkSession", lake_root: str) -> dict[str, int]:
+    """Rebuild gold.weibull_fits, gold.dtc_rates and gold.warranty_triangle."""
+    builds = catalog.read(spark, lake_root, catalog.silver("vehicle_builds"))
+    claims = catalog.read(spark, lake_root, catalog.silver("warranty_claims"))
+    dtc = catalog.read(spark, lake_root, catalog.silver("vehicle_dtc"))
+    end = observation_end(builds, claims, dtc)
+    out = {}
+    for name, df in (("weibull_fits", weibull_fits(builds, claims, end)),
+                     ("dtc_rates", dtc_rates(builds, dtc, end)),
+                     ("warranty_triangle", warranty_triangle(builds, claims, end))):
+        table = catalog.get(f"gold.{name}")
+        lake.overwrite(df, lake_root, table)
+        out[name] = catalog.read(spark, lake_root, table).count()
+    return out

@@ -1,0 +1,207 @@
+"""Silver station results -> gold SPC: I-MR control limits and Nelson rule violations.
+
+Every measured characteristic (key: plant, line, station, characteristic) is charted as
+an individuals / moving-range (I-MR) chart. Its limits come from a baseline window, the
+first ``baseline_points`` points of the key in event-time order (Phase I), and are then
+held fixed for every later point (Phase II): a process that drifts after the baseline
+moves away from its limits instead of dragging them along.
+
+    centre = mean of the baseline values      MRbar = mean of the baseline moving ranges
+    sigma  = MRbar / d2 (d2 = 1.128)          UCL/LCL = centre +/- 3 sigma
+    MR chart: centre MRbar, UCL = D4 * MRbar (D4 = 3.267)
+
+Nelson rules (L. S. Nelson, 1984), evaluated at every point over the window of points
+ending there; z = (value - centre) / sigma:
+
+    1  one point beyond 3 sigma                       |z| > 3
+    2  9 points in a row on the same side             all z > 0 or all z < 0
+    3  6 points in a row steadily increasing or decreasing (5 rises or 5 falls)
+    4  14 points in a row alternating up and down     (13 alternating differences)
+    5  2 of 3 points beyond 2 sigma on the same side
+    6  4 of 5 points beyond 1 sigma on the same side
+    7  15 points in a row within 1 sigma              all |z| < 1
+    8  8 points in a row beyond 1 sigma, on both sides of the centre line
+       (Nelson's definition: none within 1 sigma and points in both directions; a
+       one-sided run of that kind is already caught by rules 5 and 6)
+
+Windows of the same rule that overlap are one violation (an episode): a drift that keeps
+9+ points above the centre for 40 points is one rule-2 row spanning those 40 points,
+listing their event ids, not 32 overlapping rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from redline import catalog, lake
+from redline.errors import RedlineError
+from redline.schemas.tables import SPC_POINTS, SPC_VIOLATIONS
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+KEY = ("plant", "line", "station", "characteristic")
+
+#: Control-chart constants for moving ranges of two consecutive points.
+D2 = 1.128
+D4 = 3.267
+
+#: Nelson rule number -> (name, points in its window).
+RULES: dict[int, tuple[str, int]] = {
+    1: ("1 point beyond 3 sigma", 1),
+    2: ("9 points in a row on the same side of the centre line", 9),
+    3: ("6 points in a row steadily increasing or decreasing", 6),
+    4: ("14 points in a row alternating up and down", 14),
+    5: ("2 of 3 points beyond 2 sigma on the same side", 3),
+    6: ("4 of 5 points beyond 1 sigma on the same side", 5),
+    7: ("15 points in a row within 1 sigma", 15),
+    8: ("8 points in a row beyond 1 sigma on both sides", 8),
+}
+
+DEFAULT_BASELINE_POINTS = 25
+
+
+def measurements(station_results: "DataFrame", first_pass_only: bool = True) -> "DataFrame":
+    """One row per measured value, numbered ``seq`` 1, 2, ... per key in event-time order.
+
+    With ``first_pass_only`` (the default) only attempt 1 is charted: a retest measures a
+    reworked unit, not the process as it runs. Ties in event time are ordered by event id
+    so that the numbering is deterministic.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    df = station_results
+    if first_pass_only:
+        df = df.where(F.col("attempt") == 1)
+    points = df.select("event_id", "event_time", "unit_serial", "plant", "line", "station",
+                       F.explode("measurements").alias("m")).select(
+        "plant", "line", "station", F.col("m.characteristic").alias("characteristic"),
+        "event_id", "event_time", "unit_serial", F.col("m.value").alias("value"),
+        F.col("m.lsl").alias("lsl"), F.col("m.usl").alias("usl"))
+    w = Window.partitionBy(*KEY).orderBy("event_time", "event_id")
+    return points.withColumn("seq", F.row_number().over(w).cast("long"))
+
+
+def control_limits(points: "DataFrame",
+                   baseline_points: int = DEFAULT_BASELINE_POINTS) -> "DataFrame":
+    """Every point of ``measurements`` with its I-MR centre line and limits (gold.spc_points).
+
+    A key with fewer than ``baseline_points`` points has no baseline yet: its points are
+    kept with null limits (and no rule can fire on them). A baseline without variation
+    (MRbar = 0) gives null sigma and limits for the same reason.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if not isinstance(baseline_points, int) or isinstance(baseline_points, bool) \
+            or baseline_points < 2:
+        raise RedlineError(
+            "SPC_BASELINE_INVALID",
+            f"baseline_points must be an integer >= 2 (one moving range needs two points); "
+            f"got {baseline_points!r}")
+    w = Window.partitionBy(*KEY).orderBy("seq")
+    pts = (points.withColumn("moving_range", F.abs(F.col("value") - F.lag("value").over(w)))
+                 .withColumn("in_baseline", F.col("seq") <= baseline_points))
+    base = (pts.where("in_baseline").groupBy(*KEY)
+               .agg(F.count("*").alias("_n"), F.avg("value").alias("centre"),
+                    F.avg("moving_range").alias("mr_centre"))
+               .where(F.col("_n") == baseline_points).drop("_n"))
+    sigma = F.when(F.col("mr_centre") > 0, F.col("mr_centre") / D2)
+    out = (pts.join(base, list(KEY), "left")
+              .withColumn("sigma", sigma)
+              .withColumn("lcl", F.col("centre") - 3 * F.col("sigma"))
+              .withColumn("ucl", F.col("centre") + 3 * F.col("sigma"))
+              .withColumn("mr_ucl", F.when(F.col("sigma").isNotNull(),
+                                           D4 * F.col("mr_centre")))
+              .withColumn("mr_centre", F.when(F.col("sigma").isNotNull(), F.col("mr_centre")))
+              .withColumn("z", (F.col("value") - F.col("centre")) / F.col("sigma")))
+    return out.select(*[f.name for f in SPC_POINTS.fields])
+
+
+def _rule_conditions(w_base) -> dict[int, "Column"]:
+    """Condition per rule, true at the last point of a window that breaks it."""
+    from pyspark.sql import functions as F
+
+    z, d, alt = F.col("z"), F.col("_d"), F.col("_alt")
+
+    def frame(n: int):
+        return w_base.rowsBetween(-(n - 1), 0)
+
+    def count_of(cond: "Column", n: int) -> "Column":
+        return F.sum(F.when(cond, 1).otherwise(0)).over(frame(n))
+
+    def full(n: int) -> "Column":
+        return F.count(F.lit(1)).over(frame(n)) == n
+
+    return {
+        1: F.abs(z) > 3,
+        2: full(9) & ((count_of(z > 0, 9) == 9) | (count_of(z < 0, 9) == 9)),
+        3: (count_of(d > 0, 5) == 5) | (count_of(d < 0, 5) == 5),
+        4: count_of(alt, 12) == 12,
+        5: full(3) & ((count_of(z > 2, 3) >= 2) | (count_of(z < -2, 3) >= 2)),
+        6: full(5) & ((count_of(z > 1, 5) >= 4) | (count_of(z < -1, 5) >= 4)),
+        7: full(15) & (count_of(F.abs(z) < 1, 15) == 15),
+        8: full(8) & (count_of(F.abs(z) > 1, 8) == 8)
+                   & (count_of(z > 1, 8) >= 1) & (count_of(z < -1, 8) >= 1),
+    }
+
+
+def nelson_violations(spc_points: "DataFrame") -> "DataFrame":
+    """Every Nelson rule 1-8 violation episode of ``spc_points`` (gold.spc_violations).
+
+    Needs the key columns, ``seq``, ``event_id``, ``event_time``, ``value``, ``centre``
+    and ``sigma``; points without limits are skipped.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    pts = (spc_points.where(F.col("sigma").isNotNull() & (F.col("sigma") > 0))
+                     .select(*KEY, "seq", "event_id", "event_time", "value",
+                             ((F.col("value") - F.col("centre")) / F.col("sigma")).alias("z")))
+    w = Window.partitionBy(*KEY).orderBy("seq")
+    pts = pts.withColumn("_d", F.col("value") - F.lag("value").over(w))
+    pts = pts.withColumn("_alt", F.col("_d") * F.lag("_d").over(w) < 0)
+    # Window expressions cannot sit inside explode(): evaluate them into columns first.
+    flagged = pts.select(*KEY, "seq", *[F.when(c, F.lit(r)).alias(f"_r{r}")
+                                        for r, c in _rule_conditions(w).items()])
+    hits = flagged.select(*KEY, "seq", F.explode(F.filter(
+        F.array(*[F.col(f"_r{r}") for r in sorted(RULES)]),
+        lambda r: r.isNotNull())).alias("rule"))
+
+    length = F.element_at(F.array(*[F.lit(RULES[r][1]) for r in sorted(RULES)]), F.col("rule"))
+    name = F.element_at(F.array(*[F.lit(RULES[r][0]) for r in sorted(RULES)]), F.col("rule"))
+    hits = hits.withColumn("_start", F.col("seq") - length + 1)
+    # Gaps and islands: a trigger whose window starts after the previous trigger's last
+    # point opens a new episode.
+    wr = Window.partitionBy(*KEY, "rule").orderBy("seq")
+    new = F.coalesce(F.col("_start") > F.lag("seq").over(wr), F.lit(True))
+    episodes = (hits.withColumn("_ep", F.sum(F.when(new, 1).otherwise(0)).over(wr))
+                    .groupBy(*KEY, "rule", "_ep")
+                    .agg(F.min("_start").alias("start_seq"), F.max("seq").alias("end_seq")))
+    members = episodes.select(*KEY, "rule", "start_seq", "end_seq",
+                              F.explode(F.sequence("start_seq", "end_seq")).alias("seq"))
+    out = (members.join(pts.select(*KEY, "seq", "event_id", "event_time"), [*KEY, "seq"])
+                  .groupBy(*KEY, "rule", "start_seq", "end_seq")
+                  .agg(F.min("event_time").alias("start_time"),
+                       F.max("event_time").alias("end_time"),
+                       F.count("*").alias("points"),
+                       F.array_sort(F.collect_list(F.struct("seq", "event_id"))).alias("_ids"))
+                  .withColumn("event_ids", F.transform("_ids", lambda p: p["event_id"]))
+                  .withColumn("rule", F.col("rule").cast("int"))
+                  .withColumn("rule_name", name))
+    return out.select(*[f.name for f in SPC_VIOLATIONS.fields])
+
+
+def run(spark: "SparkSession", lake_root: str,
+        baseline_points: int = DEFAULT_BASELINE_POINTS) -> dict[str, int]:
+    """Rebuild gold.spc_points and gold.spc_violations from silver.station_results."""
+    results = catalog.read(spark, lake_root, catalog.silver("station_results"))
+    points_table = catalog.get("gold.spc_points")
+    violations_table = catalog.get("gold.spc_violations")
+    lake.overwrite(control_limits(measurements(results), baseline_points), lake_root,
+                   points_table)
+    points = catalog.read(spark, lake_root, points_table)
+    lake.overwrite(nelson_violations(points), lake_root, violations_table)
+    return {"points": points.count(),
+            "violations": catalog.read(spark, lake_root, violations_table).count()}
