@@ -109,8 +109,8 @@ def fit_weibull(times: Sequence[float], failed: Sequence[bool],
     lo, hi = 1e-3, 1e3
     if not (profile(lo) > 0 > profile(hi)):
         return WeibullFit("NO_MLE", units, int(round(r)))
-    k = brentq(profile, lo, hi, xtol=1e-12, rtol=1e-12, maxiter=500)
-    lam = t_max * float((w * x ** k).sum() / r) ** (1.0 / k)
+    k = float(brentq(profile, lo, hi, xtol=1e-12, rtol=1e-12, maxiter=500))
+    lam = float(t_max) * float((w * x ** k).sum() / r) ** (1.0 / k)
 
     z = t / lam
     zk = w * z ** k
@@ -124,10 +124,10 @@ def fit_weibull(times: Sequence[float], failed: Sequence[bool],
     q = float(norm.ppf(0.5 + confidence / 2.0))
 
     def bounds(value: float, variance: float) -> tuple[float, float]:
-        spread = q * math.sqrt(variance) / value
+        spread = q * math.sqrt(float(variance)) / value
         return value * math.exp(-spread), value * math.exp(spread)
 
-    return WeibullFit("OK", units, int(round(r)), float(k), float(lam),
+    return WeibullFit("OK", units, int(round(r)), k, lam,
                       bounds(k, cov[0, 0]), bounds(lam, cov[1, 1]))
 
 

@@ -25,6 +25,18 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def http_ok(host: str, port: int, path: str = "/health", timeout: float = 5.0) -> bool:
+    """True when ``http://host:port/path`` answers 200 (a closed port answers False fast)."""
+    if not port_open(host, port):
+        return False
+    import requests
+
+    try:
+        return requests.get(f"http://{host}:{port}{path}", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def log_tail(path: Path, lines: int = 25) -> str:
     if not path.exists():
         return "(no log)"

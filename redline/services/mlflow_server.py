@@ -9,7 +9,7 @@ from typing import Sequence
 import requests
 
 from redline.config import Config
-from redline.services.base import Service, port_open
+from redline.services.base import Service, http_ok
 
 
 class MlflowServer(Service):
@@ -29,12 +29,7 @@ class MlflowServer(Service):
                 "--workers", "1"]
 
     def check(self) -> bool:
-        if not port_open(self.host, self.port):
-            return False
-        try:
-            return requests.get(f"http://{self.address}/health", timeout=3).status_code == 200
-        except requests.RequestException:
-            return False
+        return http_ok(self.host, self.port)
 
     def version(self) -> str:
         try:

@@ -22,7 +22,7 @@ import requests
 from redline import secrets
 from redline.config import PROJECT_ROOT, Config
 from redline.errors import RedlineError
-from redline.services.base import Service, port_open
+from redline.services.base import Service, http_ok
 
 VENV = PROJECT_ROOT / ".venv-superset"
 CONFIG_TEMPLATE = PROJECT_ROOT / "dashboards" / "superset_config.py"
@@ -161,12 +161,7 @@ class SupersetServer(Service):
                 "superset.app:create_app()"]
 
     def check(self) -> bool:
-        if not port_open(self.host, self.port):
-            return False
-        try:
-            return requests.get(f"{self.url}/health", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
+        return http_ok(self.host, self.port)
 
     def version(self) -> str:
         version_file = next((VENV / "lib").glob(

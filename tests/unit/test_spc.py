@@ -42,75 +42,82 @@ BREAKS = {
 }
 
 
-def _charted(spark, values, key=KEY, centre=0.0, sigma=1.0):
-    rows = [(*key, i + 1, f"e{i + 1}", T0 + timedelta(minutes=i), float(v), centre, sigma)
+def _charted(values, key=KEY, centre=0.0, sigma=1.0):
+    return [(*key, i + 1, f"e{i + 1}", T0 + timedelta(minutes=i), float(v), centre, sigma)
             for i, v in enumerate(values)]
-    return spark.createDataFrame(rows, CHARTED)
 
 
-def _violations(spark, values, **kw):
-    return [(r.rule, r.start_seq, r.end_seq, r.points)
-            for r in nelson_violations(_charted(spark, values, **kw)).orderBy("rule").collect()]
+OVERLAP = [0.3, 0.8, 0.2, 0.5, 0.1, 0.7, 0.4, 0.9, 0.6, 0.2, 0.5, 0.3, -0.4]
 
 
 @pytest.fixture(scope="module")
-def found(spark):
-    """Violations of the calm series and of every rule's series, each on its own key,
-    in one Spark job: rule -> [(rule, start_seq, end_seq, points)] (rule 0: calm)."""
-    series = {0: CALM, **{r: values for r, (values, _, _) in BREAKS.items()}}
-    frames = [_charted(spark, values, key=("PLT-A", "L1", f"S{r}", "c"))
-              for r, values in series.items()]
-    df = frames[0]
-    for other in frames[1:]:
-        df = df.unionByName(other)
-    out = {r: [] for r in series}
-    for row in nelson_violations(df).orderBy("station", "rule", "start_seq").collect():
-        out[int(row.station[1:])].append((row.rule, row.start_seq, row.end_seq, row.points))
+def charted(spark):
+    """Every case below on its own key (the station names the case), in one DataFrame,
+    so that the module runs one Spark job for all of them."""
+    cases = {
+        "calm": (CALM, 0.0, 1.0),
+        **{f"rule{r}": (values, 0.0, 1.0) for r, (values, _, _) in BREAKS.items()},
+        # rule 5's series on a chart with centre 50 and sigma 0.4
+        "scaled": ([50.0 + 0.4 * v for v in BREAKS[5][0]], 50.0, 0.4),
+        "overlap": (OVERLAP, 0.0, 1.0),
+        # 3.2 and -3.4 are on opposite sides of the centre: rule 5 does not fire.
+        "two_beyond": ([0.1, 3.2, -3.4, 0.2], 0.0, 1.0),
+        "no_limits": ([5.0, 6.0, 7.0, 9.0, 12.0, 15.0, 19.0], 0.0, None),
+    }
+    rows = [row for case, (values, centre, sigma) in cases.items()
+            for row in _charted(values, ("PLT-A", "L1", case, "c"), centre, sigma)]
+    return spark.createDataFrame(rows, CHARTED)
+
+
+@pytest.fixture(scope="module")
+def found(charted):
+    """case -> its violation rows, ordered by rule and start."""
+    violations = nelson_violations(charted)
+    rows = violations.orderBy("station", "rule", "start_seq").collect()
+    out = {r.station: [] for r in charted.select("station").distinct().collect()}
+    for row in rows:
+        out[row.station].append(row)
+    out["_schema"] = violations.schema
     return out
 
 
+def _short(rows):
+    return [(r.rule, r.start_seq, r.end_seq, r.points) for r in rows]
+
+
 def test_calm_series_breaks_no_rule(found):
-    assert found[0] == []
+    assert _short(found["calm"]) == []
 
 
 @pytest.mark.parametrize("rule", sorted(BREAKS))
 def test_each_nelson_rule_alone(found, rule):
     _, first, last = BREAKS[rule]
-    assert found[rule] == [(rule, first, last, last - first + 1)]
+    assert _short(found[f"rule{rule}"]) == [(rule, first, last, last - first + 1)]
 
 
-def test_rules_scale_with_centre_and_sigma(spark):
-    values, first, last = BREAKS[5]
-    shifted = [50.0 + 0.4 * v for v in values]
-    assert _violations(spark, shifted, centre=50.0, sigma=0.4) == [(5, first, last, 3)]
+def test_rules_scale_with_centre_and_sigma(found):
+    assert _short(found["scaled"]) == [(5, 2, 4, 3)]
 
 
-def test_overlapping_windows_are_one_violation_with_its_points(spark):
+def test_overlapping_windows_are_one_violation_with_its_points(found):
     # 12 points above the centre: windows ending at 9..12 overlap -> one rule-2 episode.
-    values = [0.3, 0.8, 0.2, 0.5, 0.1, 0.7, 0.4, 0.9, 0.6, 0.2, 0.5, 0.3, -0.4]
-    df = nelson_violations(_charted(spark, values))
-    [row] = df.collect()
+    [row] = found["overlap"]
     assert (row.rule, row.rule_name, row.start_seq, row.end_seq, row.points) == (
         2, RULES[2][0], 1, 12, 12)
     assert row.event_ids == [f"e{i}" for i in range(1, 13)]
     assert (row.start_time, row.end_time) == (T0, T0 + timedelta(minutes=11))
-    assertSchemaEqual(df.schema, SPC_VIOLATIONS)
+    assertSchemaEqual(found["_schema"], SPC_VIOLATIONS)
 
 
-def test_two_points_beyond_3_sigma_are_two_violations_and_keys_are_separate(spark):
-    other = ("PLT-B", "L1", "S010", "bolt_torque_nm")
-    found = (nelson_violations(
-        _charted(spark, [0.1, 3.2, -3.4, 0.2]).unionByName(_charted(spark, CALM, key=other)))
-        .select("plant", "rule", "start_seq", "end_seq").orderBy("start_seq").collect())
-    # 3.2 and -3.4 are on opposite sides of the centre: rule 5 does not fire.
-    assert [tuple(r) for r in found] == [("PLT-A", 1, 2, 2), ("PLT-A", 1, 3, 3)]
+def test_two_points_beyond_3_sigma_are_two_violations(found):
+    assert _short(found["two_beyond"]) == [(1, 2, 2, 1), (1, 3, 3, 1)]
 
 
-def test_points_without_limits_break_no_rule(spark):
-    assert _violations(spark, [5.0, 6.0, 7.0], sigma=None) == []
+def test_points_without_limits_break_no_rule(found):
+    assert _short(found["no_limits"]) == []
 
 
-def _station_result(i, value, unit=None, attempt=1, station="S010", key=KEY, minutes=None):
+def _station_result(i, value, unit=None, attempt=1, key=KEY, minutes=None):
     plant, line, st, characteristic = key
     return {
         "event_id": f"r{i:03d}-{attempt}", "schema_version": 1,
@@ -127,8 +134,13 @@ def test_control_limits_from_the_baseline_window(spark):
     values = [50.2, 49.1, 50.8, 49.6, 50.3, 51.9, 52.4, 49.0]
     rows = [_station_result(i, v) for i, v in enumerate(values)]
     rows.append(_station_result(99, 70.0, unit="U001", attempt=2, minutes=1))  # a retest
+    short = ("PLT-B", "L1", "S010", "bolt_torque_nm")  # 3 points: no full baseline yet
+    rows += [_station_result(50 + i, 50.0 + i, key=short) for i in range(3)]
     df = spark.createDataFrame(rows, latest("station_results").struct)
-    got = control_limits(measurements(df), baseline_points=5).orderBy("seq").collect()
+    charted = control_limits(measurements(df), baseline_points=5).orderBy("seq").collect()
+    got = [r for r in charted if r.plant == "PLT-A"]
+    unlimited = [r for r in charted if r.plant == "PLT-B"]
+    assert len(unlimited) == 3 and all(r.centre is None and r.ucl is None for r in unlimited)
 
     base = np.array(values[:5])
     centre = base.mean()
@@ -148,13 +160,6 @@ def test_control_limits_from_the_baseline_window(spark):
         assert r.mr_ucl == pytest.approx(3.267 * mr_bar)
         assert r.z == pytest.approx((r.value - centre) / sigma)
         assert (r.lsl, r.usl, r.unit_serial) == (45.0, 55.0, r.unit_serial)
-
-
-def test_key_without_a_full_baseline_has_no_limits(spark):
-    df = spark.createDataFrame([_station_result(i, 50.0 + i) for i in range(3)],
-                               latest("station_results").struct)
-    got = control_limits(measurements(df), baseline_points=5).collect()
-    assert len(got) == 3 and all(r.centre is None and r.ucl is None for r in got)
 
 
 @pytest.mark.parametrize("bad", [1, 0, 2.5, "25", True])

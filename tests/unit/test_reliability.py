@@ -1,0 +1,225 @@
+from datetime import date, datetime
+
+import numpy as np
+import pytest
+from pyspark.testing import assertDataFrameEqual
+from scipy import optimize, stats
+
+from redline.errors import RedlineError
+from redline.jobs.reliability import (
+    CI_METHOD,
+    dtc_rates,
+    fit_weibull,
+    unit_lives,
+    warranty_triangle,
+    weibull_fits,
+)
+from redline.schemas.payloads import latest
+from redline.schemas.tables import DTC_RATES, WARRANTY_TRIANGLE
+
+END = date(2026, 3, 10)
+Z95 = stats.norm.ppf(0.975)
+
+
+# --- an independent censored Weibull MLE, written from the likelihood --------------------
+
+def _loglik(k, lam, t, failed):
+    t, failed = np.asarray(t, float), np.asarray(failed, bool)
+    z = t / lam
+    logf = np.log(k) - np.log(lam) + (k - 1) * np.log(z[failed]) - z[failed] ** k
+    return logf.sum() - (z[~failed] ** k).sum()
+
+
+def _independent_fit(t, failed):
+    """MLE by Nelder-Mead on (log k, log lambda), and Fisher-matrix bounds from a
+    finite-difference Hessian of the log-likelihood."""
+    res = optimize.minimize(lambda p: -_loglik(*np.exp(p), t, failed), x0=[0.0, np.log(
+        np.mean(t))], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12,
+                                                      "maxiter": 20000})
+    k, lam = np.exp(res.x)
+    h = np.array([k, lam]) * 1e-4
+    hess = np.empty((2, 2))
+    p0 = np.array([k, lam])
+    for i in range(2):
+        for j in range(2):
+            def f(di, dj):
+                p = p0.copy()
+                p[i] += di * h[i]
+                p[j] += dj * h[j]
+                return _loglik(*p, t, failed)
+            hess[i, j] = (f(1, 1) - f(1, -1) - f(-1, 1) + f(-1, -1)) / (4 * h[i] * h[j])
+    se = np.sqrt(np.diag(np.linalg.inv(-hess)))
+    ci = [(v * np.exp(-Z95 * s / v), v * np.exp(Z95 * s / v)) for v, s in zip(p0, se)]
+    return k, lam, ci[0], ci[1]
+
+
+def test_censored_fit_matches_an_independent_mle_and_fisher_bounds():
+    life = stats.weibull_min.rvs(2.5, scale=45.0, size=80, random_state=np.random.default_rng(4))
+    failed = life <= 40.0
+    t = np.where(failed, life, 40.0)
+    fit = fit_weibull(t, failed)
+    k, lam, k_ci, lam_ci = _independent_fit(t, failed)
+    assert fit.status == "OK" and (fit.units, fit.failures) == (80, failed.sum())
+    assert fit.shape == pytest.approx(k, rel=1e-6)
+    assert fit.scale == pytest.approx(lam, rel=1e-6)
+    assert fit.shape_ci == pytest.approx(k_ci, rel=1e-4)
+    assert fit.scale_ci == pytest.approx(lam_ci, rel=1e-4)
+    assert fit.life(0.1) == pytest.approx(lam * (-np.log(0.9)) ** (1 / k), rel=1e-6)
+    assert fit.mean_life == pytest.approx(stats.weibull_min.mean(k, scale=lam), rel=1e-6)
+
+
+def test_uncensored_fit_matches_scipy():
+    life = stats.weibull_min.rvs(1.3, scale=300.0, size=50, random_state=np.random.default_rng(9))
+    c, _, scale = stats.weibull_min.fit(life, floc=0)
+    fit = fit_weibull(life, [True] * len(life))
+    assert fit.shape == pytest.approx(c, rel=1e-4)
+    assert fit.scale == pytest.approx(scale, rel=1e-4)
+
+
+def test_weights_are_repeated_units():
+    t, failed, n = [10, 20, 20, 35, 50], [True, True, False, True, False], [1, 3, 2, 1, 4]
+    weighted = fit_weibull(t, failed, n)
+    expanded = fit_weibull(np.repeat(t, n), np.repeat(failed, n))
+    assert (weighted.units, weighted.failures) == (11, 5)
+    assert weighted.shape == pytest.approx(expanded.shape, rel=1e-9)
+    assert weighted.scale == pytest.approx(expanded.scale, rel=1e-9)
+    assert weighted.shape_ci == pytest.approx(expanded.shape_ci, rel=1e-9)
+
+
+def test_fits_that_cannot_be_made_say_why():
+    assert fit_weibull([5, 30, 30], [True, False, False]).status == "TOO_FEW_FAILURES"
+    # every failure at the longest time: the likelihood grows without bound in the shape
+    assert fit_weibull([30, 30, 10], [True, True, False]).status == "NO_MLE"
+    with pytest.raises(RedlineError, match="same length"):
+        fit_weibull([1, 2], [True])
+
+
+# --- the Spark transforms on a hand-made fleet ------------------------------------------
+
+def _build(vin, built, firmware, pump_lot):
+    return {"event_id": f"b-{vin}", "event_time": datetime(built.year, built.month, built.day, 20),
+            "schema_version": 1, "vin": vin, "model": "Volta S", "plant": "PLT-A",
+            "line": "L1", "build_date": built, "firmware_version": firmware,
+            "components": [{"component": "coolant_pump", "supplier": "ThermaFlow",
+                            "lot": pump_lot},
+                           {"component": "drive_motor", "supplier": "Magnetix", "lot": "M1"}]}
+
+
+def _claim(vin, component, failed_on):
+    return {"event_id": f"c-{vin}-{failed_on}", "schema_version": 1,
+            "event_time": datetime(failed_on.year, failed_on.month, failed_on.day, 12),
+            "claim_id": f"WC-{vin}-{failed_on}", "vin": vin, "component": component,
+            "failure_date": failed_on, "mileage_km": 100.0, "cost_eur": 500.0,
+            "description": None}
+
+
+def _dtc(i, vin, firmware, code, day):
+    return {"event_id": f"d{i}", "event_time": datetime(2026, day[0], day[1], 9),
+            "schema_version": 1, "vin": vin, "dtc_code": code, "severity": "HIGH",
+            "ecu": "BECM", "firmware_version": firmware, "odometer_km": 10.0}
+
+
+@pytest.fixture(scope="module")
+def fleet(spark):
+    builds = [
+        _build("V1", date(2026, 1, 5), "FW-A", "P1"),
+        _build("V2", date(2026, 1, 10), "FW-A", "P1"),
+        _build("V3", date(2026, 1, 20), "FW-B", "P2"),
+        _build("V4", date(2026, 2, 3), "FW-B", "P2"),
+        _build("V5", date(2026, 3, 12), "FW-B", "P2"),   # built after the observation end
+        _build("V6", date(2026, 3, 10), "FW-B", "P2"),   # built on the last day
+        _build("V7", date(2026, 2, 1), "FW-D", "P2"),
+    ]
+    claims = [
+        _claim("V1", "coolant_pump", date(2026, 1, 25)),   # 20 days, MIS 0
+        _claim("V1", "coolant_pump", date(2026, 2, 20)),   # a repeat: MIS 1, not a new life
+        _claim("V2", "coolant_pump", date(2026, 2, 19)),   # 40 days, MIS 1
+        _claim("V4", "coolant_pump", date(2026, 2, 3)),    # on the build day, MIS 0
+        _claim("V4", "drive_motor", date(2026, 2, 10)),    # 7 days, MIS 0
+        _claim("V3", "coolant_pump", date(2026, 3, 12)),   # after the observation end
+        _claim("V5", "coolant_pump", date(2026, 3, 15)),   # vehicle not built by the end
+    ]
+    dtcs = [
+        _dtc(1, "V1", "FW-A", "P0A1F", (2, 1)),
+        _dtc(2, "V1", "FW-A", "P0A1F", (3, 11)),           # after the observation end
+        _dtc(3, "V2", "FW-A", "U0100", (2, 2)),
+        _dtc(4, "V3", "FW-B", "P0A1F", (2, 3)),
+        _dtc(5, "V4", "FW-C", "P0A1F", (3, 1)),            # a firmware no build has
+    ]
+    return (spark.createDataFrame(builds, latest("vehicle_builds").struct),
+            spark.createDataFrame(claims, latest("warranty_claims").struct),
+            spark.createDataFrame(dtcs, latest("vehicle_dtc").struct))
+
+
+def test_unit_lives_by_hand(fleet):
+    builds, claims, _ = fleet
+    got = {(r.vin, r.component): (r.days, r.failed)
+           for r in unit_lives(builds, claims, END).collect()}
+    pump, motor = "coolant_pump", "drive_motor"
+    assert got == {
+        ("V1", pump): (20, True), ("V2", pump): (40, True), ("V3", pump): (49, False),
+        ("V4", pump): (0, True), ("V6", pump): (0, False), ("V7", pump): (37, False),
+        ("V1", motor): (64, False), ("V2", motor): (59, False), ("V3", motor): (49, False),
+        ("V4", motor): (7, True), ("V6", motor): (0, False), ("V7", motor): (37, False),
+    }
+
+
+def test_weibull_fits_per_component_and_lot(fleet):
+    builds, claims, _ = fleet
+    rows = {(r.level, r.component, r.lot): r
+            for r in weibull_fits(builds, claims, END).collect()}
+    assert set(rows) == {("component", "coolant_pump", None), ("component", "drive_motor", None),
+                         ("lot", "coolant_pump", "P1"), ("lot", "coolant_pump", "P2"),
+                         ("lot", "drive_motor", "M1")}
+    pump = rows["component", "coolant_pump", None]
+    assert (pump.units, pump.failures, pump.status, pump.observation_end) == (6, 3, "OK", END)
+    # A failure on the build day counts as half a day in service.
+    k, lam, k_ci, lam_ci = _independent_fit([20, 40, 49, 0.5, 37],
+                                            [True, True, False, True, False])
+    assert pump.shape == pytest.approx(k, rel=1e-6)
+    assert pump.scale_days == pytest.approx(lam, rel=1e-6)
+    assert pump.b10_days == pytest.approx(lam * (-np.log(0.9)) ** (1 / k), rel=1e-6)
+    assert (pump.shape_ci_low, pump.shape_ci_high) == pytest.approx(k_ci, rel=1e-4)
+    assert (pump.scale_ci_low, pump.scale_ci_high) == pytest.approx(lam_ci, rel=1e-4)
+    assert pump.ci_method == CI_METHOD
+    p1 = rows["lot", "coolant_pump", "P1"]
+    k1, lam1, _, _ = _independent_fit([20, 40], [True, True])
+    assert (p1.supplier, p1.units, p1.failures) == ("ThermaFlow", 2, 2)
+    assert (p1.shape, p1.scale_days) == pytest.approx((k1, lam1), rel=1e-6)
+    for key in [("component", "drive_motor", None), ("lot", "coolant_pump", "P2"),
+                ("lot", "drive_motor", "M1")]:
+        r = rows[key]
+        assert (r.failures, r.status, r.shape, r.b10_days) == (1, "TOO_FEW_FAILURES", None, None)
+
+
+def test_dtc_rates_by_hand(spark, fleet):
+    builds, _, dtc = fleet
+    # In service before the end: FW-A V1 (64 days) V2 (59); FW-B V3 (49) V4 (35);
+    # FW-D V7 (37). V6 is built on the last day, V5 after it.
+    expected = spark.createDataFrame([
+        ("FW-A", "P0A1F", END, 1, 2, 123, 500.0, 1000 / 123),
+        ("FW-A", "U0100", END, 1, 2, 123, 500.0, 1000 / 123),
+        ("FW-A", None, END, 2, 2, 123, 1000.0, 2000 / 123),
+        ("FW-B", "P0A1F", END, 1, 2, 84, 500.0, 1000 / 84),
+        ("FW-B", None, END, 1, 2, 84, 500.0, 1000 / 84),
+        ("FW-C", "P0A1F", END, 1, 0, 0, None, None),
+        ("FW-C", None, END, 1, 0, 0, None, None),
+        ("FW-D", None, END, 0, 1, 37, 0.0, 0.0),
+    ], DTC_RATES)
+    assertDataFrameEqual(dtc_rates(builds, dtc, END), expected)
+
+
+def test_warranty_triangle_by_hand(spark, fleet):
+    builds, claims, _ = fleet
+    jan, feb, mar = date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1)
+    # At risk: January builds V1, V2 reached month 2 by the end, V3 month 1; February
+    # builds V4, V7 month 1; V6 (March 10) month 0.
+    expected = spark.createDataFrame([
+        (jan, 0, END, 3, 1, 1000 / 3, 1000 / 3),
+        (jan, 1, END, 3, 2, 2000 / 3, 1000.0),
+        (jan, 2, END, 2, 0, 0.0, 1000.0),
+        (feb, 0, END, 2, 2, 1000.0, 1000.0),
+        (feb, 1, END, 2, 0, 0.0, 1000.0),
+        (mar, 0, END, 1, 0, 0.0, 0.0),
+    ], WARRANTY_TRIANGLE)
+    assertDataFrameEqual(warranty_triangle(builds, claims, END), expected)
