@@ -14,13 +14,15 @@ import pytest
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-TEST_PORTS = {
-    "REDLINE_KAFKA_PORT": "19092",
-    "REDLINE_KAFKA_CONTROLLER_PORT": "19093",
-    "REDLINE_THRIFT_PORT": "20000",
-    "REDLINE_MLFLOW_PORT": "15000",
-    "REDLINE_SUPERSET_PORT": "18088",
-}
+# REDLINE_TEST_PORT_OFFSET shifts them all, so two test runs can share a machine.
+_OFFSET = int(os.environ.get("REDLINE_TEST_PORT_OFFSET", "0"))
+TEST_PORTS = {var: str(port + _OFFSET) for var, port in {
+    "REDLINE_KAFKA_PORT": 19092,
+    "REDLINE_KAFKA_CONTROLLER_PORT": 19093,
+    "REDLINE_THRIFT_PORT": 20000,
+    "REDLINE_MLFLOW_PORT": 15000,
+    "REDLINE_SUPERSET_PORT": 18088,
+}.items()}
 
 
 @pytest.fixture(scope="session")
