@@ -22,3 +22,49 @@ SUITES: dict[str, list[tuple[str, dict]]] = {
                                          "mostly": 0.99}),
     ],
 }
+
+
+def _kpi_suite(key: list[str]) -> list[tuple[str, dict]]:
+    rates = ("fpy", "rework_rate", "scrap_rate")
+    return [
+        ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
+        *[("ExpectColumnValuesToNotBeNull", {"column": c}) for c in [*key, "units", *rates]],
+        *[("ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0.0, "max_value": 1.0})
+          for c in rates],
+        ("ExpectColumnValuesToBeBetween", {"column": "dpmo", "min_value": 0.0}),
+        ("ExpectColumnPairValuesAToBeGreaterThanB",
+         {"column_A": "units", "column_B": "first_pass_units", "or_equal": True}),
+        ("ExpectCompoundColumnsToBeUnique", {"column_list": key}),
+    ]
+
+
+SUITES.update({
+    "gold.station_kpis": _kpi_suite(["day", "plant", "line", "station", "shift"]),
+    "gold.line_kpis": [
+        *_kpi_suite(["day", "plant", "line", "shift"]),
+        ("ExpectColumnValuesToBeBetween", {"column": "rty", "min_value": 0.0,
+                                           "max_value": 1.0}),
+    ],
+    "gold.dim_vehicle": [
+        ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
+        ("ExpectColumnValuesToBeUnique", {"column": "vin"}),
+        *[("ExpectColumnValuesToNotBeNull", {"column": c})
+          for c in ("vin", "model", "plant", "build_date", "build_firmware_version")],
+    ],
+    "gold.dim_vehicle_firmware": [
+        ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
+        ("ExpectCompoundColumnsToBeUnique", {"column_list": ["vin", "valid_from"]}),
+        ("ExpectColumnPairValuesAToBeGreaterThanB",
+         {"column_A": "valid_to", "column_B": "valid_from", "or_equal": True,
+          "ignore_row_if": "either_value_is_missing"}),
+        ("ExpectColumnValuesToBeInSet", {"column": "source", "value_set": ["build", "dtc"]}),
+    ],
+    "gold.kpi_attribution": [
+        ("ExpectColumnValuesToNotBeNull", {"column": "scope"}),
+        ("ExpectColumnValuesToBeInSet", {"column": "dimension_kind",
+                                         "value_set": ["population", "failure_mode"]}),
+        ("ExpectCompoundColumnsToBeUnique",
+         {"column_list": ["kpi", "scope", "dimension", "value"]}),
+        ("ExpectColumnValuesToBeBetween", {"column": "rank", "min_value": 1}),
+    ],
+})

@@ -25,6 +25,8 @@ class Layer(str, Enum):
     BRONZE = "bronze"
     SILVER = "silver"
     GOLD = "gold"
+    OPS = "ops"
+    """Operational records of the platform itself (job runs), not analytics."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,23 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     Table(Layer.GOLD, "defect_pareto", lambda: ts.DEFECT_PARETO,
           "Defect Paretos by defect code, by station and by supplier lot per part and "
           "station."),
+    Table(Layer.GOLD, "station_kpis", lambda: ts.STATION_KPIS,
+          "FPY, rework, scrap and DPMO per plant, line, station, shift and day."),
+    Table(Layer.GOLD, "line_kpis", lambda: ts.LINE_KPIS,
+          "Rolled throughput yield, FPY, rework, scrap and DPMO per plant, line, shift and day."),
+    Table(Layer.GOLD, "kpi_attribution", lambda: ts.KPI_ATTRIBUTION,
+          "First-pass yield change between two periods attributed to dimension values "
+          "(mix and rate effects), ranked by contribution."),
+    Table(Layer.GOLD, "dim_vehicle", lambda: ts.DIM_VEHICLE,
+          "Conformed vehicle dimension: build configuration per VIN."),
+    Table(Layer.GOLD, "dim_station", lambda: ts.DIM_STATION,
+          "Conformed station dimension: operation and measured characteristics."),
+    Table(Layer.GOLD, "dim_supplier_lot", lambda: ts.DIM_SUPPLIER_LOT,
+          "Conformed supplier lot dimension: component, supplier, lot and build dates."),
+    Table(Layer.GOLD, "dim_vehicle_firmware", lambda: ts.DIM_VEHICLE_FIRMWARE,
+          "Firmware version of each vehicle with validity periods [valid_from, valid_to)."),
+    Table(Layer.OPS, "job_runs", lambda: ts.JOB_RUNS,
+          "One row per job run: status, times, inputs and outputs with Delta versions."),
 ]}
 
 

@@ -103,17 +103,71 @@ def _live(line: str) -> None:
         sys.stdout.flush()
 
 
+def cmd_replay(cfg, args) -> int:
+    from redline.streaming.replay import dataset, replay
+
+    ds = dataset(args.dataset)
+    files = args.files or list(ds.files)
+    print(f"replaying {args.dataset} ({', '.join(files)}) from {cfg.replay.datasets_dir} "
+          f"-> {cfg.kafka.servers} at {'max' if args.rate <= 0 else args.rate} events/s")
+    report = replay(cfg, args.dataset, files, rate=args.rate, limit=args.limit)
+    print(report.summary())
+    print(f"next: `redline ingest --available-now --topics {ds.topic}` "
+          f"(bronze.{ds.topic} -> silver.{ds.topic})")
+    return 0
+
+
 def cmd_ingest(cfg, args) -> int:
+    import signal
+    import threading
+
     from redline.schemas.payloads import PAYLOADS
-    from redline.streaming.bronze import ingest
+    from redline.streaming.ingest import run
     from redline.streaming.producer import ensure_topics
 
     ensure_topics(cfg)
     spark = _session(cfg, "ingest")
     topics = args.topics or list(PAYLOADS)
-    rows = ingest(spark, cfg, cfg.lake_root, topics, available_now=args.available_now,
-                  progress=_live)
-    print("\ningested into bronze: " + ", ".join(f"{t}={n:,}" for t, n in rows.items()))
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        print(f"\nredline: {signal.Signals(signum).name}, stopping the queries ...",
+              file=sys.stderr, flush=True)
+        stop.set()
+
+    # SIGTERM/SIGINT only set a flag: the loop stops every query and releases its
+    # checkpoint lock, so a stop never leaves a half-written batch behind.
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        rows = run(spark, cfg, cfg.lake_root, topics, available_now=args.available_now,
+                   progress=_live, stop=stop)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    print("\ningested: " + "; ".join(
+        f"{t}: " + ", ".join(f"{k}={n:,}" for k, n in r.items()) for t, r in rows.items()))
+    _thrift_refresh(cfg, spark)
+    return 0
+
+
+def cmd_quarantine(cfg, args) -> int:
+    from redline.streaming import quarantine
+
+    spark = _session(cfg, "quarantine")
+    if args.action == "list":
+        rows = quarantine.list_rows(spark, cfg.lake_root, args.table, args.limit)
+        if args.json:
+            print(json.dumps(rows, default=str))
+        else:
+            for r in rows:
+                print(f"{r['source_table']:<26} {r['kafka_partition']:>3}:{r['kafka_offset']:<10} "
+                      f"{r['reason_code']:<24} {r['reason'][:80]}")
+            print(f"{len(rows)} quarantined record(s) shown (limit {args.limit})")
+        return 0
+    result = quarantine.replay(spark, cfg.lake_root, args.table)
+    for topic, r in result.items():
+        print(f"{topic}: {r['replayed']} re-parsed, {r['landed']} landed in silver, "
+              f"{r['duplicates']} already there, {r['still_bad']} still quarantined")
     _thrift_refresh(cfg, spark)
     return 0
 
@@ -219,11 +273,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
     s.set_defaults(fn=cmd_simulate)
 
-    s = sub.add_parser("ingest", help="stream Kafka topics into bronze Delta tables")
+    s = sub.add_parser("ingest", help="stream Kafka topics into bronze, then silver and "
+                                      "quarantine (Delta)")
     s.add_argument("--available-now", action="store_true",
                    help="ingest what is in Kafka now, then stop (default: run continuously)")
     s.add_argument("--topics", nargs="*", help="logical topic names (default: all)")
     s.set_defaults(fn=cmd_ingest)
+
+    s = sub.add_parser("replay", help="publish a public data set (C-MAPSS, AI4I 2020) to "
+                                      "Kafka in source order")
+    s.add_argument("dataset", choices=["cmapss", "ai4i"])
+    s.add_argument("--files", nargs="*", help="files without suffix, e.g. train_FD001 "
+                                              "(default: all of the data set)")
+    s.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
+    s.add_argument("--limit", type=int, help="stop after this many events")
+    s.set_defaults(fn=cmd_replay)
+
+    s = sub.add_parser("quarantine", help="records that failed parsing, the schema or a rule")
+    s.add_argument("action", choices=["list", "replay"],
+                   help="list: show quarantined records; replay: re-parse them after a fix")
+    s.add_argument("--table", help="topic or table (e.g. station_results or "
+                                   "bronze.station_results; default: all)")
+    s.add_argument("--limit", type=int, default=50, help="list: at most this many rows")
+    s.add_argument("--json", action="store_true", help="list: print rows as a JSON array")
+    s.set_defaults(fn=cmd_quarantine)
 
     s = sub.add_parser("jobs", help="batch jobs: bronze -> silver -> gold")
     s.add_argument("action", choices=["run", "list"])

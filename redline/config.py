@@ -98,6 +98,18 @@ class SupersetConfig:
 
 
 @dataclass(frozen=True)
+class ReplayConfig:
+    datasets: str = _doc("Folder of the public data sets that `redline replay` publishes. "
+                         "Empty means <project root>/../shared/datasets.", "")
+
+    @property
+    def datasets_dir(self) -> Path:
+        if self.datasets:
+            return Path(self.datasets)
+        return PROJECT_ROOT.parent / "shared" / "datasets"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one profile, with overrides applied."""
 
@@ -109,6 +121,7 @@ class Config:
     thrift: ThriftConfig
     mlflow: MlflowConfig
     superset: SupersetConfig
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     @property
     def lake_root(self) -> str:
@@ -126,6 +139,7 @@ _SECTIONS: Mapping[str, type] = {
     "thrift": ThriftConfig,
     "mlflow": MlflowConfig,
     "superset": SupersetConfig,
+    "replay": ReplayConfig,
 }
 
 ENV_HOME = "REDLINE_HOME"

@@ -9,6 +9,12 @@ from redline.config import Config
 from redline.secrets import path_of
 
 
+def _number(value) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.3f}"
+    return f"{int(value):,}" if isinstance(value, (int, float)) else str(value)
+
+
 def _step(n: int, total: int, text: str) -> None:
     print(f"\n== [{n}/{total}] {text}", flush=True)
 
@@ -20,7 +26,7 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     from redline.jobs.runner import run_jobs
     from redline.ml import score, train
     from redline.quality.gate import run_gate
-    from redline.schemas.payloads import PAYLOADS
+    from redline.schemas.payloads import SIMULATED_TOPICS
     from redline.services import managed, start_all
     from redline.services.thrift import ThriftServer
     from redline.spark import build_session
@@ -35,7 +41,7 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     _step(3, total, "starting Spark")
     spark = build_session(cfg, app_name="redline-demo")
     _step(4, total, "streaming Kafka into bronze (available-now)")
-    ingest(spark, cfg, cfg.lake_root, list(PAYLOADS), available_now=True)
+    ingest(spark, cfg, cfg.lake_root, list(SIMULATED_TOPICS), available_now=True)
     _step(5, total, "silver and gold jobs")
     run_jobs(spark, cfg.lake_root, ["all"])
     _step(6, total, "quality gate")
@@ -59,8 +65,7 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     print(f"  quality gate: {'PASSED' if gate.success else 'FAILED'} "
           f"({gate.evaluated - len(gate.failures)}/{gate.evaluated}); report {gate.report_md}")
     print(f"  model {cfg.mlflow.model_name} v{model.version} (alias champion): "
-          + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
-                      for k, v in model.metrics.items()))
+          + ", ".join(f"{k}={_number(v)}" for k, v in model.metrics.items()))
     print(f"  scored vehicles: {scored}")
     print(f"  Superset dashboard: {url}")
     print(f"    user {cfg.superset.admin_user}, password in "

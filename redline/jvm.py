@@ -135,7 +135,8 @@ def fetch(cache: Path, pyspark_jars: Path | None, group: str) -> list[Path]:
     (work / "settings.xml").write_text(_SETTINGS)
     print(f"resolving {group} jars from Maven Central: {', '.join(ARTIFACTS[group])}", flush=True)
     subprocess.run(
-        ["mvn", "-B", "-q", "-s", str(work / "settings.xml"), "-f", str(work / "pom.xml"),
+        ["mvn", "-B", "-q", "-Dstyle.color=never",
+         "-s", str(work / "settings.xml"), "-f", str(work / "pom.xml"),
          "dependency:copy-dependencies", f"-DoutputDirectory={folder}",
          "-DincludeScope=runtime"],
         check=True,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pyspark.sql.types import (
     ArrayType,
+    BooleanType,
     DateType,
     DoubleType,
     IntegerType,
@@ -149,11 +150,58 @@ WARRANTY_CLAIM_V1 = Payload(
     description="A warranty claim on a component of a vehicle.",
 )
 
+# --- public data sets replayed through Kafka (streaming/replay.py) ------------------------
+# Neither source has a clock, so event_time is synthesised deterministically (see
+# streaming/replay.py) and event_id is uuid5(dataset, file, line) so a second replay of
+# the same file produces the same ids and silver deduplicates it.
+
+CMAPSS_CYCLE_V1 = Payload(
+    "cmapss_cycles", 1,
+    (
+        _f("engine_id", StringType(), False),
+        _f("dataset", StringType(), False),
+        _f("split", StringType(), False),
+        _f("unit_id", IntegerType(), False),
+        _f("cycle", IntegerType(), False),
+        *(_f(f"op_setting_{i}", DoubleType(), False) for i in range(1, 4)),
+        *(_f(f"sensor_{i}", DoubleType(), False) for i in range(1, 22)),
+    ),
+    key="engine_id",
+    description="NASA C-MAPSS turbofan: one engine (unit) in one operating cycle; "
+                "engine_id is '<dataset>-<split>-<unit>' (unit numbers repeat across files).",
+)
+
+AI4I_PROCESS_V1 = Payload(
+    "ai4i_process", 1,
+    (
+        _f("udi", IntegerType(), False),
+        _f("product_id", StringType(), False),
+        _f("type", StringType(), False),
+        _f("air_temperature_k", DoubleType(), False),
+        _f("process_temperature_k", DoubleType(), False),
+        _f("rotational_speed_rpm", IntegerType(), False),
+        _f("torque_nm", DoubleType(), False),
+        _f("tool_wear_min", IntegerType(), False),
+        _f("machine_failure", BooleanType(), False),
+        *(_f(mode, BooleanType(), False) for mode in ("twf", "hdf", "pwf", "osf", "rnf")),
+    ),
+    key="product_id",
+    description="AI4I 2020 milling process: one process run of one product with its "
+                "failure flags (twf tool wear, hdf heat dissipation, pwf power, "
+                "osf overstrain, rnf random).",
+)
+
+#: Topics fed by the simulator (streaming/simulator.py).
+SIMULATED_TOPICS: tuple[str, ...] = (
+    "vehicle_telemetry", "vehicle_dtc", "vehicle_builds", "station_results", "warranty_claims")
+#: Topics fed by replaying public data sets (streaming/replay.py), not by the simulator.
+DATASET_TOPICS: tuple[str, ...] = ("cmapss_cycles", "ai4i_process")
+
 #: Every topic with its versions; the highest version is what producers write today.
 PAYLOADS: dict[str, dict[int, Payload]] = {
     p.name: {p.version: p}
     for p in (VEHICLE_TELEMETRY_V1, VEHICLE_DTC_V1, VEHICLE_BUILD_V1,
-              STATION_RESULT_V1, WARRANTY_CLAIM_V1)
+              STATION_RESULT_V1, WARRANTY_CLAIM_V1, CMAPSS_CYCLE_V1, AI4I_PROCESS_V1)
 }
 
 

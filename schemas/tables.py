@@ -10,6 +10,7 @@ from pyspark.sql.types import (
     DoubleType,
     IntegerType,
     LongType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -200,4 +201,134 @@ DEFECT_PARETO = StructType([
     StructField("share", DoubleType(), False),
     StructField("cumulative_share", DoubleType(), False),
     StructField("rank", IntegerType(), False),
+])
+
+
+# --- manufacturing KPIs, attribution, dimensions, job runs --------------------------------
+#: Counts shared by the station and line KPI tables (see jobs/manufacturing_kpis.py).
+_KPI_COUNTS = [
+    StructField("units", LongType(), False),
+    StructField("first_pass_units", LongType(), False),
+    StructField("fpy", DoubleType(), False),
+    StructField("reworked_units", LongType(), False),
+    StructField("rework_rate", DoubleType(), False),
+    StructField("scrapped_units", LongType(), False),
+    StructField("scrap_rate", DoubleType(), False),
+    StructField("defects", LongType(), False),
+    StructField("opportunities", LongType(), False),
+    StructField("dpmo", DoubleType(), False),
+]
+
+STATION_KPIS = StructType([
+    StructField("day", DateType(), False),
+    StructField("plant", StringType(), False),
+    StructField("line", StringType(), False),
+    StructField("station", StringType(), False),
+    StructField("shift", StringType(), False),
+    StructField("characteristics", IntegerType(), False),
+    *_KPI_COUNTS,
+])
+
+LINE_KPIS = StructType([
+    StructField("day", DateType(), False),
+    StructField("plant", StringType(), False),
+    StructField("line", StringType(), False),
+    StructField("shift", StringType(), False),
+    StructField("stations", IntegerType(), False),
+    StructField("rty", DoubleType(), False),
+    *_KPI_COUNTS,
+])
+
+KPI_ATTRIBUTION = StructType([
+    StructField("kpi", StringType(), False),
+    StructField("baseline_start", DateType(), False),
+    StructField("baseline_end", DateType(), False),
+    StructField("current_start", DateType(), False),
+    StructField("current_end", DateType(), False),
+    StructField("scope", StringType(), False),
+    StructField("scope_plant", StringType(), True),
+    StructField("scope_line", StringType(), True),
+    StructField("scope_station", StringType(), True),
+    StructField("scope_tests_baseline", LongType(), False),
+    StructField("scope_tests_current", LongType(), False),
+    StructField("fpy_baseline", DoubleType(), True),
+    StructField("fpy_current", DoubleType(), True),
+    StructField("fpy_change", DoubleType(), True),
+    StructField("dimension_kind", StringType(), False),
+    StructField("dimension", StringType(), False),
+    StructField("value", StringType(), False),
+    StructField("tests_baseline", LongType(), False),
+    StructField("tests_current", LongType(), False),
+    StructField("failures_baseline", LongType(), False),
+    StructField("failures_current", LongType(), False),
+    StructField("mix_effect", DoubleType(), True),
+    StructField("rate_effect", DoubleType(), True),
+    StructField("contribution", DoubleType(), True),
+    StructField("contribution_share", DoubleType(), True),
+    StructField("rank", IntegerType(), False),
+])
+
+DIM_VEHICLE = StructType([
+    StructField("vin", StringType(), False),
+    StructField("model", StringType(), False),
+    StructField("plant", StringType(), False),
+    StructField("line", StringType(), False),
+    StructField("build_date", DateType(), False),
+    StructField("build_time", TimestampType(), False),
+    StructField("build_firmware_version", StringType(), False),
+    StructField("components", ArrayType(StructType([
+        StructField("component", StringType(), False),
+        StructField("supplier", StringType(), False),
+        StructField("lot", StringType(), False),
+    ]), False), False),
+])
+
+DIM_STATION = StructType([
+    StructField("plant", StringType(), False),
+    StructField("line", StringType(), False),
+    StructField("station", StringType(), False),
+    StructField("operation", StringType(), False),
+    StructField("characteristics", ArrayType(StringType(), False), False),
+    StructField("first_seen", TimestampType(), False),
+    StructField("last_seen", TimestampType(), False),
+])
+
+DIM_SUPPLIER_LOT = StructType([
+    StructField("component", StringType(), False),
+    StructField("supplier", StringType(), False),
+    StructField("lot", StringType(), False),
+    StructField("vehicles", LongType(), False),
+    StructField("first_build_date", DateType(), False),
+    StructField("last_build_date", DateType(), False),
+])
+
+DIM_VEHICLE_FIRMWARE = StructType([
+    StructField("vin", StringType(), False),
+    StructField("firmware_version", StringType(), False),
+    StructField("valid_from", TimestampType(), False),
+    StructField("valid_to", TimestampType(), True),
+    StructField("last_seen", TimestampType(), False),
+    StructField("observations", LongType(), False),
+    StructField("source", StringType(), False),
+])
+
+JOB_RUNS = StructType([
+    StructField("run_id", StringType(), False),
+    StructField("batch_id", StringType(), False),
+    StructField("job", StringType(), False),
+    StructField("started_at", TimestampType(), False),
+    StructField("ended_at", TimestampType(), False),
+    StructField("seconds", DoubleType(), False),
+    StructField("status", StringType(), False),
+    StructField("error", StringType(), True),
+    StructField("inputs", ArrayType(StructType([
+        StructField("table", StringType(), False),
+        StructField("version", LongType(), True),
+    ]), False), False),
+    StructField("outputs", ArrayType(StructType([
+        StructField("table", StringType(), False),
+        StructField("version", LongType(), True),
+        StructField("rows", LongType(), True),
+    ]), False), False),
+    StructField("metrics", MapType(StringType(), StringType(), True), False),
 ])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from redline import catalog
 from redline.config import Config
+from redline.streaming.guards import CheckpointLock, require_checkpoint_for
 from redline.streaming.kafka_options import spark_options, topic_name
 
 if TYPE_CHECKING:
@@ -29,8 +30,41 @@ def to_bronze(kafka_records: "DataFrame") -> "DataFrame":
         F.current_timestamp().alias("ingest_time"))
 
 
+def checkpoint(lake_root: str, topic: str) -> str:
+    return catalog.checkpoint(lake_root, f"bronze/{topic}")
+
+
+class BronzeQuery:
+    """A running bronze query and the checkpoint lock it holds until ``stop``."""
+
+    def __init__(self, topic: str, query: "StreamingQuery", lock: CheckpointLock):
+        self.topic, self.query, self.lock = topic, query, lock
+
+    def stop(self) -> None:
+        try:
+            if self.query.isActive:
+                self.query.stop()
+        finally:
+            self.lock.release()
+
+
+def start(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
+          available_now: bool) -> BronzeQuery:
+    """Start the bronze query of ``topic`` under its checkpoint lock and guards."""
+    ckpt = checkpoint(lake_root, topic)
+    lock = CheckpointLock(ckpt, f"bronze_{topic}").acquire()
+    try:
+        require_checkpoint_for(spark, ckpt, lake_root, catalog.bronze(topic), f"bronze_{topic}")
+        query = start_bronze_query(spark, cfg, lake_root, topic, available_now)
+    except BaseException:
+        lock.release()
+        raise
+    return BronzeQuery(topic, query, lock)
+
+
 def start_bronze_query(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
                        available_now: bool, max_offsets: int = 200_000) -> "StreamingQuery":
+    """The bare query; callers go through ``start`` (lock and checkpoint guards)."""
     table = catalog.bronze(topic)
     reader = spark.readStream.format("kafka")
     for key, value in spark_options(cfg).items():
@@ -43,7 +77,7 @@ def start_bronze_query(spark: "SparkSession", cfg: Config, lake_root: str, topic
     writer = (to_bronze(source).writeStream.format("delta")
               .queryName(f"bronze_{topic}")
               .outputMode("append")
-              .option("checkpointLocation", catalog.checkpoint(lake_root, f"bronze/{topic}")))
+              .option("checkpointLocation", checkpoint(lake_root, topic)))
     writer = (writer.trigger(availableNow=True) if available_now
               else writer.trigger(processingTime="2 seconds"))
     return writer.start(catalog.location(lake_root, table))
@@ -55,7 +89,15 @@ def ingest(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[
 
     Returns rows written per topic in this run.
     """
-    queries = {t: start_bronze_query(spark, cfg, lake_root, t, available_now) for t in topics}
+    running: dict[str, BronzeQuery] = {}
+    try:
+        for t in topics:
+            running[t] = start(spark, cfg, lake_root, t, available_now)
+    except BaseException:
+        for r in running.values():
+            r.stop()
+        raise
+    queries = {t: r.query for t, r in running.items()}
     rows = {t: 0 for t in topics}
     seen: dict[str, set] = {t: set() for t in topics}
     try:
@@ -74,9 +116,8 @@ def ingest(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[
                 break
             time.sleep(2.0)
     finally:
-        for q in queries.values():
-            if q.isActive:
-                q.stop()
+        for r in running.values():
+            r.stop()
     for t, q in queries.items():
         for p in q.recentProgress:
             if p["batchId"] not in seen[t]:

@@ -77,8 +77,23 @@ def services(request, cfg):
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(services):
-    return services["kafka"]
+def kafka_broker(kafka_only):
+    return kafka_only
+
+
+@pytest.fixture(scope="session")
+def kafka_only(request, cfg):
+    """Just the broker: Kafka-only tests do not pay for the other three services.
+
+    ``services`` starts the broker again later if a test needs all four; a start finds it
+    running and reuses it, and stopping twice is harmless.
+    """
+    from redline.services.kafka import KafkaBroker
+
+    broker = KafkaBroker(cfg)
+    request.addfinalizer(broker.stop)
+    broker.start()
+    return broker
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ def _gate(spark, lake_root, tmp_path, rows):
     if rows is not None:
         df = spark.createDataFrame(rows, FIRST_PASS_YIELD)
         lake.overwrite(df, lake_root, catalog.get("gold.first_pass_yield"))
-    return run_gate(spark, lake_root, tmp_path / "reports", progress=lambda _: None)
+    return run_gate(spark, lake_root, tmp_path / "reports", tables=["gold.first_pass_yield"],
+                    progress=lambda _: None)
 
 
 def test_gate_passes_good_table_and_fails_bad_one(spark, lake, tmp_path):

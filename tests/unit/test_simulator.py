@@ -1,7 +1,7 @@
 import collections
 import json
 
-from redline.schemas.payloads import PAYLOADS
+from redline.schemas.payloads import DATASET_TOPICS, PAYLOADS, SIMULATED_TOPICS
 from redline.streaming.simulator import PLANTED, SimulationSpec, Simulator
 
 SMALL = SimulationSpec(vehicles=60, days=30, seed=11)
@@ -23,7 +23,10 @@ def test_every_topic_is_produced_with_its_schema_fields():
     by_topic = collections.defaultdict(list)
     for e in events:
         by_topic[e.topic].append(e.payload)
-    assert set(by_topic) == set(PAYLOADS)
+    assert set(by_topic) == set(SIMULATED_TOPICS)
+    # every topic is fed by the simulator or by a replayed data set, never both
+    assert set(SIMULATED_TOPICS) | set(DATASET_TOPICS) == set(PAYLOADS)
+    assert not set(SIMULATED_TOPICS) & set(DATASET_TOPICS)
     for topic, payloads in by_topic.items():
         declared = {f.name for f in PAYLOADS[topic][1].struct.fields}
         for p in payloads[:20]:

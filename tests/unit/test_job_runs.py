@@ -1,0 +1,55 @@
+"""Every job run is recorded in ops.job_runs with input/output Delta versions."""
+
+from datetime import datetime
+
+import pytest
+
+from redline import catalog
+from redline import lake as lake_io
+from redline.jobs.runner import JOBS, Job, _run_recorded
+from redline.schemas.payloads import latest
+
+
+def _silver_results(spark):
+    row = {"event_id": "e1", "event_time": datetime(2026, 1, 5, 8), "schema_version": 1,
+           "unit_serial": "U1", "plant": "P", "line": "L", "station": "S010",
+           "operation": "op", "shift": "A", "attempt": 1, "result": "PASS",
+           "measurements": [], "defect_codes": [], "cycle_time_s": 1.0,
+           "kafka_topic": "t", "kafka_partition": 0, "kafka_offset": 0}
+    return spark.createDataFrame([row], catalog.silver("station_results").schema())
+
+
+def test_runs_are_appended_with_versions_and_failures(spark, lake):
+    silver = catalog.silver("station_results")
+    lake_io.overwrite(_silver_results(spark), lake, silver)
+    lake_io.overwrite(_silver_results(spark), lake, silver)  # silver at version 1
+
+    job = JOBS["gold_first_pass_yield"]
+    _run_recorded(spark, lake, job, "batch-1")
+
+    def boom(spark, root):
+        raise ValueError("no luck")
+
+    with pytest.raises(ValueError, match="no luck"):
+        _run_recorded(spark, lake, Job("gold_first_pass_yield", boom), "batch-2")
+
+    runs = catalog.read(spark, lake, catalog.get("ops.job_runs")).orderBy("started_at").collect()
+    assert [(r.batch_id, r.status) for r in runs] == [
+        ("batch-1", "SUCCEEDED"), ("batch-2", "FAILED")]
+    first, failed = runs
+    assert [(i.table, i.version) for i in first.inputs] == [("silver.station_results", 1)]
+    assert [(o.table, o.version, o.rows) for o in first.outputs] == \
+        [("gold.first_pass_yield", 0, 1)]
+    # The failed run wrote nothing: its output is still at the version of the first run.
+    assert [(o.table, o.version) for o in failed.outputs] == [("gold.first_pass_yield", 0)]
+    assert first.metrics == {"rows": "1"} and first.error is None
+    assert first.ended_at >= first.started_at and first.seconds >= 0
+    assert failed.error == "ValueError: no luck" and failed.metrics == {}
+    assert first.run_id != failed.run_id
+
+
+def test_unknown_tables_have_null_versions(spark, lake):
+    from redline.jobs.runner import _delta_state
+
+    assert _delta_state(spark, lake, "gold.first_pass_yield") == (None, None)
+    assert _delta_state(spark, lake, "silver.no_such_table") == (None, None)
