@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from redline import catalog
 from redline.errors import RedlineError
+from redline.services.base import pid_alive
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,16 +36,6 @@ def _local_path(uri: str) -> Path | None:
     if "://" in uri:
         return None
     return Path(uri)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class CheckpointLock:
@@ -82,7 +73,7 @@ class CheckpointLock:
                 if owner is None:
                     continue  # released between our open and our read: try again
                 alive = (owner.get("host") == me["host"]
-                         and isinstance(owner.get("pid"), int) and _pid_alive(owner["pid"]))
+                         and isinstance(owner.get("pid"), int) and pid_alive(owner["pid"]))
                 if owner.get("host") not in (None, me["host"]) or alive:
                     raise RedlineError(
                         "CHECKPOINT_IN_USE",
