@@ -101,6 +101,9 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
           "Firmware version of each vehicle with validity periods [valid_from, valid_to)."),
     Table(Layer.OPS, "job_runs", lambda: ts.JOB_RUNS,
           "One row per job run: status, times, inputs and outputs with Delta versions."),
+    Table(Layer.OPS, "silver_batches", lambda: ts.SILVER_BATCHES,
+          "One row per silver micro-batch: rows in, to silver, to quarantine, duplicates, "
+          "and the violations of each row rule.", partition_by=("topic",)),
 ]}
 
 
@@ -125,7 +128,15 @@ def silver(topic: str) -> Table:
 def exists(spark: "SparkSession", lake_root: str, table: Table) -> bool:
     from delta.tables import DeltaTable
 
-    return DeltaTable.isDeltaTable(spark, location(lake_root, table))
+    path = location(lake_root, table)
+    if DeltaTable.isDeltaTable(spark, path):
+        return True
+    # Delta caches its log per path, including "no table here": a table another process
+    # created since the last look would stay invisible. Drop that entry and look again.
+    jvm = spark.sparkContext._jvm
+    jvm.org.apache.spark.sql.delta.DeltaLog.invalidateCache(
+        spark._jsparkSession, jvm.org.apache.hadoop.fs.Path(path))
+    return DeltaTable.isDeltaTable(spark, path)
 
 
 def read(spark: "SparkSession", lake_root: str, table: Table) -> "DataFrame":

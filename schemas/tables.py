@@ -332,3 +332,25 @@ JOB_RUNS = StructType([
     ]), False), False),
     StructField("metrics", MapType(StringType(), StringType(), True), False),
 ])
+
+
+#: One row per silver micro-batch: what came in and where each record went, plus the
+#: violations of every row rule (warn, drop and fail) in that batch.
+SILVER_BATCHES = StructType([
+    StructField("topic", StringType(), False),
+    StructField("query_id", StringType(), False),
+    StructField("batch_id", LongType(), False),
+    StructField("started_at", TimestampType(), False),
+    StructField("ended_at", TimestampType(), False),
+    StructField("input_rows", LongType(), False),
+    StructField("silver_rows", LongType(), False),
+    StructField("quarantined_rows", LongType(), False),
+    StructField("duplicate_rows", LongType(), False),
+    StructField("min_kafka_timestamp", TimestampType(), True),
+    StructField("max_kafka_timestamp", TimestampType(), True),
+    StructField("rule_violations", ArrayType(StructType([
+        StructField("rule", StringType(), False),
+        StructField("action", StringType(), False),
+        StructField("rows", LongType(), False),
+    ]), False), False),
+])
