@@ -285,9 +285,8 @@ def _wait_for_new_batch(proc: subprocess.Popen, offsets: Path, log: Path,
 def test_kill_9_while_producing_loses_and_duplicates_nothing(
         stream_cfg, spark, tmp_path):
     root = stream_cfg.lake_root
-    # Three kills keep `make test` inside its time budget (each one restarts a Spark
-    # driver); REDLINE_TEST_KILLS=5 (or more) for the full drill of issue 3.
-    kills = int(os.environ.get("REDLINE_TEST_KILLS", "3"))
+    # Five kills, each restarting a Spark driver; REDLINE_TEST_KILLS for more (or fewer).
+    kills = int(os.environ.get("REDLINE_TEST_KILLS", "5"))
     seed = int(os.environ.get("REDLINE_TEST_SEED", str(time.time_ns() % 100_000)))
     rnd = random.Random(seed)
     print(f"kill points seeded with REDLINE_TEST_SEED={seed}")
