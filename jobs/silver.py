@@ -30,18 +30,20 @@ MAX_RECORD_BYTES = 1_048_576
 _KEPT_BYTES = 4096
 
 
-def parse(bronze: "DataFrame", payload: Payload, source_table: str,
-          max_record_bytes: int = MAX_RECORD_BYTES, keep_raw: bool = False
-          ) -> tuple["DataFrame", "DataFrame"]:
-    """Return (good, quarantined) for ``bronze`` rows of ``payload``'s topic.
+def annotate(bronze: "DataFrame", payload: Payload,
+             max_record_bytes: int = MAX_RECORD_BYTES) -> "DataFrame":
+    """Bronze rows parsed once: coordinates, ``_raw`` text, ``_p`` payload, ``_code``/``_reason``.
 
     ``payload`` is the latest version; every known version of the topic is accepted
     (schemas.payloads.check_evolution guarantees older versions are subsets of it, so an
     older record lands with the newer optional fields null). A field present in the JSON
     whose value does not fit its declared type is a TYPE_MISMATCH (Spark would otherwise
     turn it into null); a required field that is absent or null is MISSING_REQUIRED; a
-    value over ``max_record_bytes`` is RECORD_TOO_LARGE and is not parsed at all.
-    ``keep_raw`` adds the record's text to good rows as ``_raw`` (for rule quarantine).
+    value over ``max_record_bytes`` is RECORD_TOO_LARGE and is not parsed at all (``_raw``
+    keeps its first bytes). ``_code`` is null for a good record.
+
+    Persist the result when it is used more than once: Spark pushes filters on ``_code``
+    below this projection and would evaluate ``from_json`` once per check in it.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import MapType, StringType
@@ -52,15 +54,18 @@ def parse(bronze: "DataFrame", payload: Payload, source_table: str,
     text = F.when(too_large, F.lit(None)).otherwise(F.col("value")).cast("string")
     known_versions = sorted(PAYLOADS[payload.name])
     df = bronze.select(
-        "*", text.alias("_raw"),
+        "topic", "partition", "offset", "kafka_timestamp",
+        F.when(too_large, F.substring("value", 1, _KEPT_BYTES).cast("string"))
+         .otherwise(text).alias("_raw"),
+        F.length("value").alias("_bytes"), too_large.alias("_too_large"),
         F.from_json(text, struct).alias("_p"),
         F.from_json(text, MapType(StringType(), StringType())).alias("_m"))
 
     checks: list[tuple[str, "Column", "Column"]] = [
-        (RECORD_TOO_LARGE, too_large,
+        (RECORD_TOO_LARGE, F.col("_too_large"),
          F.format_string(f"value is %,d bytes, over the {max_record_bytes:,}-byte limit "
                           f"(raw_value keeps the first {_KEPT_BYTES:,} bytes; bronze has "
-                          f"the whole record)", F.length("value"))),
+                          f"the whole record)", F.col("_bytes"))),
         (MALFORMED_JSON, F.col("_m").isNull(), F.lit("value is not a JSON object")),
         (UNKNOWN_SCHEMA_VERSION,
          ~F.col("_p.schema_version").isin(known_versions),
@@ -83,28 +88,41 @@ def parse(bronze: "DataFrame", payload: Payload, source_table: str,
     for c, cond, msg in reversed(checks):  # first failing check wins
         code = F.when(cond, F.lit(c)).otherwise(code)
         reason = F.when(cond, msg).otherwise(reason)
-    df = df.withColumn("_code", code).withColumn("_reason", reason)
+    return df.select("topic", "partition", "offset", "kafka_timestamp", "_raw", "_p",
+                     code.alias("_code"), reason.alias("_reason"))
 
-    raw = F.when(too_large, F.substring("value", 1, _KEPT_BYTES).cast("string")) \
-        .otherwise(F.col("_raw"))
-    good = df.where(F.col("_code").isNull()).select(
-        *[F.col(f"_p.{f.name}").alias(f.name) for f in struct.fields],
+
+def split(annotated: "DataFrame", payload: Payload, source_table: str,
+          keep_raw: bool = False) -> tuple["DataFrame", "DataFrame"]:
+    """(good, quarantined) rows of an ``annotate`` result.
+
+    ``keep_raw`` adds the record's text to good rows as ``_raw`` (for rule quarantine).
+    """
+    from pyspark.sql import functions as F
+
+    good = annotated.where(F.col("_code").isNull()).select(
+        *[F.col(f"_p.{f.name}").alias(f.name) for f in payload.struct.fields],
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"), *([F.col("_raw")] if keep_raw else []))
-    bad = df.where(F.col("_code").isNotNull()).select(
+    bad = annotated.where(F.col("_code").isNotNull()).select(
         F.lit(source_table).alias("source_table"),
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"), raw.alias("raw_value"),
+        F.col("offset").alias("kafka_offset"), F.col("_raw").alias("raw_value"),
         F.col("_code").alias("reason_code"), F.col("_reason").alias("reason"),
         F.current_timestamp().alias("quarantined_at"))
     return good, bad
 
 
-def classify(bronze: "DataFrame", topic: str, source_table: str,
-             rules: Sequence[Rule] | None = None,
-             max_record_bytes: int = MAX_RECORD_BYTES
+def parse(bronze: "DataFrame", payload: Payload, source_table: str,
+          max_record_bytes: int = MAX_RECORD_BYTES) -> tuple["DataFrame", "DataFrame"]:
+    """(good, quarantined) for ``bronze`` rows of ``payload``'s topic; see ``annotate``."""
+    return split(annotate(bronze, payload, max_record_bytes), payload, source_table)
+
+
+def classify(annotated: "DataFrame", topic: str, source_table: str,
+             rules: Sequence[Rule] | None = None
              ) -> tuple["DataFrame", "DataFrame", "DataFrame"]:
-    """Parse ``bronze`` rows and apply the topic's row rules.
+    """Apply the topic's row rules to an ``annotate`` result.
 
     Returns ``(good, quarantine, flagged)``: rows that parsed and pass every drop rule
     (silver columns, not yet deduplicated); quarantine rows for parse failures and drop-rule
@@ -115,7 +133,7 @@ def classify(bronze: "DataFrame", topic: str, source_table: str,
     from pyspark.sql import functions as F
 
     rules = row_rules.rules_for(topic) if rules is None else rules
-    parsed, bad = parse(bronze, latest(topic), source_table, max_record_bytes, keep_raw=True)
+    parsed, bad = split(annotated, latest(topic), source_table, keep_raw=True)
     flagged = row_rules.evaluate(parsed, rules)
     kept, dropped = row_rules.split(flagged, rules)
     dropped = dropped.select(
@@ -144,7 +162,7 @@ def run(spark: "SparkSession", lake_root: str, topic: str) -> dict[str, int]:
     target = catalog.silver(topic)
     quarantine = catalog.get("silver.quarantine")
     bronze = catalog.read(spark, lake_root, source).cache()
-    good, bad, _ = classify(bronze, topic, source.qualified_name)
+    good, bad, _ = classify(annotate(bronze, latest(topic)), topic, source.qualified_name)
     good = dedupe(good)
     lake.overwrite(good, lake_root, target)
     (bad.select(*[f.name for f in quarantine.schema().fields])

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from redline import catalog, lake
 from redline.errors import RedlineError
-from redline.jobs.silver import classify
+from redline.jobs.silver import annotate, classify
 from redline.quality import row_rules
-from redline.schemas.payloads import PAYLOADS
+from redline.schemas.payloads import PAYLOADS, latest
 from redline.streaming import silver
 from redline.streaming.guards import CheckpointLock
 
@@ -87,7 +87,8 @@ def _replay_topic(spark: "SparkSession", lake_root: str, topic: str, F) -> dict[
         bronze = catalog.read(spark, lake_root, source).join(
             coords, ["topic", "partition", "offset"], "left_semi").persist()
         try:
-            good, bad, flagged = classify(bronze, topic, source.qualified_name)
+            good, bad, flagged = classify(annotate(bronze, latest(topic)), topic,
+                                          source.qualified_name)
             rules = row_rules.rules_for(topic)
             failed = row_rules.failures(row_rules.violation_counts(flagged, rules), rules)
             if failed:

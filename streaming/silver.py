@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from redline import catalog, lake
 from redline.errors import RedlineError
-from redline.jobs.silver import MAX_RECORD_BYTES, classify, dedupe
+from redline.jobs.silver import MAX_RECORD_BYTES, annotate, classify, dedupe
+from redline.schemas.payloads import latest
 from redline.quality import row_rules
 from redline.quality.row_rules import Rule
 from redline.streaming.guards import CheckpointLock, LockedQuery, require_checkpoint_for
@@ -128,10 +129,10 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
     quarantine = catalog.get("silver.quarantine")
     rules = row_rules.rules_for(topic) if rules is None else rules
     spark = batch.sparkSession
-    batch = batch.persist()
+    # Parsed once and kept: every count and write below reads this, not the JSON again.
+    batch = annotate(batch, latest(topic), max_record_bytes).persist()
     try:
-        good, bad, flagged = classify(batch, topic, source.qualified_name, rules,
-                                      max_record_bytes)
+        good, bad, flagged = classify(batch, topic, source.qualified_name, rules)
         violations = row_rules.violation_counts(flagged, rules)
         failed = row_rules.failures(violations, rules)
         if failed:

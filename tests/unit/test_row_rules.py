@@ -10,7 +10,7 @@ from pyspark.sql.types import StructField
 
 from redline import catalog
 from redline.errors import RedlineError
-from redline.jobs.silver import classify
+from redline.jobs.silver import annotate, classify
 from redline.quality.row_rules import Rule
 from redline.schemas import payloads as pl
 from redline.schemas.tables import BRONZE, silver as silver_schema
@@ -45,8 +45,8 @@ def test_drop_rules_quarantine_warn_rules_count_and_keep(spark):
         _rec("slow", cycle_time_s=5000.0),                     # warn: cycle_time_plausible
         _rec("no-cycle", cycle_time_s=None),                   # optional field: no warning
     ]
-    good, bad, flagged = classify(_bronze(spark, values), "station_results",
-                                  "bronze.station_results")
+    good, bad, flagged = classify(annotate(_bronze(spark, values), pl.latest("station_results")),
+                                  "station_results", "bronze.station_results")
     assert sorted(r.event_id for r in good.collect()) == ["no-cycle", "ok", "slow"]
     bad = {r.kafka_offset: r for r in bad.collect()}
     assert sorted(bad) == [1, 2, 3, 4]
@@ -95,8 +95,9 @@ def test_fail_rule_refuses_the_whole_batch_and_writes_nothing(spark, lake):
 
 def test_record_over_the_size_limit_is_quarantined_unparsed(spark):
     big = _rec("big", operation="x" * 5000)
-    good, bad, _ = classify(_bronze(spark, [_rec("small"), big]), "station_results",
-                            "bronze.station_results", max_record_bytes=2000)
+    annotated = annotate(_bronze(spark, [_rec("small"), big]), pl.latest("station_results"),
+                         max_record_bytes=2000)
+    good, bad, _ = classify(annotated, "station_results", "bronze.station_results")
     assert [r.event_id for r in good.collect()] == ["small"]
     [row] = bad.collect()
     assert row.reason_code == "RECORD_TOO_LARGE"
