@@ -16,7 +16,8 @@ a replay cannot double:
    query's history).
 2. ``event_id`` is deduplicated within the batch (first delivery wins, by Kafka
    coordinates) and against silver itself with a left-anti join on ``event_id`` before the
-   append. That covers a producer retry that reached Kafka twice, a batch rebuilt by the
+   append, bounded by the dedupe watermark (silver rows within ``DEDUPE_WATERMARK_HOURS``
+   of the batch's event times: a redelivered event carries its original event time). That covers a producer retry that reached Kafka twice, a batch rebuilt by the
    batch job, and a quarantine replay, none of which a txn version can see. A MERGE would
    do the same insert-if-absent, but MERGE does not honour ``txnAppId``/``txnVersion``;
    append + anti-join keeps both guarantees. The anti-join reads silver as of the batch
@@ -32,7 +33,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Sequence
 
 from redline import catalog, lake
@@ -84,14 +85,32 @@ class BatchStats:
                 "warned": self.warned}
 
 
-def new_events(good: "DataFrame", silver_path: str | None) -> "DataFrame":
-    """``good`` without event ids seen twice in it or already in the silver table."""
+#: Two records with the same ``event_id`` are the same event only if their event times
+#: are within this of each other (the dedupe watermark). Bounding the anti-join by event
+#: time lets Delta skip every silver file outside the batch's time range instead of
+#: reading all event ids ever landed.
+DEDUPE_WATERMARK_HOURS = 24
+
+
+def new_events(good: "DataFrame", silver_path: str | None,
+               watermark_hours: float = DEDUPE_WATERMARK_HOURS) -> "DataFrame":
+    """``good`` without event ids seen twice in it or already in the silver table.
+
+    Silver rows are compared only within ``watermark_hours`` of the batch's event times.
+    """
+    from pyspark.sql import functions as F
+
     out = dedupe(good)
-    if silver_path is not None:
-        spark = good.sparkSession
-        existing = spark.read.format("delta").load(silver_path).select("event_id")
-        out = out.join(existing, "event_id", "left_anti")
-    return out
+    if silver_path is None:
+        return out
+    bounds = good.agg(F.min("event_time").alias("lo"), F.max("event_time").alias("hi")).first()
+    if bounds.lo is None:
+        return out
+    margin = timedelta(hours=watermark_hours)
+    existing = (good.sparkSession.read.format("delta").load(silver_path)
+                .where(F.col("event_time").between(bounds.lo - margin, bounds.hi + margin))
+                .select("event_id"))
+    return out.join(existing, "event_id", "left_anti")
 
 
 def _refuse(flagged: "DataFrame", failed: Sequence[Rule], violations: dict[str, int],
