@@ -108,8 +108,6 @@ def _flag(rule: Rule) -> str:
 
 def evaluate(good: "DataFrame", rules: Sequence[Rule]) -> "DataFrame":
     """``good`` with one boolean column per rule, TRUE where the row violates it."""
-    from pyspark.sql import functions as F
-
     return good.select("*", *[(~r.holds()).alias(_flag(r)) for r in rules])
 
 

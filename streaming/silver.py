@@ -115,8 +115,6 @@ def new_events(good: "DataFrame", silver_path: str | None,
 
 def _refuse(flagged: "DataFrame", failed: Sequence[Rule], violations: dict[str, int],
             topic: str, batch_id: int) -> RedlineError:
-    from pyspark.sql import functions as F
-
     rule = failed[0]
     sample = flagged.where(~rule.holds()).select(
         "kafka_partition", "kafka_offset", "event_id").first()

@@ -165,15 +165,6 @@ def test_broker_sigkill_mid_stream_loses_nothing_acknowledged(own_broker, spark,
     assert len(silver_ids) == len(set(silver_ids)) == len(set(ids))
 
 
-@pytest.fixture
-def loss_cfg(cfg, kafka_broker, lake, monkeypatch):
-    monkeypatch.setenv("REDLINE_KAFKA_TOPIC_PREFIX", f"dl-{uuid.uuid4().hex[:8]}.")
-    monkeypatch.setenv("REDLINE_LAKE_ROOT", lake)
-    own = load()
-    ensure_topics(own)
-    return own
-
-
 def _produce(cfg, n: int, start: int = 0) -> None:
     producer = AckedProducer(cfg)
     for i in range(start, start + n):
@@ -182,10 +173,10 @@ def _produce(cfg, n: int, start: int = 0) -> None:
     assert len(producer.acked) == n, producer.failed[:3]
 
 
-def test_records_lost_in_kafka_stop_ingest_naming_the_gap(loss_cfg, spark, capsys):
+def test_records_lost_in_kafka_stop_ingest_naming_the_gap(stream_cfg, spark, capsys):
     from kafka import KafkaAdminClient, TopicPartition
 
-    cfg = loss_cfg
+    cfg = stream_cfg
     name = topic_name(cfg, TOPIC)
     _produce(cfg, 12)
     assert main(["ingest", "--available-now", "--topics", TOPIC]) == 0
@@ -216,11 +207,11 @@ def test_records_lost_in_kafka_stop_ingest_naming_the_gap(loss_cfg, spark, capsy
     assert "DATA LOSS" in capsys.readouterr().out
 
 
-def test_recreated_topic_stops_ingest(loss_cfg, spark, capsys):
+def test_recreated_topic_stops_ingest(stream_cfg, spark, capsys):
     from kafka import KafkaAdminClient
     from kafka.errors import TopicAlreadyExistsError
 
-    cfg = loss_cfg
+    cfg = stream_cfg
     name = topic_name(cfg, TOPIC)
     _produce(cfg, 10)
     assert main(["ingest", "--available-now", "--topics", TOPIC]) == 0

@@ -26,14 +26,12 @@ import pytest
 
 from redline import catalog, lake as lakeio
 from redline.cli import main
-from redline.config import load
 from redline.errors import RedlineError
 from redline.schemas import payloads
 from redline.schemas.tables import BRONZE
 from redline.streaming import silver
 from redline.streaming.guards import LOCK_FILE, CheckpointLock
 from redline.streaming.kafka_options import client_options, topic_name
-from redline.streaming.producer import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -105,16 +103,6 @@ class Producer:
         self.producer.flush(60)
         self.producer.close(10)
         assert not self.errors, self.errors[:3]
-
-
-@pytest.fixture
-def stream_cfg(cfg, kafka_broker, lake, monkeypatch):
-    """Config with this test's own topic prefix and lake (env too, for subprocesses)."""
-    monkeypatch.setenv("REDLINE_KAFKA_TOPIC_PREFIX", f"st-{uuid.uuid4().hex[:8]}.")
-    monkeypatch.setenv("REDLINE_LAKE_ROOT", lake)
-    test_cfg = load()
-    ensure_topics(test_cfg)
-    return test_cfg
 
 
 def _read(spark, root, name):
