@@ -30,6 +30,16 @@ def parse(bronze: "DataFrame", payload: Payload, source_table: str
     TYPE_MISMATCH (Spark would otherwise turn it into null); a required field that is
     absent or null is MISSING_REQUIRED.
     """
+    return split(classify(bronze, payload), payload, source_table)
+
+
+def classify(bronze: "DataFrame", payload: Payload) -> "DataFrame":
+    """``bronze`` with the parsed payload and a reason code (null = good) per row.
+
+    Persist the result before ``split`` when it is used more than once: Spark pushes the
+    ``_code`` filter below this projection and then evaluates ``from_json`` once per check
+    in it (dozens of JSON parses per row); a persisted frame parses each row once.
+    """
     from pyspark.sql import functions as F
     from pyspark.sql.types import MapType, StringType
 
@@ -64,8 +74,15 @@ def parse(bronze: "DataFrame", payload: Payload, source_table: str
     for c, cond, msg in reversed(checks):  # first failing check wins
         code = F.when(cond, F.lit(c)).otherwise(code)
         reason = F.when(cond, msg).otherwise(reason)
-    df = df.withColumn("_code", code).withColumn("_reason", reason)
+    return df.withColumn("_code", code).withColumn("_reason", reason)
 
+
+def split(df: "DataFrame", payload: Payload, source_table: str
+          ) -> tuple["DataFrame", "DataFrame"]:
+    """(good, quarantined) rows of a ``classify`` result."""
+    from pyspark.sql import functions as F
+
+    struct = payload.struct
     good = df.where(F.col("_code").isNull()).select(
         *[F.col(f"_p.{f.name}").alias(f.name) for f in struct.fields],
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),

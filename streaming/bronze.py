@@ -62,19 +62,24 @@ def start(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
     return BronzeQuery(topic, query, lock)
 
 
+def kafka_source(spark: "SparkSession", cfg: Config, topic: str,
+                 max_offsets: int = 200_000) -> "DataFrame":
+    """The Kafka stream that bronze reads (also used by the benchmark's other sinks)."""
+    reader = spark.readStream.format("kafka")
+    for key, value in spark_options(cfg).items():
+        reader = reader.option(key, value)
+    return (reader.option("subscribe", topic_name(cfg, topic))
+            .option("startingOffsets", "earliest")
+            .option("failOnDataLoss", "true")
+            .option("maxOffsetsPerTrigger", max_offsets)
+            .load())
+
+
 def start_bronze_query(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
                        available_now: bool, max_offsets: int = 200_000) -> "StreamingQuery":
     """The bare query; callers go through ``start`` (lock and checkpoint guards)."""
     table = catalog.bronze(topic)
-    reader = spark.readStream.format("kafka")
-    for key, value in spark_options(cfg).items():
-        reader = reader.option(key, value)
-    source = (reader.option("subscribe", topic_name(cfg, topic))
-              .option("startingOffsets", "earliest")
-              .option("failOnDataLoss", "true")
-              .option("maxOffsetsPerTrigger", max_offsets)
-              .load())
-    writer = (to_bronze(source).writeStream.format("delta")
+    writer = (to_bronze(kafka_source(spark, cfg, topic, max_offsets)).writeStream.format("delta")
               .queryName(f"bronze_{topic}")
               .outputMode("append")
               .option("checkpointLocation", checkpoint(lake_root, topic)))

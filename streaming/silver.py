@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from redline import catalog, lake
 from redline.errors import RedlineError
-from redline.jobs.silver import dedupe, parse
+from redline.jobs.silver import classify, dedupe, split
 from redline.schemas.payloads import latest
 from redline.streaming.guards import CheckpointLock, require_checkpoint_for
 
@@ -90,9 +90,11 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
     target = catalog.silver(topic)
     quarantine = catalog.get("silver.quarantine")
     spark = batch.sparkSession
-    batch = batch.persist()
+    # Persisted once parsed: each row's JSON is parsed once, not once per check (see
+    # ``classify``); the map form and the raw bytes are not needed after classification.
+    batch = classify(batch, latest(topic)).drop("_m", "key", "value").persist()
     try:
-        good, bad = parse(batch, latest(topic), source.qualified_name)
+        good, bad = split(batch, latest(topic), source.qualified_name)
         silver_path = catalog.location(lake_root, target)
         fresh = new_events(good, silver_path if DeltaTable.isDeltaTable(spark, silver_path)
                            else None).persist()
