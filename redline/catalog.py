@@ -71,14 +71,21 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     Table(Layer.GOLD, "spc_points", lambda: ts.SPC_POINTS,
           "Every measured value with its I-MR centre line and control limits."),
     Table(Layer.GOLD, "spc_violations", lambda: ts.SPC_VIOLATIONS,
-          "Nelson rule 1-8 violations per characteristic: rule, window and points."),
+          "Nelson rule 1-8 violations per characteristic and chart ('I': individuals, "
+          "'XBAR': subgroup means): rule, window and points."),
+    Table(Layer.GOLD, "spc_subgroups", lambda: ts.SPC_SUBGROUPS,
+          "X-bar/R chart: subgroups of consecutive measurements with their mean, range "
+          "and control limits."),
     Table(Layer.GOLD, "capability", lambda: ts.CAPABILITY,
           "Cp, Cpk, Pp and Ppk per characteristic and period, with the sample size."),
     Table(Layer.GOLD, "weibull_fits", lambda: ts.WEIBULL_FITS,
           "Censored Weibull fits per component and per supplier lot: shape, scale, B10."),
     Table(Layer.GOLD, "dtc_rates", lambda: ts.DTC_RATES,
-          "DTC events per 1,000 vehicles in service per firmware version "
-          "(dtc_code null: all codes)."),
+          "DTC events per 1,000 vehicles per firmware version, each DTC under the "
+          "firmware the vehicle ran at its time (dtc_code null: all codes)."),
+    Table(Layer.GOLD, "mtbf", lambda: ts.MTBF,
+          "MTBF and failure rate per 1,000 vehicle-months per component, with a "
+          "chi-square confidence interval."),
     Table(Layer.GOLD, "warranty_triangle", lambda: ts.WARRANTY_TRIANGLE,
           "Warranty claims per 1,000 vehicles at risk by build month and months in service."),
     Table(Layer.GOLD, "defect_pareto", lambda: ts.DEFECT_PARETO,
