@@ -332,3 +332,11 @@ JOB_RUNS = StructType([
     ]), False), False),
     StructField("metrics", MapType(StringType(), StringType(), True), False),
 ])
+
+JOB_WATERMARKS = StructType([
+    StructField("job", StringType(), False),
+    StructField("table", StringType(), False),
+    StructField("version", LongType(), False),
+    StructField("mode", StringType(), False),
+    StructField("recorded_at", TimestampType(), False),
+])
