@@ -272,7 +272,7 @@ def _log(msg: str) -> None:
 
 
 def _scale(args) -> dict:
-    units = int(args.station_rows / (4 + 1 / RETEST_EVERY))
+    units = -(-args.station_rows * RETEST_EVERY // (4 * RETEST_EVERY + 1))  # at least the rows
     return {"telemetry_rows": args.telemetry_rows, "station_rows_target": args.station_rows,
             "units": units, "vehicles": args.vehicles, "days": args.days,
             "builds": units, "dtc_rows": max(100, args.telemetry_rows // 200),
