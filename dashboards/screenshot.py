@@ -1,7 +1,7 @@
 """Screenshots of deployed dashboards with Debian's chromium + chromium-driver.
 
 The browser logs in through ``/login/`` with the generated admin credentials, opens the
-dashboard with ``?standalone=1`` and waits until every chart has drawn (a canvas or svg
+dashboard with ``?standalone=1`` and waits until every chart has drawn (a canvas, svg or table
 in each chart container) before it saves the PNG. A login page, an error alert or a chart
 that never draws is an error, never a screenshot of the wrong thing.
 """
@@ -25,7 +25,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_ARGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1600,1000",
+    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1600,2800",
 )
 
 CHART_SELECTOR = ".dashboard-component-chart-holder"
@@ -40,7 +40,7 @@ return {
   url: location.href,
   charts: holders.length,
   drawn: holders.filter(h => !h.querySelector(".loading, [role='alert'], .ant-alert")
-      && (h.querySelector("canvas") || [...h.querySelectorAll("svg")]
+      && (h.querySelector("canvas, table") || [...h.querySelectorAll("svg")]
           .some(s => !s.closest(".anticon, [role='img'], button")))).length,
   titles: [...document.querySelectorAll("[data-test='editable-title-input'], " +
       ".header-title, [data-test='slice-header'] .header-title")]
@@ -116,7 +116,7 @@ def login(driver, cfg: Config, timeout: float) -> None:
         ) from None
 
 
-def capture(cfg: Config, url: str, out: Path, timeout: float = 90) -> PageState:
+def capture(cfg: Config, url: str, out: Path, timeout: float = 300) -> PageState:
     """Log in, open ``url`` standalone, wait for every chart to draw, save a PNG at ``out``.
 
     Returns what the page showed; raises ``RedlineError`` on a login page, an error
@@ -163,7 +163,7 @@ def capture(cfg: Config, url: str, out: Path, timeout: float = 90) -> PageState:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def screenshot(cfg: Config, url: str, out: Path, timeout: float = 90) -> Path:
+def screenshot(cfg: Config, url: str, out: Path, timeout: float = 300) -> Path:
     """Save a PNG of the dashboard at ``url`` once its charts have drawn; return ``out``."""
     capture(cfg, url, out, timeout)
     return out

@@ -33,7 +33,9 @@ ROW_LIMIT = 50000
 # telemetry.
 ENABLE_PROXY_FIX = False
 MAPBOX_API_KEY = ""
-FEATURE_FLAGS = {"ENABLE_TEMPLATE_PROCESSING": False}
+# Without virtualization every chart of a dashboard renders, not only those in view: the
+# screenshot of a long dashboard then shows (and waits for) all of them.
+FEATURE_FLAGS = {"ENABLE_TEMPLATE_PROCESSING": False, "DASHBOARD_VIRTUALIZATION": False}
 
 
 def _patch_pyhive_table_names() -> None:

@@ -123,8 +123,12 @@ def _kpis(scope: Mapping[str, "DataFrame"]) -> dict[str, "DataFrame"]:
 
 
 def _spc(scope: Mapping[str, "DataFrame"]) -> dict[str, "DataFrame"]:
-    points = spc.control_limits(spc.measurements(scope["silver.station_results"])).cache()
-    return {"gold.spc_points": points, "gold.spc_violations": spc.nelson_violations(points)}
+    measured = spc.measurements(scope["silver.station_results"])
+    points = spc.control_limits(measured).cache()
+    subgroups = spc.xbar_r(measured).cache()
+    return {"gold.spc_points": points, "gold.spc_subgroups": subgroups,
+            "gold.spc_violations": spc.nelson_violations(points)
+            .unionByName(spc.xbar_violations(subgroups))}
 
 
 SPECS: dict[str, Spec] = {

@@ -13,11 +13,16 @@ the last event day of the builds, claims and DTCs it reads):
   matrix bounds: the inverse of the observed information (the analytic Hessian of the
   log-likelihood at the MLE) gives standard errors, and the Wald interval is taken on the
   log scale so that both bounds stay positive (``ci_method`` says so per row).
-- gold.dtc_rates: DTC events per 1,000 vehicles in service (built before the
-  observation end) and per 1,000 vehicle-days, per firmware version and DTC code, plus a
-  row per firmware with ``dtc_code`` null for all codes together. Events count under the
-  firmware they report; vehicles count under their build firmware (firmware updates in
-  the field need the firmware dimension with validity periods).
+- gold.dtc_rates: DTC events per 1,000 vehicles and per 1,000 vehicle-days, per
+  firmware version and DTC code, plus a row per firmware with ``dtc_code`` null for all
+  codes together, on the firmware validity periods of gold.dim_vehicle_firmware
+  (``dimensions.firmware_periods``). Each DTC counts under the firmware its vehicle ran
+  at the DTC's time (``dimensions.firmware_at``). A vehicle's days in service (build
+  date to the observation end, as whole days) are split between the firmware versions
+  it ran by the dates of its periods (the day of an update counts under the new
+  version); ``vehicles`` counts the vehicles with at least one such day under the
+  version and ``vehicle_days`` sums them, so a vehicle updated midway counts under both
+  versions, each with its own days.
 - gold.warranty_triangle: claims per 1,000 vehicles at risk by build month and months
   in service (MIS, completed calendar months since the build date: MIS 0 is the first
   month). A vehicle is at risk in MIS m when it has reached month m of service by the
@@ -33,6 +38,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from redline import catalog, lake
 from redline.errors import RedlineError
+from redline.jobs import dimensions
 from redline.schemas.tables import DTC_RATES, WARRANTY_TRIANGLE, WEIBULL_FITS
 
 if TYPE_CHECKING:
@@ -187,16 +193,36 @@ def weibull_fits(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
 
 
 def dtc_rates(vehicle_builds: "DataFrame", vehicle_dtc: "DataFrame",
-              observation_end: date) -> "DataFrame":
-    """DTC events per 1,000 vehicles (and vehicle-days) in service per firmware version."""
+              observation_end: date, firmware_periods: "DataFrame | None" = None
+              ) -> "DataFrame":
+    """DTC events per 1,000 vehicles (and vehicle-days) per firmware version, each event
+    under the firmware its vehicle ran at the event's time (see the module doc).
+
+    ``firmware_periods`` is gold.dim_vehicle_firmware; by default it is derived from
+    ``vehicle_builds`` and ``vehicle_dtc`` exactly as the dimension job does.
+    """
     from pyspark.sql import functions as F
 
+    periods = (dimensions.firmware_periods(vehicle_builds, vehicle_dtc)
+               if firmware_periods is None else firmware_periods)
     end = F.lit(observation_end)
-    fleet = (vehicle_builds.where(F.col("build_date") < end)
-             .groupBy("firmware_version")
-             .agg(F.count("*").alias("vehicles"),
-                  F.sum(F.datediff(end, "build_date")).cast("long").alias("vehicle_days")))
-    events = vehicle_dtc.where(F.to_date("event_time") <= end)
+    built = (vehicle_builds.where(F.col("build_date") <= end)
+             .groupBy("vin").agg(F.min("build_date").alias("build_date")))
+    start = F.greatest(F.to_date("valid_from"), F.col("build_date"))
+    stop = F.least(F.coalesce(F.to_date("valid_to"), end), end)
+    exposure = (periods.join(built, "vin")
+                .select("vin", "firmware_version",
+                        F.greatest(F.datediff(stop, start), F.lit(0)).alias("_days"))
+                .groupBy("vin", "firmware_version").agg(F.sum("_days").alias("_days"))
+                .where(F.col("_days") > 0))
+    fleet = exposure.groupBy("firmware_version").agg(
+        F.count("*").alias("vehicles"), F.sum("_days").cast("long").alias("vehicle_days"))
+    events = dimensions.firmware_at(
+        periods,
+        vehicle_dtc.where(F.to_date("event_time") <= end).select(
+            "vin", F.col("event_time").alias("at"), "dtc_code",
+            F.col("firmware_version").alias("_reported"))
+    ).select("dtc_code", F.coalesce("firmware_version", "_reported").alias("firmware_version"))
     by_code = events.groupBy("firmware_version", "dtc_code").agg(
         F.count("*").alias("dtc_events"))
     all_codes = events.groupBy("firmware_version").agg(

@@ -7,9 +7,11 @@ a duplicate of an ``event_id`` already in silver (counts reconcile).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from redline import catalog, lake
+from redline.quality import row_rules
+from redline.quality.row_rules import Rule
 from redline.schemas.payloads import PAYLOADS, Payload, latest
 
 if TYPE_CHECKING:
@@ -20,28 +22,50 @@ MALFORMED_JSON = "MALFORMED_JSON"
 UNKNOWN_SCHEMA_VERSION = "UNKNOWN_SCHEMA_VERSION"
 MISSING_REQUIRED = "MISSING_REQUIRED"
 TYPE_MISMATCH = "TYPE_MISMATCH"
+RECORD_TOO_LARGE = "RECORD_TOO_LARGE"
+
+#: Records above this size are quarantined unparsed (the broker accepts up to 8 MiB so
+#: that they reach the lake with their coordinates instead of failing the producer).
+MAX_RECORD_BYTES = 1_048_576
+_KEPT_BYTES = 4096
 
 
-def parse(bronze: "DataFrame", payload: Payload, source_table: str
-          ) -> tuple["DataFrame", "DataFrame"]:
-    """Return (good, quarantined) for ``bronze`` rows of ``payload``'s topic.
+def annotate(bronze: "DataFrame", payload: Payload,
+             max_record_bytes: int = MAX_RECORD_BYTES) -> "DataFrame":
+    """Bronze rows parsed once: coordinates, ``_raw`` text, ``_p`` payload, ``_code``/``_reason``.
 
-    A field present in the JSON whose value does not fit its declared type is a
-    TYPE_MISMATCH (Spark would otherwise turn it into null); a required field that is
-    absent or null is MISSING_REQUIRED.
+    ``payload`` is the latest version; every known version of the topic is accepted
+    (schemas.payloads.check_evolution guarantees older versions are subsets of it, so an
+    older record lands with the newer optional fields null). A field present in the JSON
+    whose value does not fit its declared type is a TYPE_MISMATCH (Spark would otherwise
+    turn it into null); a required field that is absent or null is MISSING_REQUIRED; a
+    value over ``max_record_bytes`` is RECORD_TOO_LARGE and is not parsed at all (``_raw``
+    keeps its first bytes). ``_code`` is null for a good record.
+
+    Persist the result when it is used more than once: Spark pushes filters on ``_code``
+    below this projection and would evaluate ``from_json`` once per check in it.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import MapType, StringType
 
     struct = payload.struct
-    text = F.col("value").cast("string")
+    too_large = F.coalesce(F.length("value"), F.lit(0)) > max_record_bytes
+    # An oversized value is never parsed; quarantine keeps its first bytes, bronze all.
+    text = F.when(too_large, F.lit(None)).otherwise(F.col("value")).cast("string")
     known_versions = sorted(PAYLOADS[payload.name])
     df = bronze.select(
-        "*", text.alias("_raw"),
+        "topic", "partition", "offset", "kafka_timestamp",
+        F.when(too_large, F.substring("value", 1, _KEPT_BYTES).cast("string"))
+         .otherwise(text).alias("_raw"),
+        F.length("value").alias("_bytes"), too_large.alias("_too_large"),
         F.from_json(text, struct).alias("_p"),
         F.from_json(text, MapType(StringType(), StringType())).alias("_m"))
 
     checks: list[tuple[str, "Column", "Column"]] = [
+        (RECORD_TOO_LARGE, F.col("_too_large"),
+         F.format_string(f"value is %,d bytes, over the {max_record_bytes:,}-byte limit "
+                          f"(raw_value keeps the first {_KEPT_BYTES:,} bytes; bronze has "
+                          f"the whole record)", F.col("_bytes"))),
         (MALFORMED_JSON, F.col("_m").isNull(), F.lit("value is not a JSON object")),
         (UNKNOWN_SCHEMA_VERSION,
          ~F.col("_p.schema_version").isin(known_versions),
@@ -64,19 +88,61 @@ def parse(bronze: "DataFrame", payload: Payload, source_table: str
     for c, cond, msg in reversed(checks):  # first failing check wins
         code = F.when(cond, F.lit(c)).otherwise(code)
         reason = F.when(cond, msg).otherwise(reason)
-    df = df.withColumn("_code", code).withColumn("_reason", reason)
+    return df.select("topic", "partition", "offset", "kafka_timestamp", "_raw", "_p",
+                     code.alias("_code"), reason.alias("_reason"))
 
-    good = df.where(F.col("_code").isNull()).select(
-        *[F.col(f"_p.{f.name}").alias(f.name) for f in struct.fields],
+
+def split(annotated: "DataFrame", payload: Payload, source_table: str,
+          keep_raw: bool = False) -> tuple["DataFrame", "DataFrame"]:
+    """(good, quarantined) rows of an ``annotate`` result.
+
+    ``keep_raw`` adds the record's text to good rows as ``_raw`` (for rule quarantine).
+    """
+    from pyspark.sql import functions as F
+
+    good = annotated.where(F.col("_code").isNull()).select(
+        *[F.col(f"_p.{f.name}").alias(f.name) for f in payload.struct.fields],
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"))
-    bad = df.where(F.col("_code").isNotNull()).select(
+        F.col("offset").alias("kafka_offset"), *([F.col("_raw")] if keep_raw else []))
+    bad = annotated.where(F.col("_code").isNotNull()).select(
         F.lit(source_table).alias("source_table"),
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"), F.col("_raw").alias("raw_value"),
         F.col("_code").alias("reason_code"), F.col("_reason").alias("reason"),
         F.current_timestamp().alias("quarantined_at"))
     return good, bad
+
+
+def parse(bronze: "DataFrame", payload: Payload, source_table: str,
+          max_record_bytes: int = MAX_RECORD_BYTES) -> tuple["DataFrame", "DataFrame"]:
+    """(good, quarantined) for ``bronze`` rows of ``payload``'s topic; see ``annotate``."""
+    return split(annotate(bronze, payload, max_record_bytes), payload, source_table)
+
+
+def classify(annotated: "DataFrame", topic: str, source_table: str,
+             rules: Sequence[Rule] | None = None
+             ) -> tuple["DataFrame", "DataFrame", "DataFrame"]:
+    """Apply the topic's row rules to an ``annotate`` result.
+
+    Returns ``(good, quarantine, flagged)``: rows that parsed and pass every drop rule
+    (silver columns, not yet deduplicated); quarantine rows for parse failures and drop-rule
+    violations (RULE_VIOLATION, naming each rule); and the parsed rows with one violation
+    flag per rule, for ``row_rules.violation_counts``. Warn and fail rules keep their rows
+    in ``good``; the caller counts them and refuses a batch with a failed ``fail`` rule.
+    """
+    from pyspark.sql import functions as F
+
+    rules = row_rules.rules_for(topic) if rules is None else rules
+    parsed, bad = split(annotated, latest(topic), source_table, keep_raw=True)
+    flagged = row_rules.evaluate(parsed, rules)
+    kept, dropped = row_rules.split(flagged, rules)
+    dropped = dropped.select(
+        F.lit(source_table).alias("source_table"), "kafka_topic", "kafka_partition",
+        "kafka_offset", F.col("_raw").alias("raw_value"),
+        F.lit(row_rules.RULE_VIOLATION).alias("reason_code"),
+        F.concat(F.lit("row rule "), F.col("_reason")).alias("reason"),
+        F.current_timestamp().alias("quarantined_at"))
+    return kept.drop("_raw"), bad.unionByName(dropped), flagged
 
 
 def dedupe(good: "DataFrame") -> "DataFrame":
@@ -96,7 +162,7 @@ def run(spark: "SparkSession", lake_root: str, topic: str) -> dict[str, int]:
     target = catalog.silver(topic)
     quarantine = catalog.get("silver.quarantine")
     bronze = catalog.read(spark, lake_root, source).cache()
-    good, bad = parse(bronze, latest(topic), source.qualified_name)
+    good, bad, _ = classify(annotate(bronze, latest(topic)), topic, source.qualified_name)
     good = dedupe(good)
     lake.overwrite(good, lake_root, target)
     (bad.select(*[f.name for f in quarantine.schema().fields])

@@ -27,6 +27,23 @@ ending there; z = (value - centre) / sigma:
 Windows of the same rule that overlap are one violation (an episode): a drift that keeps
 9+ points above the centre for 40 points is one rule-2 row spanning those 40 points,
 listing their event ids, not 32 overlapping rows.
+
+X-bar/R charts (gold.spc_subgroups). The same points are also cut into rational
+subgroups of ``subgroup_size`` consecutive measurements (n = 5 by default; by count, not
+by time: stations see units at an uneven pace, and a time bucket with one unit has no
+range). Subgroup k holds points (k-1)n+1 .. kn; a trailing incomplete subgroup is not
+charted until it fills. Limits come from the first ``baseline_subgroups`` subgroups
+(5 by default: at n = 5 the same 25 measurements as the I-MR baseline) and are then held
+fixed, with the published constants for n = 2..10 (``SUBGROUP_CONSTANTS``)::
+
+    X-bar chart: centre Xbarbar, UCL/LCL = Xbarbar +/- A2 Rbar
+    R chart:     centre Rbar,    LCL = D3 Rbar, UCL = D4 Rbar
+    sigma of a subgroup mean = A2 Rbar / 3  (= Rbar / (d2 sqrt n))
+
+The Nelson rules run on the subgroup means with that sigma (the same rule code);
+gold.spc_violations tells the charts apart by ``chart``: 'I' (individuals) or 'XBAR'.
+An X-bar violation's ``points`` counts subgroups; its ``event_ids`` are every
+measurement in them.
 """
 
 from __future__ import annotations
@@ -35,7 +52,7 @@ from typing import TYPE_CHECKING
 
 from redline import catalog, lake
 from redline.errors import RedlineError
-from redline.schemas.tables import SPC_POINTS, SPC_VIOLATIONS
+from redline.schemas.tables import SPC_POINTS, SPC_SUBGROUPS, SPC_VIOLATIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -59,6 +76,27 @@ RULES: dict[int, tuple[str, int]] = {
 }
 
 DEFAULT_BASELINE_POINTS = 25
+
+#: Control-chart constants for subgroups of n measurements, n -> (A2, D3, D4, d2), from the
+#: published table (ASTM STP-15D; Montgomery, Introduction to Statistical Quality Control,
+#: Appendix VI).
+SUBGROUP_CONSTANTS: dict[int, tuple[float, float, float, float]] = {
+    2: (1.880, 0.0, 3.267, 1.128),
+    3: (1.023, 0.0, 2.574, 1.693),
+    4: (0.729, 0.0, 2.282, 2.059),
+    5: (0.577, 0.0, 2.114, 2.326),
+    6: (0.483, 0.0, 2.004, 2.534),
+    7: (0.419, 0.076, 1.924, 2.704),
+    8: (0.373, 0.136, 1.864, 2.847),
+    9: (0.337, 0.184, 1.816, 2.970),
+    10: (0.308, 0.223, 1.777, 3.078),
+}
+DEFAULT_SUBGROUP_SIZE = 5
+DEFAULT_BASELINE_SUBGROUPS = 5
+
+#: Values of gold.spc_violations.chart.
+CHART_INDIVIDUALS = "I"
+CHART_XBAR = "XBAR"
 
 
 def measurements(station_results: "DataFrame", first_pass_only: bool = True) -> "DataFrame":
@@ -119,6 +157,70 @@ def control_limits(points: "DataFrame",
     return out.select(*[f.name for f in SPC_POINTS.fields])
 
 
+def xbar_r(points: "DataFrame", subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
+           baseline_subgroups: int = DEFAULT_BASELINE_SUBGROUPS) -> "DataFrame":
+    """X-bar/R chart of ``measurements`` points: one row per complete subgroup with its
+    mean, range and limits (gold.spc_subgroups; see the module doc).
+
+    A key with fewer than ``baseline_subgroups`` complete subgroups, or whose baseline
+    ranges are all zero, has null limits (and no rule can fire on it).
+    """
+    from pyspark.sql import functions as F
+
+    if (not isinstance(subgroup_size, int) or isinstance(subgroup_size, bool)
+            or subgroup_size not in SUBGROUP_CONSTANTS):
+        raise RedlineError(
+            "SPC_SUBGROUP_INVALID",
+            f"subgroup_size must be an integer from {min(SUBGROUP_CONSTANTS)} to "
+            f"{max(SUBGROUP_CONSTANTS)} (the sizes with published A2, D3, D4); "
+            f"got {subgroup_size!r}")
+    if (not isinstance(baseline_subgroups, int) or isinstance(baseline_subgroups, bool)
+            or baseline_subgroups < 1):
+        raise RedlineError(
+            "SPC_BASELINE_INVALID",
+            f"baseline_subgroups must be an integer >= 1; got {baseline_subgroups!r}")
+    a2, d3, d4, _ = SUBGROUP_CONSTANTS[subgroup_size]
+    n = subgroup_size
+    groups = (points.withColumn("subgroup", F.floor((F.col("seq") - 1) / n).cast("long") + 1)
+                    .groupBy(*KEY, "subgroup")
+                    .agg(F.count("*").alias("_n"), F.avg("value").alias("xbar"),
+                         (F.max("value") - F.min("value")).alias("range"),
+                         F.min("event_time").alias("start_time"),
+                         F.max("event_time").alias("end_time"),
+                         F.array_sort(F.collect_list(F.struct("seq", "event_id")))
+                          .alias("_ids"))
+                    .where(F.col("_n") == n)
+                    .withColumn("event_ids", F.transform("_ids", lambda p: p["event_id"]))
+                    .withColumn("subgroup_size", F.lit(n))
+                    .withColumn("in_baseline", F.col("subgroup") <= baseline_subgroups))
+    base = (groups.where("in_baseline").groupBy(*KEY)
+                  .agg(F.count("*").alias("_k"), F.avg("xbar").alias("xbar_centre"),
+                       F.avg("range").alias("r_centre"))
+                  .where(F.col("_k") == baseline_subgroups).drop("_k"))
+    rbar = F.when(F.col("r_centre") > 0, F.col("r_centre"))
+    out = (groups.join(base, list(KEY), "left")
+                 .withColumn("r_centre", rbar)
+                 .withColumn("xbar_centre", F.when(rbar.isNotNull(), F.col("xbar_centre")))
+                 .withColumn("xbar_lcl", F.col("xbar_centre") - a2 * F.col("r_centre"))
+                 .withColumn("xbar_ucl", F.col("xbar_centre") + a2 * F.col("r_centre"))
+                 .withColumn("sigma_xbar", a2 * F.col("r_centre") / 3.0)
+                 .withColumn("z", (F.col("xbar") - F.col("xbar_centre")) / F.col("sigma_xbar"))
+                 .withColumn("r_lcl", d3 * F.col("r_centre"))
+                 .withColumn("r_ucl", d4 * F.col("r_centre")))
+    return out.select(*[f.name for f in SPC_SUBGROUPS.fields])
+
+
+def xbar_violations(subgroups: "DataFrame") -> "DataFrame":
+    """Nelson rule violations of the X-bar chart of ``xbar_r`` subgroups (chart 'XBAR')."""
+    from pyspark.sql import functions as F
+
+    charted = subgroups.select(
+        *KEY, F.col("subgroup").alias("seq"), "event_ids", "start_time",
+        F.col("end_time").alias("event_time"), F.col("xbar").alias("value"),
+        F.col("xbar_centre").alias("centre"), F.col("sigma_xbar").alias("sigma"))
+    return nelson_violations(charted, chart=CHART_XBAR)
+
+
 def _rule_conditions(w_base) -> dict[int, "Column"]:
     """Condition per rule, true at the last point of a window that breaks it."""
     from pyspark.sql import functions as F
@@ -147,17 +249,23 @@ def _rule_conditions(w_base) -> dict[int, "Column"]:
     }
 
 
-def nelson_violations(spc_points: "DataFrame") -> "DataFrame":
+def nelson_violations(spc_points: "DataFrame", chart: str = CHART_INDIVIDUALS) -> "DataFrame":
     """Every Nelson rule 1-8 violation episode of ``spc_points`` (gold.spc_violations).
 
     Needs the key columns, ``seq``, ``event_id``, ``event_time``, ``value``, ``centre``
-    and ``sigma``; points without limits are skipped.
+    and ``sigma``; points without limits are skipped. A chart whose points stand for
+    several events (X-bar) passes ``event_ids`` (an array) instead of ``event_id`` and may
+    pass ``start_time`` (the first event of the point; else ``event_time``).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    cols = spc_points.columns
+    ids = F.col("event_ids") if "event_ids" in cols else F.array(F.col("event_id"))
+    first = F.col("start_time") if "start_time" in cols else F.col("event_time")
     pts = (spc_points.where(F.col("sigma").isNotNull() & (F.col("sigma") > 0))
-                     .select(*KEY, "seq", "event_id", "event_time", "value",
+                     .select(*KEY, "seq", ids.alias("_ids"), first.alias("_first"),
+                             "event_time", "value",
                              ((F.col("value") - F.col("centre")) / F.col("sigma")).alias("z")))
     w = Window.partitionBy(*KEY).orderBy("seq")
     pts = pts.withColumn("_d", F.col("value") - F.lag("value").over(w))
@@ -181,13 +289,15 @@ def nelson_violations(spc_points: "DataFrame") -> "DataFrame":
                     .agg(F.min("_start").alias("start_seq"), F.max("seq").alias("end_seq")))
     members = episodes.select(*KEY, "rule", "start_seq", "end_seq",
                               F.explode(F.sequence("start_seq", "end_seq")).alias("seq"))
-    out = (members.join(pts.select(*KEY, "seq", "event_id", "event_time"), [*KEY, "seq"])
+    out = (members.join(pts.select(*KEY, "seq", "_ids", "_first", "event_time"),
+                        [*KEY, "seq"])
                   .groupBy(*KEY, "rule", "start_seq", "end_seq")
-                  .agg(F.min("event_time").alias("start_time"),
+                  .agg(F.min("_first").alias("start_time"),
                        F.max("event_time").alias("end_time"),
                        F.count("*").alias("points"),
-                       F.array_sort(F.collect_list(F.struct("seq", "event_id"))).alias("_ids"))
-                  .withColumn("event_ids", F.transform("_ids", lambda p: p["event_id"]))
+                       F.array_sort(F.collect_list(F.struct("seq", "_ids"))).alias("_all"))
+                  .withColumn("event_ids", F.flatten(F.transform("_all", lambda p: p["_ids"])))
+                  .withColumn("chart", F.lit(chart))
                   .withColumn("rule", F.col("rule").cast("int"))
                   .withColumn("rule_name", name))
     return out.select(*[f.name for f in SPC_VIOLATIONS.fields])
@@ -195,13 +305,18 @@ def nelson_violations(spc_points: "DataFrame") -> "DataFrame":
 
 def run(spark: "SparkSession", lake_root: str,
         baseline_points: int = DEFAULT_BASELINE_POINTS) -> dict[str, int]:
-    """Rebuild gold.spc_points and gold.spc_violations from silver.station_results."""
+    """Rebuild gold.spc_points, gold.spc_subgroups and gold.spc_violations from
+    silver.station_results."""
     results = catalog.read(spark, lake_root, catalog.silver("station_results"))
     points_table = catalog.get("gold.spc_points")
+    subgroups_table = catalog.get("gold.spc_subgroups")
     violations_table = catalog.get("gold.spc_violations")
     lake.overwrite(control_limits(measurements(results), baseline_points), lake_root,
                    points_table)
+    lake.overwrite(xbar_r(measurements(results)), lake_root, subgroups_table)
     points = catalog.read(spark, lake_root, points_table)
-    lake.overwrite(nelson_violations(points), lake_root, violations_table)
-    return {"points": points.count(),
+    subgroups = catalog.read(spark, lake_root, subgroups_table)
+    lake.overwrite(nelson_violations(points).unionByName(xbar_violations(subgroups)),
+                   lake_root, violations_table)
+    return {"points": points.count(), "subgroups": subgroups.count(),
             "violations": catalog.read(spark, lake_root, violations_table).count()}

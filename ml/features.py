@@ -160,7 +160,9 @@ def vehicle_features(builds: DataFrame, telemetry: DataFrame, dtc: DataFrame,
     result has exactly the columns and types of ``schemas.tables.VEHICLE_FEATURES``:
 
     - ``firmware_version``: last firmware a DTC reported before the as-of instant, else
-      the build firmware (vehicles take over-the-air updates).
+      the build firmware (vehicles take over-the-air updates): the version that
+      gold.dim_vehicle_firmware's validity periods give for the instant just before the
+      as-of instant. An update first seen at or after that instant does not show.
     - ``odometer_km``: last reading before the as-of instant (null without telemetry).
     - ``mean_coolant_temp_c``, ``max_motor_temp_c``, ``mean_battery_temp_c``,
       ``dtc_count_30d``: over the WINDOW_DAYS days before the as-of date.

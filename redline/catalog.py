@@ -71,14 +71,21 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     Table(Layer.GOLD, "spc_points", lambda: ts.SPC_POINTS,
           "Every measured value with its I-MR centre line and control limits."),
     Table(Layer.GOLD, "spc_violations", lambda: ts.SPC_VIOLATIONS,
-          "Nelson rule 1-8 violations per characteristic: rule, window and points."),
+          "Nelson rule 1-8 violations per characteristic and chart ('I': individuals, "
+          "'XBAR': subgroup means): rule, window and points."),
+    Table(Layer.GOLD, "spc_subgroups", lambda: ts.SPC_SUBGROUPS,
+          "X-bar/R chart: subgroups of consecutive measurements with their mean, range "
+          "and control limits."),
     Table(Layer.GOLD, "capability", lambda: ts.CAPABILITY,
           "Cp, Cpk, Pp and Ppk per characteristic and period, with the sample size."),
     Table(Layer.GOLD, "weibull_fits", lambda: ts.WEIBULL_FITS,
           "Censored Weibull fits per component and per supplier lot: shape, scale, B10."),
     Table(Layer.GOLD, "dtc_rates", lambda: ts.DTC_RATES,
-          "DTC events per 1,000 vehicles in service per firmware version "
-          "(dtc_code null: all codes)."),
+          "DTC events per 1,000 vehicles per firmware version, each DTC under the "
+          "firmware the vehicle ran at its time (dtc_code null: all codes)."),
+    Table(Layer.GOLD, "mtbf", lambda: ts.MTBF,
+          "MTBF and failure rate per 1,000 vehicle-months per component, with a "
+          "chi-square confidence interval."),
     Table(Layer.GOLD, "warranty_triangle", lambda: ts.WARRANTY_TRIANGLE,
           "Warranty claims per 1,000 vehicles at risk by build month and months in service."),
     Table(Layer.GOLD, "defect_pareto", lambda: ts.DEFECT_PARETO,
@@ -104,6 +111,9 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     Table(Layer.OPS, "job_watermarks", lambda: ts.JOB_WATERMARKS,
           "Per job and input table, the Delta version a successful run consumed up to "
           "(incremental jobs read the change data feed after it)."),
+    Table(Layer.OPS, "silver_batches", lambda: ts.SILVER_BATCHES,
+          "One row per silver micro-batch: rows in, to silver, to quarantine, duplicates, "
+          "and the violations of each row rule.", partition_by=("topic",)),
 ]}
 
 
@@ -128,7 +138,15 @@ def silver(topic: str) -> Table:
 def exists(spark: "SparkSession", lake_root: str, table: Table) -> bool:
     from delta.tables import DeltaTable
 
-    return DeltaTable.isDeltaTable(spark, location(lake_root, table))
+    path = location(lake_root, table)
+    if DeltaTable.isDeltaTable(spark, path):
+        return True
+    # Delta caches its log per path, including "no table here": a table another process
+    # created since the last look would stay invisible. Drop that entry and look again.
+    jvm = spark.sparkContext._jvm
+    jvm.org.apache.spark.sql.delta.DeltaLog.invalidateCache(
+        spark._jsparkSession, jvm.org.apache.hadoop.fs.Path(path))
+    return DeltaTable.isDeltaTable(spark, path)
 
 
 def read(spark: "SparkSession", lake_root: str, table: Table) -> "DataFrame":

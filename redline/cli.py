@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -97,10 +98,18 @@ def cmd_simulate(cfg, args) -> int:
     return 0
 
 
+_LIVE_EVERY_S = 30.0
+_live_last = [0.0]
+
+
 def _live(line: str) -> None:
+    """A status line rewritten in place on a terminal; in a log, one line every 30 s."""
     if sys.stdout.isatty():
-        sys.stdout.write("\r" + line[:150].ljust(150))
+        sys.stdout.write("\r" + line[:160].ljust(160))
         sys.stdout.flush()
+    elif time.monotonic() - _live_last[0] >= _LIVE_EVERY_S:
+        _live_last[0] = time.monotonic()
+        print(f"{datetime.now(timezone.utc):%H:%M:%S} {line}", flush=True)
 
 
 def cmd_replay(cfg, args) -> int:
@@ -125,9 +134,16 @@ def cmd_ingest(cfg, args) -> int:
     from redline.streaming.ingest import run
     from redline.streaming.producer import ensure_topics
 
+    topics = args.topics or list(PAYLOADS)
+    if args.action == "status":
+        from redline.streaming import status
+
+        spark = _session(cfg, "ingest-status")
+        rows = status.status(spark, cfg, cfg.lake_root, topics)
+        print(status.as_json(rows) if args.json else status.render(rows))
+        return 1 if any(r.data_loss for r in rows) else 0
     ensure_topics(cfg)
     spark = _session(cfg, "ingest")
-    topics = args.topics or list(PAYLOADS)
     stop = threading.Event()
 
     def on_signal(signum, _frame):
@@ -274,7 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_simulate)
 
     s = sub.add_parser("ingest", help="stream Kafka topics into bronze, then silver and "
-                                      "quarantine (Delta)")
+                                      "quarantine (Delta); `ingest status`: lag and batches")
+    s.add_argument("action", nargs="?", choices=["run", "status"], default="run",
+                   help="run (default): ingest; status: per topic Kafka lag, last batch, "
+                        "rows/s, quarantine counts")
+    s.add_argument("--json", action="store_true", help="status: print JSON")
     s.add_argument("--available-now", action="store_true",
                    help="ingest what is in Kafka now, then stop (default: run continuously)")
     s.add_argument("--topics", nargs="*", help="logical topic names (default: all)")

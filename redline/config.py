@@ -65,6 +65,18 @@ class LakeConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    max_record_bytes: int = _doc(
+        "Records with a larger value are quarantined unparsed (RECORD_TOO_LARGE).", 1_048_576)
+    silver_trigger_seconds: float = _doc(
+        "Micro-batch interval of the continuous silver streams, seconds.", 1.0)
+    bronze_trigger_seconds: float = _doc(
+        "Micro-batch interval of the continuous bronze streams, seconds.", 1.0)
+    max_offsets_per_trigger: int = _doc(
+        "Most Kafka records one bronze micro-batch reads per topic.", 500_000)
+
+
+@dataclass(frozen=True)
 class ThriftConfig:
     host: str = _doc("Address the Spark Thrift Server binds to.", "127.0.0.1")
     port: int = _doc("HiveServer2 port of the Spark Thrift Server.", 10000)
@@ -122,6 +134,7 @@ class Config:
     mlflow: MlflowConfig
     superset: SupersetConfig
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
 
     @property
     def lake_root(self) -> str:
@@ -140,6 +153,7 @@ _SECTIONS: Mapping[str, type] = {
     "mlflow": MlflowConfig,
     "superset": SupersetConfig,
     "replay": ReplayConfig,
+    "ingest": IngestConfig,
 }
 
 ENV_HOME = "REDLINE_HOME"
@@ -153,6 +167,11 @@ def _parse(value: str, typ: Any, key: str) -> Any:
             return int(value)
         except ValueError:
             raise RedlineError("CONFIG_INVALID", f"{key}={value!r} is not an integer") from None
+    if typ in (float, "float"):
+        try:
+            return float(value)
+        except ValueError:
+            raise RedlineError("CONFIG_INVALID", f"{key}={value!r} is not a number") from None
     if typ in (bool, "bool"):
         if value.lower() in ("1", "true", "yes"):
             return True
@@ -163,7 +182,9 @@ def _parse(value: str, typ: Any, key: str) -> Any:
 
 
 def _check_type(value: Any, typ: Any, key: str) -> Any:
-    expected = {"int": int, "str": str, "bool": bool}.get(typ, typ)
+    expected = {"int": int, "str": str, "bool": bool, "float": float}.get(typ, typ)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise RedlineError(
             "CONFIG_INVALID", f"{key} must be {getattr(expected, '__name__', expected)}, "

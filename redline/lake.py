@@ -36,11 +36,17 @@ def overwrite(df: "DataFrame", lake_root: str, table: Table) -> None:
     _with_create_properties(writer, df, lake_root, table).save(location(lake_root, table))
 
 
-def append(df: "DataFrame", lake_root: str, table: Table, txn: tuple[str, int] | None = None
-           ) -> None:
-    """Append ``df``; with ``txn`` (app id, version) Delta skips a replayed write."""
+def append(df: "DataFrame", lake_root: str, table: Table, txn: tuple[str, int] | None = None,
+           merge_schema: bool = False) -> None:
+    """Append ``df``; with ``txn`` (app id, version) Delta skips a replayed write.
+
+    ``merge_schema`` lets a column the catalog added since the table was created (a new
+    optional payload field) be added to the table; rows written before have it null.
+    """
     schema = table.schema()
     writer = df.select(*[f.name for f in schema.fields]).write.format("delta").mode("append")
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if txn is not None:
         writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
     writer = _with_create_properties(writer.partitionBy(*table.partition_by), df, lake_root,

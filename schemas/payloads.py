@@ -87,6 +87,16 @@ VEHICLE_TELEMETRY_V1 = Payload(
     description="Periodic signals from a vehicle in the field.",
 )
 
+# Version 2 adds one optional signal (firmware FW-3.2.x and later report it). Producers of
+# version 1 keep working: their records land with the new column null.
+VEHICLE_TELEMETRY_V2 = Payload(
+    "vehicle_telemetry", 2,
+    (*VEHICLE_TELEMETRY_V1.fields, _f("hv_battery_voltage_v", DoubleType())),
+    key="vin",
+    description="Periodic signals from a vehicle in the field; v2 adds the high-voltage "
+                "battery voltage.",
+)
+
 VEHICLE_DTC_V1 = Payload(
     "vehicle_dtc", 1,
     (
@@ -198,11 +208,40 @@ SIMULATED_TOPICS: tuple[str, ...] = (
 DATASET_TOPICS: tuple[str, ...] = ("cmapss_cycles", "ai4i_process")
 
 #: Every topic with its versions; the highest version is what producers write today.
-PAYLOADS: dict[str, dict[int, Payload]] = {
-    p.name: {p.version: p}
-    for p in (VEHICLE_TELEMETRY_V1, VEHICLE_DTC_V1, VEHICLE_BUILD_V1,
-              STATION_RESULT_V1, WARRANTY_CLAIM_V1, CMAPSS_CYCLE_V1, AI4I_PROCESS_V1)
-}
+PAYLOADS: dict[str, dict[int, Payload]] = {}
+for _p in (VEHICLE_TELEMETRY_V1, VEHICLE_TELEMETRY_V2, VEHICLE_DTC_V1, VEHICLE_BUILD_V1,
+           STATION_RESULT_V1, WARRANTY_CLAIM_V1, CMAPSS_CYCLE_V1, AI4I_PROCESS_V1):
+    PAYLOADS.setdefault(_p.name, {})[_p.version] = _p
+
+
+def check_evolution(versions: dict[int, Payload]) -> None:
+    """Refuse an incompatible change between consecutive versions of one payload.
+
+    Silver holds every version of a topic in one table typed by the latest version, so a
+    new version may only add nullable fields: an existing field keeps its name, type and
+    nullability. Anything else needs a new topic (or a migration), never a silent cast.
+    """
+    ordered = [versions[v] for v in sorted(versions)]
+    for old, new in zip(ordered, ordered[1:]):
+        fields = {f.name: f for f in new.struct.fields}
+        for f in old.struct.fields:
+            if f.name not in fields:
+                raise ValueError(f"{new.name} v{new.version} removes field {f.name}")
+            g = fields[f.name]
+            if g.dataType != f.dataType or g.nullable != f.nullable:
+                raise ValueError(
+                    f"{new.name} v{new.version} changes field {f.name} from "
+                    f"{f.dataType.simpleString()}{'' if f.nullable else ' not null'} to "
+                    f"{g.dataType.simpleString()}{'' if g.nullable else ' not null'}")
+        added = [g.name for g in new.struct.fields
+                 if g.name not in {f.name for f in old.struct.fields} and not g.nullable]
+        if added:
+            raise ValueError(f"{new.name} v{new.version} adds required field(s) {added}; "
+                             f"a new field must be optional")
+
+
+for _versions in PAYLOADS.values():
+    check_evolution(_versions)
 
 
 def latest(name: str) -> Payload:

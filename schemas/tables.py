@@ -122,6 +122,7 @@ SPC_POINTS = StructType([
 
 SPC_VIOLATIONS = StructType([
     *_CHARACTERISTIC_KEY,
+    StructField("chart", StringType(), False),
     StructField("rule", IntegerType(), False),
     StructField("rule_name", StringType(), False),
     StructField("start_seq", LongType(), False),
@@ -130,6 +131,26 @@ SPC_VIOLATIONS = StructType([
     StructField("end_time", TimestampType(), False),
     StructField("points", LongType(), False),
     StructField("event_ids", ArrayType(StringType(), False), False),
+])
+
+SPC_SUBGROUPS = StructType([
+    *_CHARACTERISTIC_KEY,
+    StructField("subgroup_size", IntegerType(), False),
+    StructField("subgroup", LongType(), False),
+    StructField("start_time", TimestampType(), False),
+    StructField("end_time", TimestampType(), False),
+    StructField("event_ids", ArrayType(StringType(), False), False),
+    StructField("xbar", DoubleType(), False),
+    StructField("range", DoubleType(), False),
+    StructField("in_baseline", BooleanType(), False),
+    StructField("xbar_centre", DoubleType(), True),
+    StructField("xbar_lcl", DoubleType(), True),
+    StructField("xbar_ucl", DoubleType(), True),
+    StructField("sigma_xbar", DoubleType(), True),
+    StructField("z", DoubleType(), True),
+    StructField("r_centre", DoubleType(), True),
+    StructField("r_lcl", DoubleType(), True),
+    StructField("r_ucl", DoubleType(), True),
 ])
 
 CAPABILITY = StructType([
@@ -177,6 +198,24 @@ DTC_RATES = StructType([
     StructField("vehicle_days", LongType(), False),
     StructField("dtc_per_1000_vehicles", DoubleType(), True),
     StructField("dtc_per_1000_vehicle_days", DoubleType(), True),
+])
+
+MTBF = StructType([
+    StructField("component", StringType(), False),
+    StructField("observation_end", DateType(), False),
+    StructField("vehicles", LongType(), False),
+    StructField("failures", LongType(), False),
+    StructField("vehicle_days", LongType(), False),
+    StructField("vehicle_months", DoubleType(), False),
+    StructField("mtbf_days", DoubleType(), True),
+    StructField("mtbf_months", DoubleType(), True),
+    StructField("failures_per_1000_vehicle_months", DoubleType(), True),
+    StructField("confidence", DoubleType(), False),
+    StructField("mtbf_ci_low_days", DoubleType(), True),
+    StructField("mtbf_ci_high_days", DoubleType(), True),
+    StructField("rate_ci_low", DoubleType(), True),
+    StructField("rate_ci_high", DoubleType(), True),
+    StructField("ci_method", StringType(), False),
 ])
 
 WARRANTY_TRIANGLE = StructType([
@@ -339,4 +378,25 @@ JOB_WATERMARKS = StructType([
     StructField("version", LongType(), False),
     StructField("mode", StringType(), False),
     StructField("recorded_at", TimestampType(), False),
+])
+
+#: One row per silver micro-batch: what came in and where each record went, plus the
+#: violations of every row rule (warn, drop and fail) in that batch.
+SILVER_BATCHES = StructType([
+    StructField("topic", StringType(), False),
+    StructField("query_id", StringType(), False),
+    StructField("batch_id", LongType(), False),
+    StructField("started_at", TimestampType(), False),
+    StructField("ended_at", TimestampType(), False),
+    StructField("input_rows", LongType(), False),
+    StructField("silver_rows", LongType(), False),
+    StructField("quarantined_rows", LongType(), False),
+    StructField("duplicate_rows", LongType(), False),
+    StructField("min_kafka_timestamp", TimestampType(), True),
+    StructField("max_kafka_timestamp", TimestampType(), True),
+    StructField("rule_violations", ArrayType(StructType([
+        StructField("rule", StringType(), False),
+        StructField("action", StringType(), False),
+        StructField("rows", LongType(), False),
+    ]), False), False),
 ])

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from redline import catalog
 from redline.config import Config
-from redline.streaming.guards import CheckpointLock, require_checkpoint_for
+from redline.streaming import offsets
+from redline.streaming.guards import CheckpointLock, LockedQuery, require_checkpoint_for
 from redline.streaming.kafka_options import spark_options, topic_name
 
 if TYPE_CHECKING:
@@ -34,18 +35,27 @@ def checkpoint(lake_root: str, topic: str) -> str:
     return catalog.checkpoint(lake_root, f"bronze/{topic}")
 
 
-class BronzeQuery:
+class BronzeQuery(LockedQuery):
     """A running bronze query and the checkpoint lock it holds until ``stop``."""
 
-    def __init__(self, topic: str, query: "StreamingQuery", lock: CheckpointLock):
-        self.topic, self.query, self.lock = topic, query, lock
 
-    def stop(self) -> None:
-        try:
-            if self.query.isActive:
-                self.query.stop()
-        finally:
-            self.lock.release()
+def bronze_record(spark: "SparkSession", lake_root: str, topic: str
+                  ) -> Callable[[int, int], offsets.Record | None]:
+    """(partition, offset) -> (Kafka timestamp ms, value) of that record in bronze."""
+    from pyspark.sql import functions as F
+
+    def at(partition: int, offset: int) -> offsets.Record | None:
+        table = catalog.bronze(topic)
+        if not catalog.exists(spark, lake_root, table):
+            return None
+        row = (catalog.read(spark, lake_root, table)
+               .where((F.col("partition") == partition) & (F.col("offset") == offset))
+               .select(F.unix_millis("kafka_timestamp").alias("ms"), "value").first())
+        if row is None:
+            return None
+        return int(row.ms), (bytes(row.value) if row.value is not None else None)
+
+    return at
 
 
 def start(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
@@ -55,6 +65,8 @@ def start(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
     lock = CheckpointLock(ckpt, f"bronze_{topic}").acquire()
     try:
         require_checkpoint_for(spark, ckpt, lake_root, catalog.bronze(topic), f"bronze_{topic}")
+        offsets.require_no_gap(cfg, ckpt, topic_name(cfg, topic),
+                               bronze_record(spark, lake_root, topic))
         query = start_bronze_query(spark, cfg, lake_root, topic, available_now)
     except BaseException:
         lock.release()
@@ -62,24 +74,31 @@ def start(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
     return BronzeQuery(topic, query, lock)
 
 
-def start_bronze_query(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
-                       available_now: bool, max_offsets: int = 200_000) -> "StreamingQuery":
-    """The bare query; callers go through ``start`` (lock and checkpoint guards)."""
-    table = catalog.bronze(topic)
+def kafka_source(spark: "SparkSession", cfg: Config, topic: str,
+                 max_offsets: int | None = None) -> "DataFrame":
+    """The Kafka stream that bronze reads (also used by the benchmark's other sinks)."""
     reader = spark.readStream.format("kafka")
     for key, value in spark_options(cfg).items():
         reader = reader.option(key, value)
-    source = (reader.option("subscribe", topic_name(cfg, topic))
-              .option("startingOffsets", "earliest")
-              .option("failOnDataLoss", "true")
-              .option("maxOffsetsPerTrigger", max_offsets)
-              .load())
+    return (reader.option("subscribe", topic_name(cfg, topic))
+            .option("startingOffsets", "earliest")
+            .option("failOnDataLoss", "true")
+            .option("maxOffsetsPerTrigger", max_offsets or cfg.ingest.max_offsets_per_trigger)
+            .load())
+
+
+def start_bronze_query(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
+                       available_now: bool, max_offsets: int | None = None
+                       ) -> "StreamingQuery":
+    """The bare query; callers go through ``start`` (lock and checkpoint guards)."""
+    table = catalog.bronze(topic)
+    source = kafka_source(spark, cfg, topic, max_offsets)
     writer = (to_bronze(source).writeStream.format("delta")
               .queryName(f"bronze_{topic}")
               .outputMode("append")
               .option("checkpointLocation", checkpoint(lake_root, topic)))
     writer = (writer.trigger(availableNow=True) if available_now
-              else writer.trigger(processingTime="2 seconds"))
+              else writer.trigger(processingTime=f"{cfg.ingest.bronze_trigger_seconds} seconds"))
     return writer.start(catalog.location(lake_root, table))
 
 
@@ -109,7 +128,7 @@ def ingest(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[
                         seen[t].add(p["batchId"])
                         rows[t] += int(p.get("numInputRows", 0))
                 if q.exception() is not None:
-                    raise q.exception()
+                    raise offsets.explain(q.exception(), t)
             progress("ingest: " + ", ".join(f"{t}={n:,}" for t, n in rows.items())
                      + ("" if available_now else f" ({len(active)} queries running)"))
             if not active:

@@ -25,6 +25,7 @@ from redline.services.base import pid_alive
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import StreamingQuery
 
 LOCK_FILE = "_redline.lock"
 
@@ -127,3 +128,17 @@ def require_checkpoint_for(spark: "SparkSession", checkpoint: str, lake_root: st
             f"data: starting over would re-read the source from the beginning. Restore the "
             f"checkpoint folder, or, to rebuild on purpose, delete the table and its "
             f"checkpoint together.")
+
+
+class LockedQuery:
+    """A running streaming query and the checkpoint lock it holds until ``stop``."""
+
+    def __init__(self, topic: str, query: "StreamingQuery", lock: CheckpointLock):
+        self.topic, self.query, self.lock = topic, query, lock
+
+    def stop(self) -> None:
+        try:
+            if self.query.isActive:
+                self.query.stop()
+        finally:
+            self.lock.release()

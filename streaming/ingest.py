@@ -9,14 +9,27 @@ and returns. Either way every query is stopped and its checkpoint lock released 
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from redline import catalog
 from redline.config import Config
-from redline.streaming import bronze, silver
+from redline.streaming import bronze, offsets, silver
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+
+def status_line(bronze_rows: dict[str, int], stats: dict[str, "silver.BatchStats"],
+                elapsed_s: float) -> str:
+    """One line: uptime, rows/s into silver, and per topic bronze/silver/quarantine rows."""
+    rows = sum(s.rows for s in stats.values())
+    h, rem = divmod(int(elapsed_s), 3600)
+    return (f"ingest {h:d}:{rem // 60:02d}:{rem % 60:02d} "
+            f"{rows / elapsed_s if elapsed_s > 0 else 0:,.0f} rows/s | " + " | ".join(
+                f"{t} b={n:,} s={stats[t].silver if t in stats else 0:,} "
+                f"q={stats[t].quarantined if t in stats else 0:,}"
+                for t, n in bronze_rows.items()))
 
 
 def run(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str],
@@ -30,11 +43,14 @@ def run(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str
         for t in topics:
             out[t] = {"bronze": rows.get(t, 0)}
             if catalog.exists(spark, lake_root, catalog.bronze(t)):
-                stats = silver.run_available_now(spark, lake_root, t, totals=False)
+                stats = silver.run_available_now(
+                    spark, lake_root, t, totals=False,
+                    max_record_bytes=cfg.ingest.max_record_bytes)
                 out[t].update({k: stats[k] for k in ("silver", "quarantined", "duplicates")})
         return out
 
     stop = stop or threading.Event()
+    began = time.monotonic()
     bronzes: dict[str, bronze.BronzeQuery] = {}
     silvers: dict[str, silver.SilverQuery] = {}
     bronze_rows = {t: 0 for t in topics}
@@ -45,20 +61,21 @@ def run(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str
         while not stop.is_set():
             for t, b in bronzes.items():
                 if b.query.exception() is not None:
-                    raise b.query.exception()
+                    raise offsets.explain(b.query.exception(), t)
                 for p in b.query.recentProgress:
                     if p["batchId"] not in seen[t]:
                         seen[t].add(p["batchId"])
                         bronze_rows[t] += int(p.get("numInputRows", 0))
                 if t not in silvers and catalog.exists(spark, lake_root, catalog.bronze(t)):
-                    silvers[t] = silver.start(spark, lake_root, t, available_now=False)
+                    silvers[t] = silver.start(
+                        spark, lake_root, t, available_now=False,
+                        trigger_seconds=cfg.ingest.silver_trigger_seconds,
+                        max_record_bytes=cfg.ingest.max_record_bytes)
             for s in silvers.values():
                 if s.query.exception() is not None:
                     raise s.query.exception()
-            progress("ingest: " + ", ".join(
-                f"{t} bronze={bronze_rows[t]:,} silver="
-                f"{silvers[t].stats.silver if t in silvers else 0:,} quarantine="
-                f"{silvers[t].stats.quarantined if t in silvers else 0:,}" for t in topics))
+            progress(status_line(bronze_rows, {t: s.stats for t, s in silvers.items()},
+                                 time.monotonic() - began))
             stop.wait(poll_seconds)
     finally:
         for q in [*silvers.values(), *bronzes.values()]:

@@ -16,7 +16,8 @@ a replay cannot double:
    query's history).
 2. ``event_id`` is deduplicated within the batch (first delivery wins, by Kafka
    coordinates) and against silver itself with a left-anti join on ``event_id`` before the
-   append. That covers a producer retry that reached Kafka twice, a batch rebuilt by the
+   append, bounded by the dedupe watermark (silver rows within ``DEDUPE_WATERMARK_HOURS``
+   of the batch's event times: a redelivered event carries its original event time). That covers a producer retry that reached Kafka twice, a batch rebuilt by the
    batch job, and a quarantine replay, none of which a txn version can see. A MERGE would
    do the same insert-if-absent, but MERGE does not honour ``txnAppId``/``txnVersion``;
    append + anti-join keeps both guarantees. The anti-join reads silver as of the batch
@@ -32,13 +33,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Sequence
 
 from redline import catalog, lake
 from redline.errors import RedlineError
-from redline.jobs.silver import dedupe, parse
+from redline.jobs.silver import MAX_RECORD_BYTES, annotate, classify, dedupe
 from redline.schemas.payloads import latest
-from redline.streaming.guards import CheckpointLock, require_checkpoint_for
+from redline.quality import row_rules
+from redline.quality.row_rules import Rule
+from redline.streaming.guards import CheckpointLock, LockedQuery, require_checkpoint_for
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -62,82 +66,137 @@ class BatchStats:
     silver: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    warned: int = 0
     last_batch_id: int = -1
     last_batch_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def add(self, batch_id: int, counts: dict[str, int]) -> None:
+        with self.lock:
+            self.batches += 1
+            for key in ("rows", "silver", "quarantined", "duplicates", "warned"):
+                setattr(self, key, getattr(self, key) + counts[key])
+            self.last_batch_id = batch_id
+            self.last_batch_at = time.time()
+
     def as_dict(self) -> dict[str, int]:
         return {"batches": self.batches, "rows": self.rows, "silver": self.silver,
-                "quarantined": self.quarantined, "duplicates": self.duplicates}
+                "quarantined": self.quarantined, "duplicates": self.duplicates,
+                "warned": self.warned}
 
 
-def new_events(good: "DataFrame", silver_path: str | None) -> "DataFrame":
-    """``good`` without event ids seen twice in it or already in the silver table."""
+#: Two records with the same ``event_id`` are the same event only if their event times
+#: are within this of each other (the dedupe watermark). Bounding the anti-join by event
+#: time lets Delta skip every silver file outside the batch's time range instead of
+#: reading all event ids ever landed.
+DEDUPE_WATERMARK_HOURS = 24
+
+
+def new_events(good: "DataFrame", silver_path: str | None,
+               watermark_hours: float = DEDUPE_WATERMARK_HOURS) -> "DataFrame":
+    """``good`` without event ids seen twice in it or already in the silver table.
+
+    Silver rows are compared only within ``watermark_hours`` of the batch's event times.
+    """
+    from pyspark.sql import functions as F
+
     out = dedupe(good)
-    if silver_path is not None:
-        spark = good.sparkSession
-        existing = spark.read.format("delta").load(silver_path).select("event_id")
-        out = out.join(existing, "event_id", "left_anti")
-    return out
+    if silver_path is None:
+        return out
+    bounds = good.agg(F.min("event_time").alias("lo"), F.max("event_time").alias("hi")).first()
+    if bounds.lo is None:
+        return out
+    margin = timedelta(hours=watermark_hours)
+    existing = (good.sparkSession.read.format("delta").load(silver_path)
+                .where(F.col("event_time").between(bounds.lo - margin, bounds.hi + margin))
+                .select("event_id"))
+    return out.join(existing, "event_id", "left_anti")
+
+
+def _refuse(flagged: "DataFrame", failed: Sequence[Rule], violations: dict[str, int],
+            topic: str, batch_id: int) -> RedlineError:
+    rule = failed[0]
+    sample = flagged.where(~rule.holds()).select(
+        "kafka_partition", "kafka_offset", "event_id").first()
+    return RedlineError(
+        "ROW_RULE_FAILED",
+        f"row rule {rule.name} ({rule.description}; action fail) is violated by "
+        f"{violations[rule.name]:,} record(s) of silver.{topic} batch {batch_id}, e.g. "
+        f"event_id {sample.event_id} at Kafka partition {sample.kafka_partition} offset "
+        f"{sample.kafka_offset}. Nothing of this batch was written and the stream stopped; "
+        f"fix the data or the rule (quality/row_rules.py) and restart: the batch is retried")
 
 
 def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, app_id: str,
-                stats: BatchStats | None = None) -> dict[str, int]:
-    """Parse one micro-batch of bronze rows and append silver + quarantine idempotently."""
-    from delta.tables import DeltaTable
+                stats: BatchStats | None = None, rules: Sequence[Rule] | None = None,
+                max_record_bytes: int = MAX_RECORD_BYTES) -> dict[str, int]:
+    """Parse one micro-batch of bronze rows, apply row rules, append idempotently.
 
+    Writes, each skipped by Delta when this ``(app_id, batch_id)`` already committed to
+    that table: the batch's ``ops.silver_batches`` row first (so a replay never records
+    a second, different account of the same batch), then silver, then quarantine. Empty
+    writes are skipped: a replay recomputes the same empty result.
+    """
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    started = datetime.now(timezone.utc).replace(tzinfo=None)
     source = catalog.bronze(topic)
     target = catalog.silver(topic)
     quarantine = catalog.get("silver.quarantine")
+    rules = row_rules.rules_for(topic) if rules is None else rules
     spark = batch.sparkSession
-    batch = batch.persist()
+    # Parsed once and kept: every count and write below reads this, not the JSON again.
+    batch = annotate(batch, latest(topic), max_record_bytes).persist()
     try:
-        good, bad = parse(batch, latest(topic), source.qualified_name)
+        good, bad, flagged = classify(batch, topic, source.qualified_name, rules)
+        violations = row_rules.violation_counts(flagged, rules)
+        failed = row_rules.failures(violations, rules)
+        if failed:
+            raise _refuse(flagged, failed, violations, topic, batch_id)
         silver_path = catalog.location(lake_root, target)
         fresh = new_events(good, silver_path if DeltaTable.isDeltaTable(spark, silver_path)
                            else None).persist()
         bad = bad.persist()
-        counts = {"rows": batch.count(), "silver": fresh.count(), "quarantined": bad.count()}
+        seen = batch.agg(F.count(F.lit(1)).alias("n"), F.min("kafka_timestamp").alias("lo"),
+                         F.max("kafka_timestamp").alias("hi")).first()
+        counts = {"rows": int(seen.n), "silver": fresh.count(), "quarantined": bad.count(),
+                  "warned": sum(violations[r.name] for r in rules if r.action == "warn")}
         counts["duplicates"] = counts["rows"] - counts["silver"] - counts["quarantined"]
-        # Silver first, then quarantine; each skipped by Delta if this batch id already
-        # committed to it (a replay after a crash between or after the two writes).
-        lake.append(fresh, lake_root, target, txn=(app_id, batch_id))
-        lake.append(bad, lake_root, quarantine, txn=(app_id, batch_id))
+        metrics = spark.createDataFrame([(
+            topic, app_id, batch_id, started, datetime.now(timezone.utc).replace(tzinfo=None),
+            counts["rows"], counts["silver"], counts["quarantined"], counts["duplicates"],
+            seen.lo, seen.hi,
+            [(r.name, r.action, violations[r.name]) for r in rules])],
+            catalog.get("ops.silver_batches").schema())
+        lake.append(metrics, lake_root, catalog.get("ops.silver_batches"),
+                    txn=(app_id, batch_id))
+        if counts["silver"]:
+            # A new optional field of a newer payload version adds its column here.
+            lake.append(fresh, lake_root, target, txn=(app_id, batch_id), merge_schema=True)
+        if counts["quarantined"]:
+            lake.append(bad, lake_root, quarantine, txn=(app_id, batch_id))
         fresh.unpersist()
         bad.unpersist()
     finally:
         batch.unpersist()
     if stats is not None:
-        with stats.lock:
-            stats.batches += 1
-            stats.rows += counts["rows"]
-            stats.silver += counts["silver"]
-            stats.quarantined += counts["quarantined"]
-            stats.duplicates += counts["duplicates"]
-            stats.last_batch_id = batch_id
-            stats.last_batch_at = time.time()
+        stats.add(batch_id, counts)
     return counts
 
 
-@dataclass
-class SilverQuery:
+class SilverQuery(LockedQuery):
     """A running silver query with the checkpoint lock it holds and its batch totals."""
 
-    topic: str
-    query: "StreamingQuery"
-    lock: CheckpointLock
-    stats: BatchStats
-
-    def stop(self) -> None:
-        try:
-            if self.query.isActive:
-                self.query.stop()
-        finally:
-            self.lock.release()
+    def __init__(self, topic: str, query: "StreamingQuery", lock: CheckpointLock,
+                 stats: BatchStats):
+        super().__init__(topic, query, lock)
+        self.stats = stats
 
 
 def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool,
-          trigger_seconds: float = 2.0) -> SilverQuery:
+          trigger_seconds: float = 1.0, max_record_bytes: int = MAX_RECORD_BYTES
+          ) -> SilverQuery:
     """Start the silver stream of ``topic`` (bronze must exist); refuses a shared checkpoint."""
     source = catalog.bronze(topic)
     if not catalog.exists(spark, lake_root, source):
@@ -158,7 +217,8 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
             if not started.wait(120):
                 raise RedlineError("SILVER_START", f"query {name} did not report its id")
             write_batch(batch, batch_id, lake_root, topic,
-                        f"redline.silver.{topic}.{ident['id']}", stats)
+                        f"redline.silver.{topic}.{ident['id']}", stats,
+                        max_record_bytes=max_record_bytes)
 
         writer = (spark.readStream.format("delta")
                   .load(catalog.location(lake_root, source))
@@ -177,14 +237,16 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
 
 
 def run_available_now(spark: "SparkSession", lake_root: str, topic: str,
-                      totals: bool = True) -> dict[str, int]:
+                      totals: bool = True, max_record_bytes: int = MAX_RECORD_BYTES
+                      ) -> dict[str, int]:
     """Process everything new in bronze.<topic> into silver and quarantine, then stop.
 
     Returns this run's batch totals, plus (``totals``) the table counts afterwards.
     """
     from pyspark.sql import functions as F
 
-    running = start(spark, lake_root, topic, available_now=True)
+    running = start(spark, lake_root, topic, available_now=True,
+                    max_record_bytes=max_record_bytes)
     try:
         running.query.awaitTermination()
         if running.query.exception() is not None:

@@ -54,6 +54,8 @@ SUPPLIERS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "inverter": (("Siliconvolt", ("LOT-IN-3000", "LOT-IN-3001")),),
 }
 FIRMWARE = ("FW-3.1.4", "FW-3.2.0", "FW-3.2.1")
+#: Firmware from which vehicles send vehicle_telemetry schema version 2.
+TELEMETRY_V2_FIRMWARE = "FW-3.2.0"
 
 # --- planted problems: the ground truth ---------------------------------------------------
 
@@ -248,7 +250,7 @@ class Simulator:
             # A wearing pump shows as coolant temperature climbing before it fails.
             pre_failure = max(0.0, 14.0 - (pump_fail - age))
             coolant = rng.gauss(68.0, 2.0) + 1.2 * min(pre_failure, 14.0)
-            out.append((t, Event("vehicle_telemetry", v["vin"], {
+            payload = {
                 **self._envelope(t), "vin": v["vin"], "odometer_km": round(odo, 1),
                 "speed_kph": round(max(0.0, rng.gauss(55, 25)), 1),
                 "battery_soc_pct": round(min(100.0, max(3.0, rng.gauss(62, 18))), 1),
@@ -258,7 +260,13 @@ class Simulator:
                 "ambient_temp_c": round(rng.gauss(8, 5), 1),
                 "tyre_pressure_kpa": {w: round(rng.gauss(250, 6), 1)
                                       for w in ("fl", "fr", "rl", "rr")},
-            })))
+            }
+            if v["firmware_version"] >= TELEMETRY_V2_FIRMWARE:
+                # Newer firmware sends telemetry v2 (one more optional signal); derived
+                # from the state of charge so the random stream stays the same.
+                payload["schema_version"] = 2
+                payload["hv_battery_voltage_v"] = round(330.0 + 0.9 * payload["battery_soc_pct"], 1)
+            out.append((t, Event("vehicle_telemetry", v["vin"], payload)))
         fw = PLANTED["firmware"]
         rate = fw["rate_per_day"] if v["firmware_version"] == fw["firmware_version"] else 0.0
         if rng.random() < rate:

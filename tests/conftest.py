@@ -109,3 +109,18 @@ def thrift_server(services):
 @pytest.fixture(scope="session")
 def superset_server(services):
     return services["superset"]
+
+
+@pytest.fixture
+def stream_cfg(cfg, kafka_broker, lake, monkeypatch):
+    """Config with this test's own topic prefix and lake (env too, for subprocesses)."""
+    import uuid
+
+    from redline.config import load
+    from redline.streaming.producer import ensure_topics
+
+    monkeypatch.setenv("REDLINE_KAFKA_TOPIC_PREFIX", f"st-{uuid.uuid4().hex[:8]}.")
+    monkeypatch.setenv("REDLINE_LAKE_ROOT", lake)
+    test_cfg = load()
+    ensure_topics(test_cfg)
+    return test_cfg

@@ -73,6 +73,9 @@ class KafkaBroker(Service):
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             f"log.dirs={self.data_dir}",
             f"num.partitions={self.cfg.kafka.partitions}",
+            # Records up to 8 MiB are accepted so that an oversized one reaches the lake
+            # and is quarantined with its coordinates (silver's limit is 1 MiB).
+            "message.max.bytes=8388608",
             "offsets.topic.replication.factor=1",
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",

@@ -8,6 +8,7 @@ every acknowledged event exactly once.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -25,14 +26,12 @@ import pytest
 
 from redline import catalog, lake as lakeio
 from redline.cli import main
-from redline.config import load
 from redline.errors import RedlineError
 from redline.schemas import payloads
 from redline.schemas.tables import BRONZE
 from redline.streaming import silver
 from redline.streaming.guards import LOCK_FILE, CheckpointLock
 from redline.streaming.kafka_options import client_options, topic_name
-from redline.streaming.producer import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +62,15 @@ def _poison() -> list[tuple[bytes | None, bytes | None, str]]:
          "MISSING_REQUIRED"),
         (b"k", json.dumps({**good, "event_id": "p-v9", "schema_version": 9}).encode(),
          "UNKNOWN_SCHEMA_VERSION"),
+        # a v2 field with the wrong type: an incompatible change, never cast to null
+        (b"k", json.dumps({**good, "event_id": "p-v2-type", "schema_version": 2,
+                           "hv_battery_voltage_v": "high"}).encode(), "TYPE_MISMATCH"),
+        (b"k", json.dumps({**good, "event_id": "p-3000",
+                           "event_time": "3000-01-01T00:00:00Z"}).encode(), "RULE_VIOLATION"),
+        (b"k", json.dumps({**good, "event_id": "p-soc", "battery_soc_pct": 140.0}).encode(),
+         "RULE_VIOLATION"),
+        (b"k", json.dumps({**good, "event_id": "p-big", "note": "x" * 1_200_000}).encode(),
+         "RECORD_TOO_LARGE"),
     ]
 
 
@@ -75,6 +83,7 @@ class Producer:
         self.topic = topic_name(cfg, TOPIC)
         self.producer = KafkaProducer(acks="all", retries=5, linger_ms=5,
                                       max_in_flight_requests_per_connection=1,
+                                      max_request_size=4 * 1024 * 1024,
                                       **client_options(cfg))
         self.acked = 0
         self.errors: list[BaseException] = []
@@ -96,16 +105,6 @@ class Producer:
         assert not self.errors, self.errors[:3]
 
 
-@pytest.fixture
-def stream_cfg(cfg, kafka_broker, lake, monkeypatch):
-    """Config with this test's own topic prefix and lake (env too, for subprocesses)."""
-    monkeypatch.setenv("REDLINE_KAFKA_TOPIC_PREFIX", f"st-{uuid.uuid4().hex[:8]}.")
-    monkeypatch.setenv("REDLINE_LAKE_ROOT", lake)
-    test_cfg = load()
-    ensure_topics(test_cfg)
-    return test_cfg
-
-
 def _read(spark, root, name):
     t = catalog.get(name)
     return catalog.read(spark, root, t) if catalog.exists(spark, root, t) else None
@@ -122,6 +121,8 @@ def test_poison_mix_is_quarantined_and_every_good_record_lands(
     root = stream_cfg.lake_root
     producer = Producer(stream_cfg)
     good = [_event(i) for i in range(30)]
+    good[7] = _event(7, speed_kph=480.0)  # breaks a warn rule: lands, and is counted
+    good[8] = _event(8, schema_version=2, hv_battery_voltage_v=388.5)  # the newer version
     for e in good:
         producer.send_event(e)
     producer.send(None, json.dumps(_event(99) | {"event_id": "null-key"}).encode())
@@ -129,9 +130,9 @@ def test_poison_mix_is_quarantined_and_every_good_record_lands(
     poison = _poison()
     for key, value, _code in poison:
         producer.send(key, value)
-    # Version 2 that today's schemas do not know; replayed after the "fix" below.
-    v2 = [_event(200 + i, schema_version=2) for i in range(3)]
-    v2.append({**good[5], "schema_version": 2})  # same event_id as a landed record
+    # Version 3 that today's schemas do not know; replayed after the "fix" below.
+    v2 = [_event(200 + i, schema_version=3) for i in range(3)]
+    v2.append({**good[5], "schema_version": 3})  # same event_id as a landed record
     for e in v2:
         producer.send_event(e)
     producer.close()
@@ -142,6 +143,9 @@ def test_poison_mix_is_quarantined_and_every_good_record_lands(
     rows = _read(spark, root, f"silver.{TOPIC}").collect()
     ids = [r.event_id for r in rows]
     assert sorted(ids) == sorted([e["event_id"] for e in good] + ["null-key"])
+    by_id = {r.event_id: r for r in rows}
+    assert by_id[good[8]["event_id"]].hv_battery_voltage_v == 388.5
+    assert by_id[good[7]["event_id"]].speed_kph == 480.0
     quarantined = _quarantine(spark, root)
     assert len(quarantined) == len(poison) + len(v2)
     codes = sorted(r.reason_code for r in quarantined)
@@ -153,6 +157,22 @@ def test_poison_mix_is_quarantined_and_every_good_record_lands(
     assert _read(spark, root, f"silver.{TOPIC}").count() == len(rows)
     assert len(_quarantine(spark, root)) == len(quarantined)
 
+    # `redline ingest status`: nothing left in Kafka, every quarantined record by reason,
+    # the warn rule's violation counted, the last batch and a rate.
+    capsys.readouterr()
+    assert main(["ingest", "status", "--json", "--topics", TOPIC]) == 0
+    [st] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert st["kafka_lag"] == 0 and st["kafka_end"] == st["bronze_position"] == producer.acked
+    assert st["bronze_versions_behind"] == 0 and not st["running"] and not st["data_loss"]
+    expected = collections.Counter([c for *_, c in poison]
+                                   + ["UNKNOWN_SCHEMA_VERSION"] * len(v2))
+    assert st["quarantine"] == dict(expected)
+    assert st["rule_violations"] == {"speed_plausible": 1, "event_time_plausible": 1,
+                                     "battery_soc_in_range": 1}
+    assert st["rows_in"] == producer.acked
+    assert st["rows_silver"] == len(rows) and st["rows_quarantined"] == len(quarantined)
+    assert st["silver_last_batch"] is not None and st["silver_rows_per_s"] > 0
+
     capsys.readouterr()
     assert main(["quarantine", "list", "--table", TOPIC, "--json", "--limit", "100"]) == 0
     listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -161,8 +181,9 @@ def test_poison_mix_is_quarantined_and_every_good_record_lands(
 
     # The fix: version 2 becomes known (same fields). Replay lands the three new v2
     # events, counts the fourth as already landed, and empties them from quarantine.
-    v1 = payloads.latest(TOPIC)
-    monkeypatch.setitem(payloads.PAYLOADS, TOPIC, {1: v1, 2: dataclasses.replace(v1, version=2)})
+    known = dict(payloads.PAYLOADS[TOPIC])
+    known[3] = dataclasses.replace(payloads.latest(TOPIC), version=3)
+    monkeypatch.setitem(payloads.PAYLOADS, TOPIC, known)
     capsys.readouterr()
     assert main(["quarantine", "replay", "--table", f"bronze.{TOPIC}"]) == 0
     assert "3 landed in silver, 1 already there" in capsys.readouterr().out
@@ -185,7 +206,7 @@ def test_replayed_micro_batch_writes_nothing_twice(spark, lake):
     """A batch id that already committed is skipped by Delta (txnAppId/txnVersion)."""
     batch = _bronze_rows(spark, [json.dumps(_event(i)) for i in range(5)] + ["{bad"])
     first = silver.write_batch(batch, 7, lake, TOPIC, "test-app")
-    assert first == {"rows": 6, "silver": 5, "quarantined": 1, "duplicates": 0}
+    assert first == {"rows": 6, "silver": 5, "quarantined": 1, "duplicates": 0, "warned": 0}
     silver.write_batch(batch, 7, lake, TOPIC, "test-app")  # the replay after a crash
     assert _read(spark, lake, f"silver.{TOPIC}").count() == 5
     assert len(_quarantine(spark, lake)) == 1
@@ -252,9 +273,8 @@ def _wait_for_new_batch(proc: subprocess.Popen, offsets: Path, log: Path,
 def test_kill_9_while_producing_loses_and_duplicates_nothing(
         stream_cfg, spark, tmp_path):
     root = stream_cfg.lake_root
-    # Three kills keep `make test` inside its time budget (each one restarts a Spark
-    # driver); REDLINE_TEST_KILLS=5 (or more) for the full drill of issue 3.
-    kills = int(os.environ.get("REDLINE_TEST_KILLS", "3"))
+    # Five kills, each restarting a Spark driver; REDLINE_TEST_KILLS for more (or fewer).
+    kills = int(os.environ.get("REDLINE_TEST_KILLS", "5"))
     seed = int(os.environ.get("REDLINE_TEST_SEED", str(time.time_ns() % 100_000)))
     rnd = random.Random(seed)
     print(f"kill points seeded with REDLINE_TEST_SEED={seed}")

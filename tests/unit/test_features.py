@@ -157,6 +157,42 @@ def test_events_at_or_after_the_as_of_instant_change_nothing(spark):
     assertDataFrameEqual(with_future, without)
 
 
+def test_firmware_is_the_version_running_at_the_as_of_instant(spark):
+    """A firmware update shows from the first as-of date after it was seen, never before;
+    the answer is the firmware dimension's point-in-time lookup just before the as-of
+    instant."""
+    from pyspark.sql import functions as F
+
+    from redline.jobs.dimensions import firmware_at, firmware_periods
+
+    dtc = DTC_PAST + [
+        _dtc("V2", datetime(2024, 2, 20, 8), "FW-3"),       # between EARLY and AS_OF
+        _dtc("V2", datetime(2024, 3, 1, 0, 0, 1), "FW-4"),  # on the as-of day, after 00:00
+        _dtc("V6", datetime(2024, 2, 14, 23, 59), "FW-5"),  # a minute before EARLY
+        _dtc("V4", datetime(2024, 2, 15, 0, 0, 0), "FW-6"),  # at the EARLY instant itself
+    ]
+    builds = _silver(spark, "vehicle_builds", BUILDS)
+    dtc_df = _silver(spark, "vehicle_dtc", dtc)
+    actual = vehicle_features(builds, _silver(spark, "vehicle_telemetry", TELEMETRY_PAST),
+                              dtc_df, _silver(spark, "warranty_claims", CLAIMS),
+                              [EARLY, AS_OF])
+    got = {(r.vin, r.as_of_date): r.firmware_version for r in actual.collect()}
+    assert got == {
+        ("V1", EARLY): "FW-2", ("V1", AS_OF): "FW-2",   # updated 02-10, before both
+        ("V2", EARLY): "FW-1", ("V2", AS_OF): "FW-3",   # FW-4 is after the AS_OF instant
+        ("V4", EARLY): "FW-1",                          # FW-6 at the instant: future
+        ("V6", EARLY): "FW-5", ("V6", AS_OF): "FW-5",
+    }
+    # Features see events strictly before the as-of instant, the dimension's periods start
+    # at (and include) their first observation: ask it for the last microsecond before.
+    lookups = actual.select("vin", "as_of_date", (F.col("as_of_date").cast("timestamp")
+                                                  - F.expr("INTERVAL 1 MICROSECOND"))
+                            .alias("at"))
+    dim = {(r.vin, r.as_of_date): r.firmware_version
+           for r in firmware_at(firmware_periods(builds, dtc_df), lookups).collect()}
+    assert dim == got
+
+
 def test_vehicles_built_on_or_after_the_as_of_date_are_excluded(spark):
     actual = _features(spark, TELEMETRY_PAST, DTC_PAST, dates=(date(2024, 1, 1),))
     # Only V4 (2023) is in service on 2024-01-01; V1 and V6 were built that very day.

@@ -11,7 +11,13 @@ from pyspark.sql import functions as F
 
 from redline.jobs.defect_pareto import defect_pareto
 from redline.jobs.reliability import dtc_rates, weibull_fits
-from redline.jobs.spc import control_limits, measurements, nelson_violations
+from redline.jobs.spc import (
+    control_limits,
+    measurements,
+    nelson_violations,
+    xbar_r,
+    xbar_violations,
+)
 from redline.schemas.payloads import latest
 from redline.streaming.simulator import PLANTED, SimulationSpec, Simulator
 
@@ -60,6 +66,22 @@ def test_the_drifting_characteristic_trips_spc_rules_after_the_drift_starts(silv
         (F.col("plant") == key[0]) & (F.col("line") == key[1]) & (F.col("station") == key[2])
         & (F.col("end_time") >= F.lit(drift_start))).collect()}
     assert rules & {2, 5, 6}, f"no shift rule on the drifting key; rules {rules}"
+    assert max(flagged, key=flagged.get) == key, flagged
+
+
+def test_the_drift_trips_the_xbar_chart_of_its_key(silver):
+    drift = PLANTED["drift"]
+    key = (drift["plant"], drift["line"], drift["station"], drift["characteristic"])
+    drift_start = datetime.combine(SPEC.start + timedelta(days=drift["start_day"]),
+                                   datetime.min.time())
+    violations = (xbar_violations(xbar_r(measurements(silver["station_results"])))
+                  .where(F.col("end_time") >= F.lit(drift_start)))
+    flagged = {(r.plant, r.line, r.station, r.characteristic): r.points
+               for r in violations.groupBy("plant", "line", "station", "characteristic")
+               .agg(F.sum("points").alias("points")).collect()}
+    rules = {r.rule for r in violations.collect()
+             if (r.plant, r.line, r.station, r.characteristic) == key}
+    assert rules & {1, 2, 5, 6}, f"no shift rule on the drifting key's X-bar chart: {rules}"
     assert max(flagged, key=flagged.get) == key, flagged
 
 

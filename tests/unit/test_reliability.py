@@ -194,19 +194,57 @@ def test_weibull_fits_per_component_and_lot(fleet):
 
 def test_dtc_rates_by_hand(spark, fleet):
     builds, _, dtc = fleet
-    # In service before the end: FW-A V1 (64 days) V2 (59); FW-B V3 (49) V4 (35);
-    # FW-D V7 (37). V6 is built on the last day, V5 after it.
+    # Firmware periods (build record, then DTC reports): V4 runs FW-B from its build on
+    # 02-03 and FW-C from its DTC on 03-01. Days in service to the end, per firmware:
+    # FW-A V1 (64 days) V2 (59); FW-B V3 (49) V4 (02-03..03-01: 26); FW-C V4 (03-01..03-10:
+    # 9); FW-D V7 (37). V6 is built on the last day (0 days), V5 after it.
     expected = spark.createDataFrame([
         ("FW-A", "P0A1F", END, 1, 2, 123, 500.0, 1000 / 123),
         ("FW-A", "U0100", END, 1, 2, 123, 500.0, 1000 / 123),
         ("FW-A", None, END, 2, 2, 123, 1000.0, 2000 / 123),
-        ("FW-B", "P0A1F", END, 1, 2, 84, 500.0, 1000 / 84),
-        ("FW-B", None, END, 1, 2, 84, 500.0, 1000 / 84),
-        ("FW-C", "P0A1F", END, 1, 0, 0, None, None),
-        ("FW-C", None, END, 1, 0, 0, None, None),
+        ("FW-B", "P0A1F", END, 1, 2, 75, 500.0, 1000 / 75),
+        ("FW-B", None, END, 1, 2, 75, 500.0, 1000 / 75),
+        ("FW-C", "P0A1F", END, 1, 1, 9, 1000.0, 1000 / 9),
+        ("FW-C", None, END, 1, 1, 9, 1000.0, 1000 / 9),
         ("FW-D", None, END, 0, 1, 37, 0.0, 0.0),
     ], DTC_RATES)
     assertDataFrameEqual(dtc_rates(builds, dtc, END), expected)
+
+
+def test_dtc_rates_attribute_each_dtc_to_the_firmware_at_its_time(spark):
+    # W1 is built on FW-1 on 01-01 and updated to FW-2 on 01-21 (an over-the-air update
+    # known to the firmware dimension, e.g. from an update record): 20 days on FW-1, 19 on
+    # FW-2 to the end (02-09). W2 stays on FW-1 all along: 39 days. A DTC on 01-10 counts
+    # under FW-1, two on 01-25 and 02-05 under FW-2, whatever firmware they reported.
+    end = date(2026, 2, 9)
+    builds = spark.createDataFrame(
+        [_build("W1", date(2026, 1, 1), "FW-1", "P1"), _build("W2", date(2026, 1, 1), "FW-1",
+                                                               "P1")],
+        latest("vehicle_builds").struct)
+    dtc = spark.createDataFrame([
+        _dtc(1, "W1", "FW-1", "P0A1F", (1, 10)),
+        _dtc(2, "W1", "FW-1", "P0A1F", (1, 25)),   # reported stale firmware
+        _dtc(3, "W1", "FW-2", "U0100", (2, 5)),
+        _dtc(4, "W2", "FW-1", "U0100", (2, 6)),
+    ], latest("vehicle_dtc").struct)
+    periods = spark.createDataFrame([
+        ("W1", "FW-1", datetime(2026, 1, 1, 20), datetime(2026, 1, 21, 3),
+         datetime(2026, 1, 10, 9), 2, "build"),
+        ("W1", "FW-2", datetime(2026, 1, 21, 3), None, datetime(2026, 2, 5, 9), 2, "ota"),
+        ("W2", "FW-1", datetime(2026, 1, 1, 20), None, datetime(2026, 2, 6, 9), 2, "build"),
+    ], "vin string, firmware_version string, valid_from timestamp, valid_to timestamp, "
+       "last_seen timestamp, observations long, source string")
+    got = {(r.firmware_version, r.dtc_code): (r.dtc_events, r.vehicles, r.vehicle_days,
+                                              r.dtc_per_1000_vehicles)
+           for r in dtc_rates(builds, dtc, end, periods).collect()}
+    assert got == {
+        ("FW-1", "P0A1F"): (1, 2, 59, 500.0),
+        ("FW-1", "U0100"): (1, 2, 59, 500.0),
+        ("FW-1", None): (2, 2, 59, 1000.0),    # W1 20 days + W2 39 days
+        ("FW-2", "P0A1F"): (1, 1, 19, 1000.0),
+        ("FW-2", "U0100"): (1, 1, 19, 1000.0),
+        ("FW-2", None): (2, 1, 19, 2000.0),
+    }
 
 
 def test_warranty_triangle_by_hand(spark, fleet):

@@ -1,0 +1,64 @@
+"""The suites of the X-bar/R, violation and MTBF tables pass on simulator data and catch
+a broken row."""
+
+from datetime import date, datetime, timedelta
+
+from pyspark.sql import functions as F
+
+from redline import catalog
+from redline import lake as lake_io
+from redline.jobs.mtbf import mtbf
+from redline.jobs.spc import (
+    control_limits,
+    measurements,
+    nelson_violations,
+    xbar_r,
+    xbar_violations,
+)
+from redline.quality.gate import run_gate
+from redline.schemas.payloads import latest
+from redline.streaming.simulator import SimulationSpec, Simulator
+
+TABLES = ["gold.spc_subgroups", "gold.spc_violations", "gold.mtbf"]
+SPEC = SimulationSpec(vehicles=120, days=40, seed=5)
+
+
+def _silver(spark):
+    rows = {"station_results": [], "vehicle_builds": [], "warranty_claims": []}
+    for event in Simulator(SPEC).events():
+        if event.topic in rows:
+            p = dict(event.payload)
+            p["event_time"] = datetime.fromisoformat(p["event_time"].replace("Z", "+00:00"))
+            for name in ("build_date", "failure_date"):
+                if name in p:
+                    p[name] = date.fromisoformat(p[name])
+            rows[event.topic].append(p)
+    return {t: spark.createDataFrame(r, latest(t).struct) for t, r in rows.items()}
+
+
+def test_suites_pass_on_simulator_data_and_catch_bad_rows(spark, lake, tmp_path):
+    s = _silver(spark)
+    points = measurements(s["station_results"])
+    subgroups = xbar_r(points)
+    end = SPEC.start + timedelta(days=SPEC.days - 1)
+    for name, df in (
+            ("spc_subgroups", subgroups),
+            ("spc_violations", nelson_violations(control_limits(points))
+             .unionByName(xbar_violations(subgroups))),
+            ("mtbf", mtbf(s["vehicle_builds"], s["warranty_claims"], end))):
+        lake_io.overwrite(df, lake, catalog.get(f"gold.{name}"))
+    gate = run_gate(spark, lake, tmp_path / "reports", tables=TABLES, progress=lambda _: None)
+    assert gate.success, gate.summary()
+
+    table = catalog.get("gold.mtbf")
+    broken = (catalog.read(spark, lake, table).where(F.col("failures") > 0).limit(1)
+              .withColumn("mtbf_ci_low_days", F.col("mtbf_days") * 2))
+    lake_io.append(broken, lake, table)
+    bad = run_gate(spark, lake, tmp_path / "reports", tables=["gold.mtbf"],
+                   progress=lambda _: None)
+    assert not bad.success
+    # A lower bound above the estimate, and the appended copy repeats its component.
+    assert {(f.expectation, f.column) for f in bad.failures} >= {
+        ("expect_column_values_to_be_unique", "component")}
+    assert "expect_column_pair_values_a_to_be_greater_than_b" in {
+        f.expectation for f in bad.failures}
