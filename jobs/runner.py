@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -16,6 +16,7 @@ from redline.jobs import (
     defect_pareto,
     dimensions,
     gold_fpy,
+    incremental,
     manufacturing_kpis,
     mtbf,
     reliability,
@@ -36,6 +37,9 @@ class Job:
     in_all: bool = True
     """Part of ``all``; replayed data sets' jobs are not (their topics stay empty unless
     `redline replay` ran) and are run by name."""
+    incremental: "incremental.Spec | None" = None
+    """How the job runs incrementally (``jobs/incremental.py``); None: ``run`` every
+    time."""
 
 
 def _silver_job(topic: str) -> Job:
@@ -95,6 +99,9 @@ JOBS: dict[str, Job] = {j.name: j for j in [
         "silver -> gold.dim_vehicle, dim_station, dim_supplier_lot, dim_vehicle_firmware"),
 ]}
 
+# Gold jobs run incrementally by their spec; a job without one is rebuilt on every run.
+JOBS = {n: replace(j, incremental=incremental.SPECS.get(n)) for n, j in JOBS.items()}
+
 #: The tables each gold job reads and writes (silver jobs: see ``io_of``), recorded in
 #: ops.job_runs with their Delta versions.
 _GOLD_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -153,7 +160,17 @@ def record_run(spark: "SparkSession", lake_root: str, row: dict) -> None:
                 catalog.get("ops.job_runs"))
 
 
-def _run_recorded(spark: "SparkSession", lake_root: str, job: Job, batch_id: str) -> dict:
+def _execute(spark: "SparkSession", lake_root: str, job: Job, full: bool) -> dict:
+    """Run ``job``: by its incremental spec (a full rebuild with ``full``), else plainly."""
+    if job.incremental is None:
+        return job.run(spark, lake_root)
+    inputs, outputs = io_of(job.name)
+    return incremental.run(spark, lake_root, job.name, job.incremental, inputs, outputs,
+                           job.run, full=full)
+
+
+def _run_recorded(spark: "SparkSession", lake_root: str, job: Job, batch_id: str,
+                  full: bool = False) -> dict:
     """Run ``job`` and append its ops.job_runs row, whether it succeeds or fails."""
     inputs, outputs = io_of(job.name)
     started = datetime.now(timezone.utc)
@@ -163,7 +180,7 @@ def _run_recorded(spark: "SparkSession", lake_root: str, job: Job, batch_id: str
     out: dict = {}
     error = None
     try:
-        out = job.run(spark, lake_root)
+        out = _execute(spark, lake_root, job, full)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:4000]
         raise
@@ -202,18 +219,19 @@ def plan(names: Sequence[str]) -> list[Job]:
 
 
 def run_jobs(spark: "SparkSession", lake_root: str, names: Sequence[str],
-             progress: Callable[[str], None] = print, record: bool = True
-             ) -> dict[str, dict]:
+             progress: Callable[[str], None] = print, record: bool = True,
+             full: bool = False) -> dict[str, dict]:
     """Run ``names`` in dependency order; with ``record`` each run appends a row to
-    ops.job_runs (a failed run too, before its error propagates)."""
+    ops.job_runs (a failed run too, before its error propagates). Gold jobs with an
+    incremental spec process only new silver rows unless ``full``."""
     results = {}
     jobs = plan(names)
     batch_id = str(uuid.uuid4())
     for i, job in enumerate(jobs, 1):
         began = time.monotonic()
         progress(f"[{i}/{len(jobs)}] {job.name}: {job.description}")
-        out = (_run_recorded(spark, lake_root, job, batch_id) if record
-               else job.run(spark, lake_root))
+        out = (_run_recorded(spark, lake_root, job, batch_id, full) if record
+               else _execute(spark, lake_root, job, full))
         out["seconds"] = round(time.monotonic() - began, 1)
         results[job.name] = out
         progress(f"[{i}/{len(jobs)}] {job.name}: done in {out['seconds']}s {out}")

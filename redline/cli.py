@@ -197,7 +197,7 @@ def cmd_jobs(cfg, args) -> int:
             print(f"{job.name:<28} {job.description}{deps}")
         return 0
     spark = _session(cfg, "jobs")
-    run_jobs(spark, cfg.lake_root, args.names or ["all"])
+    run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full)
     _thrift_refresh(cfg, spark)
     return 0
 
@@ -321,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("jobs", help="batch jobs: bronze -> silver -> gold")
     s.add_argument("action", choices=["run", "list"])
     s.add_argument("names", nargs="*", help="job names or 'all' (default)")
+    s.add_argument("--full", action="store_true",
+                   help="rebuild gold tables from all of silver instead of only new rows")
     s.set_defaults(fn=cmd_jobs)
 
     s = sub.add_parser("quality", help="data-quality gate (exits 1 when it fails)")

@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
-from redline.catalog import Table, location
+from redline.catalog import Layer, Table, location
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+
+#: Table properties set when a table of the layer is created. Silver records its change
+#: data feed: incremental gold jobs read only the rows added since their last run.
+CREATE_PROPERTIES: dict[Layer, dict[str, str]] = {
+    Layer.SILVER: {"delta.enableChangeDataFeed": "true"},
+}
+
+
+def _with_create_properties(writer: "DataFrameWriter", df: "DataFrame", lake_root: str,
+                            table: Table) -> "DataFrameWriter":
+    from delta.tables import DeltaTable
+
+    props = CREATE_PROPERTIES.get(table.layer, {})
+    if props and not DeltaTable.isDeltaTable(df.sparkSession, location(lake_root, table)):
+        for key, value in props.items():
+            writer = writer.option(key, value)
+    return writer
 
 
 def overwrite(df: "DataFrame", lake_root: str, table: Table) -> None:
     """Replace ``table`` with ``df`` (schema enforced by selecting the catalog's columns)."""
     schema = table.schema()
-    (df.select(*[f.name for f in schema.fields])
-       .write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-       .partitionBy(*table.partition_by)
-       .save(location(lake_root, table)))
+    writer = (df.select(*[f.name for f in schema.fields])
+                .write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+                .partitionBy(*table.partition_by))
+    _with_create_properties(writer, df, lake_root, table).save(location(lake_root, table))
 
 
 def append(df: "DataFrame", lake_root: str, table: Table, txn: tuple[str, int] | None = None,
@@ -32,4 +49,46 @@ def append(df: "DataFrame", lake_root: str, table: Table, txn: tuple[str, int] |
         writer = writer.option("mergeSchema", "true")
     if txn is not None:
         writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
-    writer.partitionBy(*table.partition_by).save(location(lake_root, table))
+    writer = _with_create_properties(writer.partitionBy(*table.partition_by), df, lake_root,
+                                     table)
+    writer.save(location(lake_root, table))
+
+
+def replace_keys(df: "DataFrame", lake_root: str, table: Table, keys: "DataFrame",
+                 key_columns: Sequence[str]) -> None:
+    """In ONE Delta commit, delete the rows of ``table`` whose ``key_columns`` values are
+    a row of ``keys`` (null-safe) and insert ``df``: readers see the old or the new keys,
+    never a mix. ``keys`` must hold distinct rows."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    if not DeltaTable.isDeltaTable(df.sparkSession, location(lake_root, table)):
+        overwrite(df, lake_root, table)
+        return
+    cols = [f.name for f in table.schema().fields]
+    # One source: the new rows (never matched) and one delete marker per key.
+    marks = keys.select(*[F.col(k).alias(f"_k_{k}") for k in key_columns],
+                        F.lit(True).alias("_del"))
+    rows = df.select(*cols, F.lit(False).alias("_del"))
+    source = rows.unionByName(marks, allowMissingColumns=True)
+    cond = " AND ".join([f"t.`{k}` <=> s.`_k_{k}`" for k in key_columns] + ["s._del"])
+    (DeltaTable.forPath(df.sparkSession, location(lake_root, table)).alias("t")
+     .merge(source.alias("s"), cond)
+     .whenMatchedDelete()
+     .whenNotMatchedInsert(condition="NOT s._del", values={c: f"s.`{c}`" for c in cols})
+     .execute())
+
+
+def enable_change_data_feed(spark: "SparkSession", lake_root: str, table: Table) -> bool:
+    """Turn on ``table``'s change data feed if it is off (a lake created before it was a
+    create property); return True when this call turned it on."""
+    from delta.tables import DeltaTable
+
+    path = location(lake_root, table)
+    props = DeltaTable.forPath(spark, path).detail().first().properties or {}
+    if props.get("delta.enableChangeDataFeed", "false").lower() == "true":
+        return False
+    escaped = path.replace("`", "``")
+    spark.sql(f"ALTER TABLE delta.`{escaped}` SET TBLPROPERTIES "
+              f"(delta.enableChangeDataFeed = true)")
+    return True

@@ -1,0 +1,336 @@
+"""Incremental gold jobs: recompute only the keys that new silver rows touch.
+
+Silver tables record their Delta change data feed (CDF). For every gold job the table
+``ops.job_watermarks`` holds, per input, the Delta version its last successful run
+consumed up to. A run then does one of:
+
+- ``unchanged``: no input has a new version; nothing is read or written.
+- ``incremental`` (jobs with a ``Keyed`` spec): the changed silver rows (CDF, versions
+  after the watermark) give the *affected keys* of the outputs (e.g. plant, line, station
+  and day for first-pass yield). The job's own pure transform runs on the silver rows of
+  those keys only, and exactly those keys are replaced in each gold table in one Delta
+  commit (``lake.replace_keys``). A late event (an old event time arriving now) simply
+  makes an old key affected, so late data needs no special case.
+- ``full``: the job's ordinary rebuild; on the first run, with ``--full``, when an input
+  was recreated or its CDF does not cover the range needed, when an output is missing,
+  and for jobs whose outputs are global (their reason is declared in ``SPECS`` and
+  recorded in the run's metrics).
+
+Rows that belong together in a transform (a unit's retests decide the KPIs of the day of
+its first test) are declared as an *entity*: a changed row affects the keys of every row
+of its entity, and an affected key is recomputed from every row of every entity that has
+a row in it. Recomputing a key from a superset of its rows is harmless (the result is
+filtered to the affected keys); from a subset would be wrong, hence the closure.
+
+Keyed (incremental by key):
+
+- gold_first_pass_yield: key (plant, line, station, day); entity unit at a station.
+- gold_manufacturing_kpis: key (plant, line, day) for station and line KPIs; entity unit
+  on a line (rework, scrap and the line's first day span stations and days).
+- gold_capability: key (plant, line, station, period_start), daily periods.
+- gold_spc: key (plant, line, station): I-MR limits come from the first points of the
+  whole series and sequence numbers shift when a late point arrives, so an affected
+  series is recomputed whole (every series that gets a new point, usually all of them).
+
+Full recompute, because every row depends on data-wide values:
+
+- gold_vehicle_features: as-of dates are anchored at the day after the last telemetry day
+  and spaced by the data's date range; a new day moves every as-of date.
+- gold_reliability: censoring times, vehicles in service and the months at risk are
+  relative to the observation end (the last event day).
+- gold_kpi_attribution: its two periods are the last 7 days of data and the 7 before.
+- gold_defect_pareto: shares and ranks are over all defects of each Pareto.
+- gold_dimensions: small tables, and dim_station's first/last seen and characteristics
+  span each station's whole history (every increment touches every station).
+
+A job without a spec here (a new job) is recomputed in full on every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+from redline import catalog, lake
+from redline.jobs import capability, gold_fpy, manufacturing_kpis, spc
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+MODES = ("full", "incremental", "unchanged")
+_CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
+
+
+@dataclass(frozen=True)
+class Source:
+    """How the rows of one silver input map to keys of the job's outputs."""
+
+    table: str
+    """Qualified name of the silver table."""
+    key: Callable[["DataFrame"], "DataFrame"]
+    """Adds the key columns (named as in the outputs) to rows of the table, one key per
+    row."""
+    entity: tuple[str, ...] = ()
+    """Columns that tie rows together in the transform (see the module doc); empty when a
+    key's output depends on the rows of that key only."""
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A job that can recompute a subset of its output keys."""
+
+    key: tuple[str, ...]
+    """Key columns, present in every output table."""
+    sources: tuple[Source, ...]
+    """One per input table of the job."""
+    transform: Callable[[Mapping[str, "DataFrame"]], dict[str, "DataFrame"]]
+    """Silver rows in scope by table -> output rows by gold table (the job's pure
+    transforms; rows of keys outside the affected ones are dropped)."""
+
+
+@dataclass(frozen=True)
+class FullOnly:
+    """A job that recomputes in full whenever an input changed."""
+
+    reason: str
+
+
+Spec = Keyed | FullOnly
+
+
+def _day(df: "DataFrame") -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    return df.withColumn("day", F.to_date("event_time"))
+
+
+def _period_day(df: "DataFrame") -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    return df.withColumn("period_start", F.to_date("event_time"))
+
+
+def _same(df: "DataFrame") -> "DataFrame":
+    return df
+
+
+def _kpis(scope: Mapping[str, "DataFrame"]) -> dict[str, "DataFrame"]:
+    results = scope["silver.station_results"]
+    stations = manufacturing_kpis.station_kpis(results)
+    return {"gold.station_kpis": stations,
+            "gold.line_kpis": manufacturing_kpis.line_kpis(results, stations)}
+
+
+def _spc(scope: Mapping[str, "DataFrame"]) -> dict[str, "DataFrame"]:
+    measured = spc.measurements(scope["silver.station_results"])
+    points = spc.control_limits(measured).cache()
+    subgroups = spc.xbar_r(measured).cache()
+    return {"gold.spc_points": points, "gold.spc_subgroups": subgroups,
+            "gold.spc_violations": spc.nelson_violations(points)
+            .unionByName(spc.xbar_violations(subgroups))}
+
+
+SPECS: dict[str, Spec] = {
+    "gold_first_pass_yield": Keyed(
+        ("plant", "line", "station", "day"),
+        (Source("silver.station_results", _day,
+                entity=("unit_serial", "plant", "line", "station")),),
+        lambda s: {"gold.first_pass_yield":
+                   gold_fpy.first_pass_yield(s["silver.station_results"])}),
+    "gold_manufacturing_kpis": Keyed(
+        ("plant", "line", "day"),
+        (Source("silver.station_results", _day, entity=("unit_serial", "plant", "line")),),
+        _kpis),
+    "gold_capability": Keyed(
+        ("plant", "line", "station", "period_start"),
+        (Source("silver.station_results", _period_day),),
+        lambda s: {"gold.capability": capability.capability(
+            spc.measurements(s["silver.station_results"]), "day")}),
+    "gold_spc": Keyed(("plant", "line", "station"),
+                      (Source("silver.station_results", _same),), _spc),
+    "gold_vehicle_features": FullOnly(
+        "as-of dates are anchored at the last telemetry day and spaced by the date range"),
+    "gold_reliability": FullOnly(
+        "censoring, vehicles in service and months at risk are relative to the last "
+        "event day"),
+    "gold_kpi_attribution": FullOnly("its periods are the last 7 days of data and the 7 "
+                                     "before"),
+    "gold_defect_pareto": FullOnly("shares and ranks are over all defects of each Pareto"),
+    "gold_dimensions": FullOnly("small tables; station first/last seen span all history"),
+}
+
+
+# --- edges ------------------------------------------------------------------------------
+
+def _version(spark: "SparkSession", lake_root: str, name: str) -> int | None:
+    from delta.tables import DeltaTable
+
+    table = catalog.get(name)
+    if not catalog.exists(spark, lake_root, table):
+        return None
+    return DeltaTable.forPath(spark, catalog.location(lake_root, table)).history(1) \
+        .select("version").first()[0]
+
+
+def watermarks(spark: "SparkSession", lake_root: str, job: str) -> dict[str, int]:
+    """Input table -> the Delta version the last successful run of ``job`` consumed."""
+    from pyspark.sql import functions as F
+
+    table = catalog.get("ops.job_watermarks")
+    if not catalog.exists(spark, lake_root, table):
+        return {}
+    rows = (catalog.read(spark, lake_root, table).where(F.col("job") == job)
+            .groupBy("table").agg(F.max_by("version", "recorded_at").alias("version"))
+            .collect())
+    return {r.table: r.version for r in rows}
+
+
+def _record(spark: "SparkSession", lake_root: str, job: str, versions: dict[str, int],
+            mode: str) -> None:
+    from redline.schemas.tables import JOB_WATERMARKS
+
+    now = datetime.now(timezone.utc)
+    rows = [(job, t, v, mode, now) for t, v in versions.items()]
+    lake.append(spark.createDataFrame(rows, JOB_WATERMARKS), lake_root,
+                catalog.get("ops.job_watermarks"))
+
+
+def _read_at(spark: "SparkSession", lake_root: str, name: str, version: int) -> "DataFrame":
+    return (spark.read.format("delta").option("versionAsOf", version)
+            .load(catalog.location(lake_root, catalog.get(name))))
+
+
+def _changes(spark: "SparkSession", lake_root: str, name: str, after: int, upto: int
+             ) -> "DataFrame":
+    """Rows changed in versions (after, upto] of ``name`` (inserted, deleted, both images
+    of updates: each can change an output), without the CDF columns."""
+    df = (spark.read.format("delta").option("readChangeFeed", "true")
+          .option("startingVersion", after + 1).option("endingVersion", upto)
+          .load(catalog.location(lake_root, catalog.get(name))))
+    return df.drop(*_CDF_COLUMNS)
+
+
+def _semi(df: "DataFrame", keys: "DataFrame", columns: Sequence[str]) -> "DataFrame":
+    """Rows of ``df`` whose ``columns`` equal a row of ``keys`` (nulls equal nulls)."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    k = keys.select(*[F.col(c).alias(f"_s_{c}") for c in columns])
+    cond = reduce(lambda a, b: a & b,
+                  [F.col(c).eqNullSafe(F.col(f"_s_{c}")) for c in columns])
+    return df.join(k, cond, "left_semi")
+
+
+# --- the run ----------------------------------------------------------------------------
+
+def run(spark: "SparkSession", lake_root: str, job: str, spec: Spec,
+        inputs: Sequence[str], outputs: Sequence[str],
+        full_run: Callable[["SparkSession", str], dict], full: bool = False) -> dict:
+    """Run ``job`` incrementally by ``spec`` where it can, else ``full_run``; record the
+    input versions consumed in ops.job_watermarks. Metrics say the mode and why."""
+    from pyspark.errors import AnalysisException
+
+    turned_on = []
+    for name in inputs:
+        table = catalog.get(name)
+        if catalog.exists(spark, lake_root, table) and \
+                lake.enable_change_data_feed(spark, lake_root, table):
+            turned_on.append(name)
+    # Versions are taken before reading: rows committed meanwhile are next run's changes.
+    now = {name: _version(spark, lake_root, name) for name in inputs}
+    marks = {} if full else watermarks(spark, lake_root, job)
+    reason = None
+    if full:
+        reason = "full rebuild requested"
+    elif any(v is None for v in now.values()):
+        reason = "an input table does not exist yet"
+    elif set(marks) != set(inputs):
+        reason = "first run (no watermark)"
+    elif any(marks[t] > now[t] for t in inputs):
+        reason = "an input table was recreated (its version went back)"
+    elif not all(catalog.exists(spark, lake_root, catalog.get(t)) for t in outputs):
+        reason = "an output table is missing"
+    elif all(marks[t] == now[t] for t in inputs):
+        return {"mode": "unchanged"}
+    elif isinstance(spec, FullOnly):
+        reason = spec.reason
+    changes: dict[str, "DataFrame"] = {}
+    changed_rows = 0
+    if reason is None:
+        for name in inputs:
+            if marks[name] == now[name]:
+                continue
+            try:
+                changes[name] = _changes(spark, lake_root, name, marks[name], now[name])
+                changed_rows += changes[name].count()
+            except AnalysisException as exc:
+                first_line = str(exc).strip().splitlines()[0][:300]
+                reason = (f"change data feed of {name} unavailable for versions "
+                          f"{marks[name] + 1}..{now[name]}: {first_line}")
+                break
+    if reason is not None:
+        out = dict(full_run(spark, lake_root) or {})
+        out.update(mode="full", reason=reason)
+    else:
+        out = _run_keyed(spark, lake_root, spec, now, changes)
+        out["changed_rows"] = changed_rows
+    if turned_on:
+        out["cdf_enabled"] = ",".join(turned_on)
+    _record(spark, lake_root, job, now, out["mode"])
+    return out
+
+
+def _run_keyed(spark: "SparkSession", lake_root: str, spec: Keyed, versions: dict[str, int],
+               changes: dict[str, "DataFrame"]) -> dict:
+    key = list(spec.key)
+    silver = {s.table: _read_at(spark, lake_root, s.table, versions[s.table])
+              for s in spec.sources}
+    affected = None
+    for src in spec.sources:
+        if src.table not in changes:
+            continue
+        changed = changes[src.table]
+        keys = src.key(changed).select(*key)
+        if src.entity:
+            touched = changed.select(*src.entity).distinct()
+            keys = keys.unionByName(
+                src.key(_semi(silver[src.table], touched, src.entity)).select(*key))
+        affected = keys if affected is None else affected.unionByName(keys)
+    if affected is None:
+        return {"mode": "incremental", "keys": 0, "scope_rows": 0}
+    # Few keys (aggregates of the changes): hold them on the driver, broadcast them.
+    rows = affected.distinct().collect()
+    keys_df = spark.createDataFrame(rows, affected.schema)
+    if not rows:
+        return {"mode": "incremental", "keys": 0, "scope_rows": 0}
+    scope = {}
+    for src in spec.sources:
+        in_keys = _semi(src.key(silver[src.table]), keys_df, key)
+        if src.entity:
+            entities = in_keys.select(*src.entity).distinct()
+            scope[src.table] = _semi(silver[src.table], entities, src.entity)
+        else:
+            scope[src.table] = in_keys.select(*silver[src.table].columns)
+        scope[src.table] = scope[src.table].cache()
+    scope_rows = sum(df.count() for df in scope.values())
+    written = {}
+    for name, df in spec.transform(scope).items():
+        table = catalog.get(name)
+        lake.replace_keys(_semi(df, keys_df, key), lake_root, table, keys_df, key)
+        written[name] = _last_commit_rows(spark, lake_root, table)
+    for df in scope.values():
+        df.unpersist()
+    return {"mode": "incremental", "keys": len(rows), "scope_rows": scope_rows,
+            "input_rows": sum(silver[t].count() for t in silver),
+            **{f"rows_{n.split('.', 1)[1]}": v for n, v in written.items()}}
+
+
+def _last_commit_rows(spark: "SparkSession", lake_root: str, table: catalog.Table) -> str:
+    """'inserted/deleted' rows of the table's last commit (a MERGE)."""
+    from delta.tables import DeltaTable
+
+    m = (DeltaTable.forPath(spark, catalog.location(lake_root, table)).history(1)
+         .select("operationMetrics").first()[0] or {})
+    return f"+{m.get('numTargetRowsInserted', '?')}/-{m.get('numTargetRowsDeleted', '?')}"
