@@ -28,6 +28,7 @@ RECORD_TOO_LARGE = "RECORD_TOO_LARGE"
 #: that they reach the lake with their coordinates instead of failing the producer).
 MAX_RECORD_BYTES = 1_048_576
 _KEPT_BYTES = 4096
+_CORRUPT = "_corrupt_record"
 
 
 def annotate(bronze: "DataFrame", payload: Payload,
@@ -45,36 +46,49 @@ def annotate(bronze: "DataFrame", payload: Payload,
     Persist the result when it is used more than once: Spark pushes filters on ``_code``
     below this projection and would evaluate ``from_json`` once per check in it.
     """
+    from functools import reduce
+
     from pyspark.sql import functions as F
-    from pyspark.sql.types import MapType, StringType
+    from pyspark.sql.types import (ArrayType, MapType, StringType, StructField,
+                                   StructType)
 
     struct = payload.struct
     too_large = F.coalesce(F.length("value"), F.lit(0)) > max_record_bytes
     # An oversized value is never parsed; quarantine keeps its first bytes, bronze all.
     text = F.when(too_large, F.lit(None)).otherwise(F.col("value")).cast("string")
     known_versions = sorted(PAYLOADS[payload.name])
+    # One parse per record. Spark's permissive parser fills ``_corrupt`` when the text is
+    # not JSON or a value does not fit its field (the field is then null), so a clean
+    # record is recognised from this parse alone.
+    with_corrupt = StructType([*struct.fields, StructField(_CORRUPT, StringType())])
     df = bronze.select(
         "topic", "partition", "offset", "kafka_timestamp",
         F.when(too_large, F.substring("value", 1, _KEPT_BYTES).cast("string"))
          .otherwise(text).alias("_raw"),
         F.length("value").alias("_bytes"), too_large.alias("_too_large"),
-        F.from_json(text, struct).alias("_p"),
-        F.from_json(text, MapType(StringType(), StringType())).alias("_m"))
+        F.from_json(text, with_corrupt,
+                    {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}).alias("_p"))
+    suspect = reduce(lambda a, b: a | b, [
+        F.col("_too_large"), F.col("_p").isNull(), F.col(f"_p.{_CORRUPT}").isNotNull(),
+        ~F.coalesce(F.col("_p.schema_version").isin(known_versions), F.lit(False)),
+        *[F.col(f"_p.{f.name}").isNull() for f in struct.fields if not f.nullable]])
 
+    # Only a suspect record is parsed a second time, as a map of raw texts, to name what is
+    # wrong with it (CASE evaluates a branch only for rows that reach it).
+    m = F.from_json(F.col("_raw"), MapType(StringType(), StringType()))
     checks: list[tuple[str, "Column", "Column"]] = [
         (RECORD_TOO_LARGE, F.col("_too_large"),
          F.format_string(f"value is %,d bytes, over the {max_record_bytes:,}-byte limit "
                           f"(raw_value keeps the first {_KEPT_BYTES:,} bytes; bronze has "
                           f"the whole record)", F.col("_bytes"))),
-        (MALFORMED_JSON, F.col("_m").isNull(), F.lit("value is not a JSON object")),
+        (MALFORMED_JSON, m.isNull(), F.lit("value is not a JSON object")),
         (UNKNOWN_SCHEMA_VERSION,
          ~F.col("_p.schema_version").isin(known_versions),
-         F.concat(F.lit("schema_version "), F.coalesce(F.col("_m")["schema_version"],
-                                                        F.lit("null")),
+         F.concat(F.lit("schema_version "), F.coalesce(m["schema_version"], F.lit("null")),
                   F.lit(f" is not one of {known_versions}"))),
     ]
     for f in struct.fields:
-        raw = F.col("_m")[f.name]
+        raw = m[f.name]
         parsed = F.col(f"_p.{f.name}")
         checks.append((TYPE_MISMATCH, raw.isNotNull() & parsed.isNull(),
                        F.concat(F.lit(f"{f.name}: value "), F.substring(raw, 1, 80),
@@ -82,12 +96,29 @@ def annotate(bronze: "DataFrame", payload: Payload,
         if not f.nullable:
             checks.append((MISSING_REQUIRED, raw.isNull(),
                            F.lit(f"required field {f.name} is missing or null")))
+    for f in struct.fields:
+        if isinstance(f.dataType, (ArrayType, MapType, StructType)):
+            # A value deep inside (a measurement's value given as text) leaves the field
+            # itself non-null; parsing the field alone tells whether it fits.
+            alone = F.from_json(
+                F.concat(F.lit('{"v":'), m[f.name], F.lit("}")),
+                StructType([StructField("v", f.dataType), StructField(_CORRUPT, StringType())]),
+                {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+            checks.append((TYPE_MISMATCH, m[f.name].isNotNull() & alone[_CORRUPT].isNotNull(),
+                           F.concat(F.lit(f"{f.name}: value "), F.substring(m[f.name], 1, 80),
+                                    F.lit(f" is not a valid {f.dataType.simpleString()}"))))
+    # Whatever else the parser refused is still refused, never landed with a null in it.
+    checks.append((TYPE_MISMATCH, F.col(f"_p.{_CORRUPT}").isNotNull(),
+                   F.lit("a value does not fit the schema")))
 
     code = F.lit(None).cast("string")
     reason = F.lit(None).cast("string")
     for c, cond, msg in reversed(checks):  # first failing check wins
         code = F.when(cond, F.lit(c)).otherwise(code)
         reason = F.when(cond, msg).otherwise(reason)
+    df = df.withColumn("_suspect", suspect)
+    code = F.when(F.col("_suspect"), code)
+    reason = F.when(F.col("_suspect"), reason)
     return df.select("topic", "partition", "offset", "kafka_timestamp", "_raw", "_p",
                      code.alias("_code"), reason.alias("_reason"))
 

@@ -113,13 +113,26 @@ def evaluate(good: "DataFrame", rules: Sequence[Rule]) -> "DataFrame":
 
 def violation_counts(flagged: "DataFrame", rules: Sequence[Rule]) -> dict[str, int]:
     """Rows violating each rule, from the output of ``evaluate`` (one pass)."""
+    return tally(flagged, rules)[0]
+
+
+def tally(flagged: "DataFrame", rules: Sequence[Rule]) -> tuple[dict[str, int], int]:
+    """(rows violating each rule, rows breaking at least one drop rule), in one pass."""
     from pyspark.sql import functions as F
 
-    if not rules:
-        return {}
-    row = flagged.agg(*[F.sum(F.col(_flag(r)).cast("long")).alias(r.name)
-                        for r in rules]).first()
-    return {r.name: int(row[r.name] or 0) for r in rules}
+    row = flagged.agg(*[F.sum(F.col(_flag(r)).cast("long")).alias(r.name) for r in rules],
+                      F.sum(dropped_any(rules).cast("long")).alias("_dropped")).first()
+    return {r.name: int(row[r.name] or 0) for r in rules}, int(row["_dropped"] or 0)
+
+
+def dropped_any(rules: Sequence[Rule]) -> "Column":
+    """TRUE for a row of an ``evaluate`` output that breaks at least one drop rule."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    drops = [F.col(_flag(r)) for r in rules if r.action == "drop"]
+    return reduce(lambda a, b: a | b, drops) if drops else F.lit(False)
 
 
 def split(flagged: "DataFrame", rules: Sequence[Rule]) -> tuple["DataFrame", "DataFrame"]:
@@ -131,16 +144,11 @@ def split(flagged: "DataFrame", rules: Sequence[Rule]) -> tuple["DataFrame", "Da
 
     flags = [_flag(r) for r in rules]
     drops = [r for r in rules if r.action == "drop"]
-    if not drops:
-        return flagged.drop(*flags), flagged.where(F.lit(False)).drop(*flags).withColumn(
-            "_reason", F.lit(None).cast("string"))
     reason = F.concat_ws("; ", *[F.when(F.col(_flag(r)), F.lit(f"{r.name}: {r.description}"))
-                                 for r in drops])
-    dropped_any = F.greatest(*[F.col(_flag(r)) for r in drops]) if len(drops) > 1 \
-        else F.col(_flag(drops[0]))
-    kept = flagged.where(~dropped_any).drop(*flags)
-    dropped = flagged.where(dropped_any).withColumn("_reason", reason).drop(*flags)
-    return kept, dropped
+                                 for r in drops]) if drops else F.lit(None).cast("string")
+    dropped = dropped_any(rules)
+    kept = flagged.where(~dropped).drop(*flags)
+    return kept, flagged.where(dropped).withColumn("_reason", reason).drop(*flags)
 
 
 def failures(counts: Mapping[str, int], rules: Sequence[Rule]) -> list[Rule]:

@@ -96,9 +96,9 @@ def _replay_topic(spark: "SparkSession", lake_root: str, topic: str, F) -> dict[
                 good = good.where(" AND ".join(f"({r.expression})" for r in failed))
             good = good.persist()
             silver_path = catalog.location(lake_root, target)
-            fresh = silver.new_events(
-                good, silver_path if DeltaTable.isDeltaTable(spark, silver_path) else None
-            ).persist()
+            fresh, _ = silver.new_events(
+                good, silver_path if DeltaTable.isDeltaTable(spark, silver_path) else None)
+            fresh = fresh.persist()
             counts = {"replayed": bronze.count(), "parsed": good.count(),
                       "landed": fresh.count(), "still_bad": bad.count()}
             counts["duplicates"] = counts["parsed"] - counts["landed"]

@@ -92,25 +92,61 @@ class BatchStats:
 DEDUPE_WATERMARK_HOURS = 24
 
 
-def new_events(good: "DataFrame", silver_path: str | None,
-               watermark_hours: float = DEDUPE_WATERMARK_HOURS) -> "DataFrame":
+def new_events(good: "DataFrame", silver_path: str | None, bounds: tuple | None = None,
+               rows: int | None = None, watermark_hours: float = DEDUPE_WATERMARK_HOURS
+               ) -> tuple["DataFrame", bool]:
     """``good`` without event ids seen twice in it or already in the silver table.
 
-    Silver rows are compared only within ``watermark_hours`` of the batch's event times.
+    Silver rows are compared only within ``watermark_hours`` of the batch's event times
+    (``bounds``: their min and max, computed from ``good`` when not given; ``rows``: the
+    size of ``good`` when known, which picks how repeats are looked for). Returns the rows
+    and whether any was removed. The usual batch repeats nothing: that is found from the
+    event ids alone, and then ``good`` itself is returned, with no join or sort of the
+    batch's full rows.
     """
     from pyspark.sql import functions as F
 
+    existing = None
+    if silver_path is not None:
+        if bounds is None:
+            row = good.agg(F.min("event_time"), F.max("event_time")).first()
+            bounds = (row[0], row[1])
+        if bounds[0] is not None:
+            margin = timedelta(hours=watermark_hours)
+            existing = (good.sparkSession.read.format("delta").load(silver_path)
+                        .where(F.col("event_time").between(bounds[0] - margin,
+                                                           bounds[1] + margin))
+                        .select("event_id"))
+    if not _repeats_anything(good, existing, rows):
+        return good, False
     out = dedupe(good)
-    if silver_path is None:
-        return out
-    bounds = good.agg(F.min("event_time").alias("lo"), F.max("event_time").alias("hi")).first()
-    if bounds.lo is None:
-        return out
-    margin = timedelta(hours=watermark_hours)
-    existing = (good.sparkSession.read.format("delta").load(silver_path)
-                .where(F.col("event_time").between(bounds.lo - margin, bounds.hi + margin))
-                .select("event_id"))
-    return out.join(existing, "event_id", "left_anti")
+    if existing is not None:
+        out = out.join(existing, "event_id", "left_anti")
+    return out, True
+
+
+#: A batch of at most this many parsed rows checks its event ids on the driver and
+#: broadcasts them to the silver scan: two small jobs instead of two shuffles (a
+#: micro-batch at a steady rate is this small).
+DRIVER_CHECK_ROWS = 50_000
+
+
+def _repeats_anything(good: "DataFrame", existing: "DataFrame | None", rows: int | None
+                      ) -> bool:
+    """Whether an event id of ``good`` is there twice or already in ``existing``."""
+    from pyspark.sql import functions as F
+
+    ids = good.select("event_id")
+    if rows is not None and rows <= DRIVER_CHECK_ROWS:
+        seen = [r[0] for r in ids.collect()]
+        if len(set(seen)) < len(seen):
+            return True
+        return bool(seen) and existing is not None and \
+            existing.join(F.broadcast(ids), "event_id", "left_semi").limit(1).count() > 0
+    repeats = ids.groupBy("event_id").count().where(F.col("count") > 1).select("event_id")
+    if existing is not None:
+        repeats = repeats.unionByName(existing.join(ids, "event_id", "left_semi"))
+    return repeats.count() > 0  # one job (take(1) may run several)
 
 
 def _refuse(flagged: "DataFrame", failed: Sequence[Rule], violations: dict[str, int],
@@ -150,17 +186,26 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
     batch = annotate(batch, latest(topic), max_record_bytes).persist()
     try:
         good, bad, flagged = classify(batch, topic, source.qualified_name, rules)
-        violations = row_rules.violation_counts(flagged, rules)
+        violations, dropped = row_rules.tally(flagged, rules)
         failed = row_rules.failures(violations, rules)
         if failed:
             raise _refuse(flagged, failed, violations, topic, batch_id)
+        seen = batch.agg(
+            F.count(F.lit(1)).alias("n"), F.count("_code").alias("unparsed"),
+            F.min("kafka_timestamp").alias("lo"), F.max("kafka_timestamp").alias("hi"),
+            F.min(F.when(F.col("_code").isNull(), F.col("_p.event_time"))).alias("first"),
+            F.max(F.when(F.col("_code").isNull(), F.col("_p.event_time"))).alias("last"),
+        ).first()
         silver_path = catalog.location(lake_root, target)
-        fresh = new_events(good, silver_path if DeltaTable.isDeltaTable(spark, silver_path)
-                           else None).persist()
-        bad = bad.persist()
-        seen = batch.agg(F.count(F.lit(1)).alias("n"), F.min("kafka_timestamp").alias("lo"),
-                         F.max("kafka_timestamp").alias("hi")).first()
-        counts = {"rows": int(seen.n), "silver": fresh.count(), "quarantined": bad.count(),
+        fresh, deduped = new_events(
+            good, silver_path if DeltaTable.isDeltaTable(spark, silver_path) else None,
+            (seen["first"], seen["last"]), int(seen.n) - int(seen.unparsed) - dropped)
+        quarantined = int(seen.unparsed) + dropped
+        kept = int(seen.n) - quarantined
+        if deduped:
+            fresh = fresh.persist()
+        counts = {"rows": int(seen.n), "silver": fresh.count() if deduped else kept,
+                  "quarantined": quarantined,
                   "warned": sum(violations[r.name] for r in rules if r.action == "warn")}
         counts["duplicates"] = counts["rows"] - counts["silver"] - counts["quarantined"]
         metrics = spark.createDataFrame([(
@@ -176,8 +221,8 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
             lake.append(fresh, lake_root, target, txn=(app_id, batch_id), merge_schema=True)
         if counts["quarantined"]:
             lake.append(bad, lake_root, quarantine, txn=(app_id, batch_id))
-        fresh.unpersist()
-        bad.unpersist()
+        if deduped:
+            fresh.unpersist()
     finally:
         batch.unpersist()
     if stats is not None:

@@ -63,3 +63,42 @@ def test_dedupe_keeps_first_delivery(spark):
     good, _ = parse(_bronze(spark, values), latest("station_results"), "b")
     rows = sorted((r.event_id, r.result, r.kafka_offset) for r in dedupe(good).collect())
     assert rows == [("e-1", "PASS", 0), ("e-2", "PASS", 2)]
+
+
+def test_nested_and_non_object_values_are_named(spark):
+    bad_measurement = {**GOOD, "event_id": "e-7",
+                       "measurements": [{**GOOD["measurements"][0], "value": "high"}]}
+    values = [json.dumps(bad_measurement), "[1, 2]", '"just a string"', json.dumps(GOOD)]
+    good, bad = parse(_bronze(spark, values), latest("station_results"), "b")
+    assert [r.event_id for r in good.collect()] == ["e-1"]
+    reasons = {r.kafka_offset: (r.reason_code, r.reason) for r in bad.collect()}
+    assert reasons[0][0] == "TYPE_MISMATCH" and reasons[0][1].startswith("measurements: value ")
+    assert reasons[1][0] == "MALFORMED_JSON"
+    assert reasons[2][0] == "MALFORMED_JSON"
+
+
+def test_new_events_drops_repeats_and_ids_already_in_silver_on_both_paths(spark, lake):
+    from redline import catalog, lake as lake_io
+    from redline.streaming.silver import new_events
+
+    table = catalog.silver("station_results")
+    first, _ = parse(_bronze(spark, [json.dumps({**GOOD, "event_id": "in-silver"})]),
+                     latest("station_results"), "b")
+    lake_io.append(first, lake, table)
+    path = catalog.location(lake, table)
+    values = [json.dumps({**GOOD, "event_id": "twice"}),
+              json.dumps({**GOOD, "event_id": "twice", "result": "FAIL"}),
+              json.dumps({**GOOD, "event_id": "in-silver"}),
+              json.dumps({**GOOD, "event_id": "new"})]
+    good, _ = parse(_bronze(spark, values), latest("station_results"), "b")
+    for rows in (4, None):  # driver check, then the shuffle used for large batches
+        fresh, removed = new_events(good, path, rows=rows)
+        assert removed
+        assert sorted((r.event_id, r.result) for r in fresh.collect()) == [
+            ("new", "PASS"), ("twice", "PASS")]
+    clean, _ = parse(_bronze(spark, [json.dumps({**GOOD, "event_id": "n1"}),
+                                     json.dumps({**GOOD, "event_id": "n2"})]),
+                     latest("station_results"), "b")
+    for rows in (2, None):
+        fresh, removed = new_events(clean, path, rows=rows)
+        assert not removed and fresh.count() == 2
