@@ -7,8 +7,10 @@ DTCs and warranty claims in proportion. Then:
 
 1. every gold job runs in full (timed per job);
 2. ``--increment`` (1%) new rows are appended to every silver table: most at the next
-   day (the data's "now"), ``--late-share`` of them late, with event times on random
-   earlier days;
+   day (the data's "now"), ``--late-share`` of them late, with event times on a random
+   day of the ``--late-days`` before it (7 by default: a vehicle offline for up to a
+   week, a station buffer flushed late; ``--late-days 0`` spreads them over the whole
+   history);
 3. every gold job runs incrementally (timed per job).
 
 It prints both times and their ratio (the issue's target: the incremental run costs
@@ -68,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="new data as a fraction of each table (default 0.01)")
     p.add_argument("--late-share", type=float, default=0.1,
                    help="share of the new rows that are late (default 0.1)")
+    p.add_argument("--late-days", type=int, default=7,
+                   help="late rows fall on the days before today, up to this many days "
+                        "back; 0: anywhere in the history (default 7)")
     p.add_argument("--lake", default=None,
                    help="lake root (default: a new folder under /tmp, removed at the end)")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/gold_incremental.json"),
@@ -277,7 +282,7 @@ def _scale(args) -> dict:
             "units": units, "vehicles": args.vehicles, "days": args.days,
             "builds": units, "dtc_rows": max(100, args.telemetry_rows // 200),
             "claim_rows": max(20, args.vehicles // 20), "increment": args.increment,
-            "late_share": args.late_share}
+            "late_share": args.late_share, "late_days": args.late_days}
 
 
 def generate(spark, lake_root: str, s: dict, part: str) -> dict[str, int]:
@@ -295,7 +300,8 @@ def generate(spark, lake_root: str, s: dict, part: str) -> dict[str, int]:
         """Most new rows today, ``late`` of them on a random earlier day."""
         def t(col):
             u = _h(col, salt)
-            late_t = base_ts + 4 * 86400 + (_h(col, salt + 1) * (days - 5) * 86400)
+            back = s["late_days"] if 0 < s["late_days"] < days - 4 else days - 5
+            late_t = now_day - back * 86400 + _h(col, salt + 1) * back * 86400
             today_t = now_day + _h(col, salt + 2) * 86400 * 0.99
             return F.timestamp_seconds(F.when(u < late, late_t).otherwise(today_t)
                                        .cast("long"))

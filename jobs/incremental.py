@@ -42,6 +42,7 @@ Full recompute, because every row depends on data-wide values:
 - gold_defect_pareto: shares and ranks are over all defects of each Pareto.
 - gold_dimensions: small tables, and dim_station's first/last seen and characteristics
   span each station's whole history (every increment touches every station).
+- gold_mtbf: every unit's time in service runs to the observation end.
 
 A job without a spec here (a new job) is recomputed in full on every run.
 """
@@ -158,6 +159,7 @@ SPECS: dict[str, Spec] = {
                                      "before"),
     "gold_defect_pareto": FullOnly("shares and ranks are over all defects of each Pareto"),
     "gold_dimensions": FullOnly("small tables; station first/last seen span all history"),
+    "gold_mtbf": FullOnly("time in service of every unit runs to the last event day"),
 }
 
 
