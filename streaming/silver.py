@@ -230,6 +230,12 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
     return counts
 
 
+#: A silver micro-batch reads about this much of bronze at most (Delta's soft limit: at
+#: least one file), about 2M simulator records, so catching up on a long backlog runs in
+#: batches the driver can cache instead of one.
+MAX_BRONZE_BYTES_PER_BATCH = "256m"
+
+
 class SilverQuery(LockedQuery):
     """A running silver query with the checkpoint lock it holds and its batch totals."""
 
@@ -266,6 +272,7 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
                         max_record_bytes=max_record_bytes)
 
         writer = (spark.readStream.format("delta")
+                  .option("maxBytesPerTrigger", MAX_BRONZE_BYTES_PER_BATCH)
                   .load(catalog.location(lake_root, source))
                   .writeStream.queryName(name)
                   .option("checkpointLocation", ckpt)
