@@ -222,7 +222,8 @@ def vehicle_telemetry(spark, ids: tuple[int, int], vehicles: int, per_vehicle: i
         F.round(65 + _h("id", 12) * 6, 2).alias("coolant_temp_c"),
         F.round(3 + _h("id", 13) * 10, 1).alias("ambient_temp_c"),
         F.struct(*[F.round(244 + _h("id", 14 + i) * 12, 1).alias(w)
-                   for i, w in enumerate(("fl", "fr", "rl", "rr"))]).alias("tyre_pressure_kpa"))
+                   for i, w in enumerate(("fl", "fr", "rl", "rr"))]).alias("tyre_pressure_kpa"),
+        F.lit(None).cast("double").alias("hv_battery_voltage_v"))  # v1 records
     return _envelope(df, "vehicle_telemetry", prefix)
 
 

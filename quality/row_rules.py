@@ -116,13 +116,18 @@ def violation_counts(flagged: "DataFrame", rules: Sequence[Rule]) -> dict[str, i
     return tally(flagged, rules)[0]
 
 
-def tally(flagged: "DataFrame", rules: Sequence[Rule]) -> tuple[dict[str, int], int]:
-    """(rows violating each rule, rows breaking at least one drop rule), in one pass."""
+def tally(flagged: "DataFrame", rules: Sequence[Rule], *extra: "Column"
+          ) -> tuple[dict[str, int], int, tuple]:
+    """(rows violating each rule, rows breaking at least one drop rule, the values of the
+    ``extra`` aggregate expressions), in one pass."""
     from pyspark.sql import functions as F
 
     row = flagged.agg(*[F.sum(F.col(_flag(r)).cast("long")).alias(r.name) for r in rules],
-                      F.sum(dropped_any(rules).cast("long")).alias("_dropped")).first()
-    return {r.name: int(row[r.name] or 0) for r in rules}, int(row["_dropped"] or 0)
+                      F.sum(dropped_any(rules).cast("long")).alias("_dropped"),
+                      *extra).first()
+    n = len(rules) + 1
+    return ({r.name: int(row[r.name] or 0) for r in rules}, int(row["_dropped"] or 0),
+            tuple(row[n:]))
 
 
 def dropped_any(rules: Sequence[Rule]) -> "Column":

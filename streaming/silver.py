@@ -186,20 +186,22 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
     batch = annotate(batch, latest(topic), max_record_bytes).persist()
     try:
         good, bad, flagged = classify(batch, topic, source.qualified_name, rules)
-        violations, dropped = row_rules.tally(flagged, rules)
+        # Event times of the rows that stay (a year-3000 record must not widen the dedupe
+        # scan of silver): the bounds of the watermark.
+        kept_time = F.when(~row_rules.dropped_any(rules), F.col("event_time"))
+        violations, dropped, bounds = row_rules.tally(flagged, rules, F.min(kept_time),
+                                                      F.max(kept_time))
         failed = row_rules.failures(violations, rules)
         if failed:
             raise _refuse(flagged, failed, violations, topic, batch_id)
         seen = batch.agg(
             F.count(F.lit(1)).alias("n"), F.count("_code").alias("unparsed"),
             F.min("kafka_timestamp").alias("lo"), F.max("kafka_timestamp").alias("hi"),
-            F.min(F.when(F.col("_code").isNull(), F.col("_p.event_time"))).alias("first"),
-            F.max(F.when(F.col("_code").isNull(), F.col("_p.event_time"))).alias("last"),
         ).first()
         silver_path = catalog.location(lake_root, target)
         fresh, deduped = new_events(
             good, silver_path if DeltaTable.isDeltaTable(spark, silver_path) else None,
-            (seen["first"], seen["last"]), int(seen.n) - int(seen.unparsed) - dropped)
+            bounds, int(seen.n) - int(seen.unparsed) - dropped)
         quarantined = int(seen.unparsed) + dropped
         kept = int(seen.n) - quarantined
         if deduped:
