@@ -49,6 +49,7 @@ A job without a spec here (a new job) is recomputed in full on every run.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
@@ -234,6 +235,7 @@ def run(spark: "SparkSession", lake_root: str, job: str, spec: Spec,
     input versions consumed in ops.job_watermarks. Metrics say the mode and why."""
     from pyspark.errors import AnalysisException
 
+    clock = _Phases()
     turned_on = []
     for name in inputs:
         table = catalog.get(name)
@@ -258,6 +260,7 @@ def run(spark: "SparkSession", lake_root: str, job: str, spec: Spec,
         return {"mode": "unchanged"}
     elif isinstance(spec, FullOnly):
         reason = spec.reason
+    clock.lap("plan")
     changes: dict[str, "DataFrame"] = {}
     changed_rows = 0
     if reason is None:
@@ -272,20 +275,40 @@ def run(spark: "SparkSession", lake_root: str, job: str, spec: Spec,
                 reason = (f"change data feed of {name} unavailable for versions "
                           f"{marks[name] + 1}..{now[name]}: {first_line}")
                 break
+    clock.lap("changes")
     if reason is not None:
         out = dict(full_run(spark, lake_root) or {})
         out.update(mode="full", reason=reason)
+        clock.lap("rebuild")
     else:
-        out = _run_keyed(spark, lake_root, spec, now, changes)
+        out = _run_keyed(spark, lake_root, spec, now, changes, clock)
         out["changed_rows"] = changed_rows
     if turned_on:
         out["cdf_enabled"] = ",".join(turned_on)
     _record(spark, lake_root, job, now, out["mode"])
+    clock.lap("record")
+    out["seconds_by_phase"] = clock.summary()
     return out
 
 
+class _Phases:
+    """Wall-clock seconds per phase of a run, for its metrics."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+        self._laps: list[tuple[str, float]] = []
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self._laps.append((name, now - self._last))
+        self._last = now
+
+    def summary(self) -> str:
+        return " ".join(f"{n}={s:.1f}" for n, s in self._laps)
+
+
 def _run_keyed(spark: "SparkSession", lake_root: str, spec: Keyed, versions: dict[str, int],
-               changes: dict[str, "DataFrame"]) -> dict:
+               changes: dict[str, "DataFrame"], clock: "_Phases") -> dict:
     key = list(spec.key)
     silver = {s.table: _read_at(spark, lake_root, s.table, versions[s.table])
               for s in spec.sources}
@@ -305,6 +328,7 @@ def _run_keyed(spark: "SparkSession", lake_root: str, spec: Keyed, versions: dic
     # Few keys (aggregates of the changes): hold them on the driver, broadcast them.
     rows = affected.distinct().collect()
     keys_df = spark.createDataFrame(rows, affected.schema)
+    clock.lap("keys")
     if not rows:
         return {"mode": "incremental", "keys": 0, "scope_rows": 0}
     scope = {}
@@ -317,11 +341,13 @@ def _run_keyed(spark: "SparkSession", lake_root: str, spec: Keyed, versions: dic
             scope[src.table] = in_keys.select(*silver[src.table].columns)
         scope[src.table] = scope[src.table].cache()
     scope_rows = sum(df.count() for df in scope.values())
+    clock.lap("scope")
     written = {}
     for name, df in spec.transform(scope).items():
         table = catalog.get(name)
         lake.replace_keys(_semi(df, keys_df, key), lake_root, table, keys_df, key)
         written[name] = _last_commit_rows(spark, lake_root, table)
+    clock.lap("write")
     for df in scope.values():
         df.unpersist()
     return {"mode": "incremental", "keys": len(rows), "scope_rows": scope_rows,

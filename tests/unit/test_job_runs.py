@@ -42,7 +42,10 @@ def test_runs_are_appended_with_versions_and_failures(spark, lake):
         [("gold.first_pass_yield", 0, 1)]
     # The failed run wrote nothing: its output is still at the version of the first run.
     assert [(o.table, o.version) for o in failed.outputs] == [("gold.first_pass_yield", 0)]
-    assert first.metrics == {"rows": "1", "mode": "full", "reason": "first run (no watermark)"}
+    metrics = dict(first.metrics)
+    phases = metrics.pop("seconds_by_phase")
+    assert metrics == {"rows": "1", "mode": "full", "reason": "first run (no watermark)"}
+    assert [p.split("=")[0] for p in phases.split()] == ["plan", "changes", "rebuild", "record"]
     assert first.error is None
     assert first.ended_at >= first.started_at and first.seconds >= 0
     assert failed.error == "ValueError: no luck" and failed.metrics == {}
