@@ -13,7 +13,9 @@ consumed up to. A run then does one of:
   makes an old key affected, so late data needs no special case.
 - ``full``: the job's ordinary rebuild; on the first run, with ``--full``, when an input
   was recreated or its CDF does not cover the range needed, when an output is missing,
-  and for jobs whose outputs are global (their reason is declared in ``SPECS`` and
+  when the affected keys hold most of the input rows (``REBUILD_ABOVE_SCOPE_SHARE``:
+  replacing nearly every key costs more than a rebuild), and for jobs whose outputs are
+  global (their reason is declared in ``SPECS`` and
   recorded in the run's metrics).
 
 Rows that belong together in a transform (a unit's retests decide the KPIs of the day of
@@ -283,6 +285,9 @@ def run(spark: "SparkSession", lake_root: str, job: str, spec: Spec,
     else:
         out = _run_keyed(spark, lake_root, spec, now, changes, clock)
         out["changed_rows"] = changed_rows
+        if out["mode"] == "full":  # the scope was most of the input: a rebuild is cheaper
+            out.update(full_run(spark, lake_root) or {})
+            clock.lap("rebuild")
     if turned_on:
         out["cdf_enabled"] = ",".join(turned_on)
     _record(spark, lake_root, job, now, out["mode"])
@@ -305,6 +310,12 @@ class _Phases:
 
     def summary(self) -> str:
         return " ".join(f"{n}={s:.1f}" for n, s in self._laps)
+
+
+#: A keyed run whose affected keys hold more than this share of the input rows rebuilds
+#: instead: a MERGE replacing most of a table costs more than overwriting it (SPC, whose
+#: key is a whole series, is the usual case: a day of new results touches every series).
+REBUILD_ABOVE_SCOPE_SHARE = 0.5
 
 
 def _run_keyed(spark: "SparkSession", lake_root: str, spec: Keyed, versions: dict[str, int],
@@ -341,7 +352,17 @@ def _run_keyed(spark: "SparkSession", lake_root: str, spec: Keyed, versions: dic
             scope[src.table] = in_keys.select(*silver[src.table].columns)
         scope[src.table] = scope[src.table].cache()
     scope_rows = sum(df.count() for df in scope.values())
+    input_rows = sum(silver[t].count() for t in silver)
     clock.lap("scope")
+    if scope_rows > REBUILD_ABOVE_SCOPE_SHARE * input_rows:
+        for df in scope.values():
+            df.unpersist()
+        return {"mode": "full", "keys": len(rows), "scope_rows": scope_rows,
+                "input_rows": input_rows,
+                "reason": f"the changes touch {len(rows):,} keys holding {scope_rows:,} of "
+                          f"{input_rows:,} input rows (over "
+                          f"{REBUILD_ABOVE_SCOPE_SHARE:.0%}): rebuilding costs less than "
+                          f"replacing them key by key"}
     written = {}
     for name, df in spec.transform(scope).items():
         table = catalog.get(name)
@@ -351,7 +372,7 @@ def _run_keyed(spark: "SparkSession", lake_root: str, spec: Keyed, versions: dic
     for df in scope.values():
         df.unpersist()
     return {"mode": "incremental", "keys": len(rows), "scope_rows": scope_rows,
-            "input_rows": sum(silver[t].count() for t in silver),
+            "input_rows": input_rows,
             **{f"rows_{n.split('.', 1)[1]}": v for n, v in written.items()}}
 
 

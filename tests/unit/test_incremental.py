@@ -18,6 +18,7 @@ from pyspark.sql.types import DoubleType, FloatType
 
 from redline import catalog
 from redline import lake as lake_io
+from redline.jobs import incremental
 from redline.jobs.incremental import SPECS, Keyed
 from redline.jobs.runner import JOBS, _run_recorded, io_of
 from redline.schemas.payloads import latest
@@ -100,8 +101,13 @@ def _comparable(df):
                        for f in df.schema.fields])
 
 
-def test_increments_with_late_events_equal_a_full_rebuild(spark, tmp_path, parts):
+def test_increments_with_late_events_equal_a_full_rebuild(spark, tmp_path, parts,
+                                                           monkeypatch):
     one, two, late = parts
+    # The fixture is small, so its increment touches most of every series: without this
+    # the keyed jobs would rebuild instead (cheaper at that share), and the key-by-key path
+    # compared here would not run.
+    monkeypatch.setattr(incremental, "REBUILD_ABOVE_SCOPE_SHARE", 1.0)
     inc, full = str(tmp_path / "incremental"), str(tmp_path / "full")
 
     _write(spark, inc, one)
@@ -161,8 +167,10 @@ def test_increments_with_late_events_equal_a_full_rebuild(spark, tmp_path, parts
     assert {m["mode"] for m in _runs(spark, inc, "run-3").values()} == {"unchanged"}
 
 
-def test_a_lake_without_change_data_feed_falls_back_to_a_full_run(spark, lake, parts):
+def test_a_lake_without_change_data_feed_falls_back_to_a_full_run(spark, lake, parts,
+                                                                   monkeypatch):
     one, two, _ = parts
+    monkeypatch.setattr(incremental, "REBUILD_ABOVE_SCOPE_SHARE", 1.0)
     results = catalog.silver("station_results")
     rows = (spark.createDataFrame(one["station_results"], latest("station_results").struct)
             .withColumn("kafka_topic", F.lit("station_results"))
@@ -195,3 +203,12 @@ def test_a_lake_without_change_data_feed_falls_back_to_a_full_run(spark, lake, p
         ["unit_serial", "plant", "line", "station"]).count()
     assert catalog.read(spark, lake, catalog.get("gold.first_pass_yield")) \
         .agg(F.sum("units")).first()[0] == expected
+
+    # Changes whose keys hold most of the input rows: a rebuild, which says why.
+    monkeypatch.setattr(incremental, "REBUILD_ABOVE_SCOPE_SHARE", 0.5)
+    lake_io.append(rows, lake, results)
+    _run_recorded(spark, lake, job, "b5")
+    b5 = _runs(spark, lake, "b5")["gold_first_pass_yield"]
+    assert b5["mode"] == "full", b5
+    assert "rebuilding costs less than replacing them key by key" in b5["reason"], b5
+    assert int(b5["scope_rows"]) > 0.5 * int(b5["input_rows"]), b5
