@@ -227,18 +227,30 @@ def vehicle_telemetry(spark, ids: tuple[int, int], vehicles: int, per_vehicle: i
     return _envelope(df, "vehicle_telemetry", prefix)
 
 
+def _spread_time(first_day: int, days: int, salt: int):
+    """An event time spread evenly (by a hash of ``id``) from day ``first_day`` to ``days``."""
+    from pyspark.sql import functions as F
+
+    base = int(datetime(START.year, START.month, START.day, tzinfo=timezone.utc).timestamp())
+    return F.timestamp_seconds(F.lit(base + first_day * 86400)
+                               + (_h("id", salt) * (days - first_day) * 86400).cast("long"))
+
+
+def _some_vin(vehicles: int, salt: int):
+    """The VIN of one of ``vehicles`` vehicles, picked by a hash of ``id``."""
+    from pyspark.sql import functions as F
+
+    return F.concat(F.lit("VIN"), F.lpad((F.floor(_h("id", salt) * vehicles)).cast("string"),
+                                         9, "0"))
+
+
 def vehicle_dtc(spark, ids: tuple[int, int], vehicles: int, days: int, prefix: str,
                 time_of=None):
     from pyspark.sql import functions as F
 
-    base = int(datetime(START.year, START.month, START.day, tzinfo=timezone.utc).timestamp())
-    default_t = F.timestamp_seconds(F.lit(base + 4 * 86400)
-                                    + (_h("id", 30) * (days - 4) * 86400).cast("long"))
-    t = time_of(F.col("id")) if time_of else default_t
+    t = time_of(F.col("id")) if time_of else _spread_time(4, days, 30)
     df = spark.range(*ids).select(
-        "id", t.alias("event_time"),
-        F.concat(F.lit("VIN"), F.lpad((F.floor(_h("id", 31) * vehicles)).cast("string"),
-                                      9, "0")).alias("vin"),
+        "id", t.alias("event_time"), _some_vin(vehicles, 31).alias("vin"),
         _pick(DTC_CODES, _h("id", 32)).alias("dtc_code"),
         F.lit("MEDIUM").alias("severity"), F.lit("BECM").alias("ecu"),
         _pick(FIRMWARE, _h("id", 33)).alias("firmware_version"),
@@ -250,15 +262,11 @@ def warranty_claims(spark, ids: tuple[int, int], vehicles: int, days: int, prefi
                     time_of=None):
     from pyspark.sql import functions as F
 
-    base = int(datetime(START.year, START.month, START.day, tzinfo=timezone.utc).timestamp())
-    default_t = F.timestamp_seconds(F.lit(base + 10 * 86400)
-                                    + (_h("id", 40) * (days - 10) * 86400).cast("long"))
-    t = time_of(F.col("id")) if time_of else default_t
+    t = time_of(F.col("id")) if time_of else _spread_time(10, days, 40)
     df = spark.range(*ids).select(
         "id", t.alias("event_time"),
         F.concat(F.lit("WC-"), F.col("id").cast("string")).alias("claim_id"),
-        F.concat(F.lit("VIN"), F.lpad((F.floor(_h("id", 41) * vehicles)).cast("string"),
-                                      9, "0")).alias("vin"),
+        _some_vin(vehicles, 41).alias("vin"),
         _pick([c for c, _, _ in COMPONENTS], _h("id", 42)).alias("component"),
         F.to_date(t).alias("failure_date"), F.round(_h("id", 43) * 5000, 1).alias("mileage_km"),
         F.round(300 + _h("id", 44) * 2200, 2).alias("cost_eur"),

@@ -8,7 +8,8 @@ from pyspark.sql import functions as F
 from redline.errors import RedlineError
 from redline.jobs.attribution import Period, default_periods, fpy_attribution
 from redline.schemas.payloads import latest
-from redline.streaming.simulator import PLANTED, SimulationSpec, Simulator
+from redline.streaming.simulator import PLANTED, SimulationSpec
+from simulated import silver_frames
 
 B = Period(date(2026, 1, 5), date(2026, 1, 11))
 C = Period(date(2026, 1, 12), date(2026, 1, 18))
@@ -87,15 +88,7 @@ def test_the_worst_fpy_drop_is_attributed_to_the_planted_bad_lot(spark):
     14-21 and 22-29 the bad lot's share of builds rises: the worst station drop must
     name LOT-BM-0413 as its first cause and D-BM-CELL-IMBALANCE as its failure mode."""
     spec = SimulationSpec(vehicles=200, days=60, seed=7)
-    rows = {"station_results": [], "vehicle_builds": []}
-    for event in Simulator(spec).events():
-        if event.topic in rows:
-            p = dict(event.payload)
-            p["event_time"] = datetime.fromisoformat(p["event_time"].replace("Z", "+00:00"))
-            if "build_date" in p:
-                p["build_date"] = date.fromisoformat(p["build_date"])
-            rows[event.topic].append(p)
-    silver = {t: spark.createDataFrame(r, latest(t).struct) for t, r in rows.items()}
+    silver = silver_frames(spark, spec, ("station_results", "vehicle_builds"))
     day = lambda k: spec.start + timedelta(days=k)  # noqa: E731
     out = fpy_attribution(silver["station_results"], silver["vehicle_builds"],
                           Period(day(14), day(21)), Period(day(22), day(29))).cache()

@@ -10,7 +10,7 @@ The jobs that rebuild in full whenever an input changed run their unchanged ``ru
 (equal by construction); one of them, the cheapest, is run to check its modes.
 """
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from pyspark.sql import functions as F
@@ -23,6 +23,7 @@ from redline.jobs.incremental import SPECS, Keyed
 from redline.jobs.runner import JOBS, _run_recorded, io_of
 from redline.schemas.payloads import latest
 from redline.streaming.simulator import SimulationSpec, Simulator
+from simulated import typed
 
 SPEC = SimulationSpec(vehicles=30, days=20, seed=11, telemetry_per_day=1)
 TOPICS = ("station_results", "vehicle_builds", "vehicle_dtc", "warranty_claims",
@@ -31,15 +32,6 @@ SPLIT_DAY = 8
 """Events before this day (from the start) are part 1."""
 GOLD_JOBS = [j for j in JOBS.values() if isinstance(SPECS.get(j.name), Keyed)
              or j.name == "gold_defect_pareto"]
-
-
-def _typed(payload: dict) -> dict:
-    out = dict(payload)
-    out["event_time"] = datetime.fromisoformat(payload["event_time"].replace("Z", "+00:00"))
-    for name in ("build_date", "failure_date"):
-        if name in out:
-            out[name] = date.fromisoformat(out[name])
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +45,7 @@ def parts():
     for event in Simulator(SPEC).events():
         if event.topic not in one:
             continue
-        row = _typed(event.payload)
+        row = typed(event.payload)
         if row["event_time"].replace(tzinfo=None) >= split:
             two[event.topic].append(row)
             continue

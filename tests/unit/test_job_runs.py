@@ -7,7 +7,6 @@ import pytest
 from redline import catalog
 from redline import lake as lake_io
 from redline.jobs.runner import JOBS, Job, _run_recorded
-from redline.schemas.payloads import latest
 
 
 def _silver_results(spark):

@@ -1,8 +1,6 @@
 """The quality suites of the KPI, attribution and dimension tables pass on simulator data
 (so the gate in `redline demo` stays green) and fail on a broken KPI row."""
 
-from datetime import date, datetime
-
 from pyspark.sql import functions as F
 
 from redline import catalog
@@ -11,23 +9,15 @@ from redline.jobs.attribution import default_periods, fpy_attribution
 from redline.jobs.dimensions import dim_vehicle, firmware_periods
 from redline.jobs.manufacturing_kpis import line_kpis, station_kpis
 from redline.quality.gate import run_gate
-from redline.schemas.payloads import latest
-from redline.streaming.simulator import SimulationSpec, Simulator
+from redline.streaming.simulator import SimulationSpec
+from simulated import silver_frames
 
 TABLES = ["gold.station_kpis", "gold.line_kpis", "gold.kpi_attribution", "gold.dim_vehicle",
           "gold.dim_vehicle_firmware"]
 
 
 def _silver(spark, spec):
-    rows = {"station_results": [], "vehicle_builds": [], "vehicle_dtc": []}
-    for event in Simulator(spec).events():
-        if event.topic in rows:
-            p = dict(event.payload)
-            p["event_time"] = datetime.fromisoformat(p["event_time"].replace("Z", "+00:00"))
-            if "build_date" in p:
-                p["build_date"] = date.fromisoformat(p["build_date"])
-            rows[event.topic].append(p)
-    return {t: spark.createDataFrame(r, latest(t).struct) for t, r in rows.items()}
+    return silver_frames(spark, spec, ("station_results", "vehicle_builds", "vehicle_dtc"))
 
 
 def test_suites_pass_on_simulator_data_and_catch_a_bad_rate(spark, lake, tmp_path):

@@ -4,7 +4,7 @@ The simulator's payloads become silver-shaped DataFrames in memory (no Kafka, no
 and the gold transforms run on them as the jobs would.
 """
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from pyspark.sql import functions as F
@@ -18,30 +18,16 @@ from redline.jobs.spc import (
     xbar_r,
     xbar_violations,
 )
-from redline.schemas.payloads import latest
-from redline.streaming.simulator import PLANTED, SimulationSpec, Simulator
+from redline.streaming.simulator import PLANTED, SimulationSpec
+from simulated import silver_frames
 
 SPEC = SimulationSpec(vehicles=200, days=60, seed=7)
 TOPICS = ("station_results", "vehicle_builds", "vehicle_dtc", "warranty_claims")
 
 
-def _typed(payload: dict) -> dict:
-    """JSON payload -> Python values of the declared Spark types."""
-    out = dict(payload)
-    out["event_time"] = datetime.fromisoformat(payload["event_time"].replace("Z", "+00:00"))
-    for name in ("build_date", "failure_date"):
-        if name in out:
-            out[name] = date.fromisoformat(out[name])
-    return out
-
-
 @pytest.fixture(scope="module")
 def silver(spark):
-    rows = {t: [] for t in TOPICS}
-    for event in Simulator(SPEC).events():
-        if event.topic in rows:
-            rows[event.topic].append(_typed(event.payload))
-    return {t: spark.createDataFrame(r, latest(t).struct) for t, r in rows.items()}
+    return silver_frames(spark, SPEC, TOPICS)
 
 
 @pytest.fixture(scope="module")

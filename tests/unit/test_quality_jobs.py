@@ -1,12 +1,11 @@
 """The SPC and MTBF jobs run from silver tables in a lake, write their gold tables and
 record every output in ops.job_runs."""
 
-from datetime import date, datetime
-
 from redline import catalog
 from redline import lake as lake_io
 from redline.jobs.runner import JOBS, _run_recorded
 from redline.streaming.simulator import SimulationSpec, Simulator
+from simulated import typed
 
 SPEC = SimulationSpec(vehicles=60, days=20, seed=11)
 TOPICS = ("station_results", "vehicle_builds", "warranty_claims")
@@ -16,11 +15,7 @@ def _write_silver(spark, root):
     rows = {t: [] for t in TOPICS}
     for n, event in enumerate(Simulator(SPEC).events()):
         if event.topic in rows:
-            p = dict(event.payload)
-            p["event_time"] = datetime.fromisoformat(p["event_time"].replace("Z", "+00:00"))
-            for name in ("build_date", "failure_date"):
-                if name in p:
-                    p[name] = date.fromisoformat(p[name])
+            p = typed(event.payload)
             p.update(kafka_topic=f"redline.{event.topic}", kafka_partition=0, kafka_offset=n)
             rows[event.topic].append(p)
     for topic, payloads in rows.items():

@@ -1,7 +1,7 @@
 """The suites of the X-bar/R, violation and MTBF tables pass on simulator data and catch
 a broken row."""
 
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
 from pyspark.sql import functions as F
 
@@ -16,24 +16,15 @@ from redline.jobs.spc import (
     xbar_violations,
 )
 from redline.quality.gate import run_gate
-from redline.schemas.payloads import latest
-from redline.streaming.simulator import SimulationSpec, Simulator
+from redline.streaming.simulator import SimulationSpec
+from simulated import silver_frames
 
 TABLES = ["gold.spc_subgroups", "gold.spc_violations", "gold.mtbf"]
 SPEC = SimulationSpec(vehicles=120, days=40, seed=5)
 
 
 def _silver(spark):
-    rows = {"station_results": [], "vehicle_builds": [], "warranty_claims": []}
-    for event in Simulator(SPEC).events():
-        if event.topic in rows:
-            p = dict(event.payload)
-            p["event_time"] = datetime.fromisoformat(p["event_time"].replace("Z", "+00:00"))
-            for name in ("build_date", "failure_date"):
-                if name in p:
-                    p[name] = date.fromisoformat(p[name])
-            rows[event.topic].append(p)
-    return {t: spark.createDataFrame(r, latest(t).struct) for t, r in rows.items()}
+    return silver_frames(spark, SPEC, ("station_results", "vehicle_builds", "warranty_claims"))
 
 
 def test_suites_pass_on_simulator_data_and_catch_bad_rows(spark, lake, tmp_path):

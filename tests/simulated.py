@@ -1,0 +1,36 @@
+"""Simulator events as typed silver rows, for tests that build silver without Kafka.
+
+pytest puts this folder on ``sys.path`` (``tests`` has a conftest.py and no package), so a
+test module imports it as ``simulated``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Iterable
+
+from redline.schemas.payloads import latest
+from redline.streaming.simulator import SimulationSpec, Simulator
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def typed(payload: dict) -> dict:
+    """A JSON payload with Python values of its declared Spark types (times, dates)."""
+    out = dict(payload)
+    out["event_time"] = datetime.fromisoformat(payload["event_time"].replace("Z", "+00:00"))
+    for name in ("build_date", "failure_date"):
+        if name in out:
+            out[name] = date.fromisoformat(out[name])
+    return out
+
+
+def silver_frames(spark: "SparkSession", spec: SimulationSpec, topics: Iterable[str]
+                  ) -> dict[str, "DataFrame"]:
+    """The simulated events of ``topics`` as DataFrames of their payload schemas."""
+    rows: dict[str, list[dict]] = {t: [] for t in topics}
+    for event in Simulator(spec).events():
+        if event.topic in rows:
+            rows[event.topic].append(typed(event.payload))
+    return {t: spark.createDataFrame(r, latest(t).struct) for t, r in rows.items()}
