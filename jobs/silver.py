@@ -123,15 +123,18 @@ def annotate(bronze: "DataFrame", payload: Payload,
                      code.alias("_code"), reason.alias("_reason"))
 
 
-def split(annotated: "DataFrame", payload: Payload, source_table: str
-          ) -> tuple["DataFrame", "DataFrame"]:
-    """(good, quarantined) rows of an ``annotate`` result."""
+def split(annotated: "DataFrame", payload: Payload, source_table: str,
+          keep_raw: bool = False) -> tuple["DataFrame", "DataFrame"]:
+    """(good, quarantined) rows of an ``annotate`` result.
+
+    ``keep_raw`` adds the record's text to good rows as ``_raw`` (for rule quarantine).
+    """
     from pyspark.sql import functions as F
 
     good = annotated.where(F.col("_code").isNull()).select(
         *[F.col(f"_p.{f.name}").alias(f.name) for f in payload.struct.fields],
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"))
+        F.col("offset").alias("kafka_offset"), *([F.col("_raw")] if keep_raw else []))
     bad = annotated.where(F.col("_code").isNotNull()).select(
         F.lit(source_table).alias("source_table"),
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
@@ -147,32 +150,6 @@ def parse(bronze: "DataFrame", payload: Payload, source_table: str,
     return split(annotate(bronze, payload, max_record_bytes), payload, source_table)
 
 
-def flag_rows(annotated: "DataFrame", topic: str, rules: Sequence[Rule] | None = None
-              ) -> "DataFrame":
-    """Every row of an ``annotate`` result, typed, with one violation flag per row rule.
-
-    Columns: the payload's fields (null where the record did not parse), Kafka
-    coordinates and time, ``_code``/``_reason``, the rule flags (null on rows that did not
-    parse: they are not counted against any rule), and ``_raw``, kept only on rows bound
-    for quarantine. The record text of a clean row is not needed once it is parsed, and
-    dropping it keeps a cached batch about a third smaller.
-    """
-    from pyspark.sql import functions as F
-
-    rules = row_rules.rules_for(topic) if rules is None else rules
-    parsed = F.col("_code").isNull()
-    flat = annotated.select(
-        *[F.col(f"_p.{f.name}").alias(f.name) for f in latest(topic).struct.fields],
-        F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"), "kafka_timestamp", "_raw", "_code", "_reason")
-    flagged = flat.select(
-        *[c for c in flat.columns if c != "_raw"],
-        *[F.when(parsed, ~r.holds()).alias(row_rules.flag_name(r)) for r in rules],
-        "_raw")
-    quarantined = ~parsed | row_rules.dropped_any(rules)
-    return flagged.withColumn("_raw", F.when(quarantined, F.col("_raw")))
-
-
 def classify(annotated: "DataFrame", topic: str, source_table: str,
              rules: Sequence[Rule] | None = None
              ) -> tuple["DataFrame", "DataFrame", "DataFrame"]:
@@ -184,30 +161,19 @@ def classify(annotated: "DataFrame", topic: str, source_table: str,
     flag per rule, for ``row_rules.violation_counts``. Warn and fail rules keep their rows
     in ``good``; the caller counts them and refuses a batch with a failed ``fail`` rule.
     """
-    return classify_flagged(flag_rows(annotated, topic, rules), topic, source_table, rules)
-
-
-def classify_flagged(rows: "DataFrame", topic: str, source_table: str,
-                     rules: Sequence[Rule] | None = None
-                     ) -> tuple["DataFrame", "DataFrame", "DataFrame"]:
-    """``classify`` of a ``flag_rows`` result (which a caller may have cached)."""
     from pyspark.sql import functions as F
 
     rules = row_rules.rules_for(topic) if rules is None else rules
-    flagged = rows.where(F.col("_code").isNull()).drop("kafka_timestamp", "_code", "_reason")
+    parsed, bad = split(annotated, latest(topic), source_table, keep_raw=True)
+    flagged = row_rules.evaluate(parsed, rules)
     kept, dropped = row_rules.split(flagged, rules)
-    unparsed = rows.where(F.col("_code").isNotNull()).select(
-        F.lit(source_table).alias("source_table"), "kafka_topic", "kafka_partition",
-        "kafka_offset", F.col("_raw").alias("raw_value"),
-        F.col("_code").alias("reason_code"), F.col("_reason").alias("reason"),
-        F.current_timestamp().alias("quarantined_at"))
     dropped = dropped.select(
         F.lit(source_table).alias("source_table"), "kafka_topic", "kafka_partition",
         "kafka_offset", F.col("_raw").alias("raw_value"),
         F.lit(row_rules.RULE_VIOLATION).alias("reason_code"),
         F.concat(F.lit("row rule "), F.col("_reason")).alias("reason"),
         F.current_timestamp().alias("quarantined_at"))
-    return kept.drop("_raw"), unparsed.unionByName(dropped), flagged
+    return kept.drop("_raw"), bad.unionByName(dropped), flagged
 
 
 def dedupe(good: "DataFrame") -> "DataFrame":

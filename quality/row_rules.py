@@ -102,13 +102,13 @@ def rules_for(topic: str) -> Sequence[Rule]:
     return RULES.get(topic, [EVENT_TIME_PLAUSIBLE])
 
 
-def flag_name(rule: Rule) -> str:
+def _flag(rule: Rule) -> str:
     return f"_rule_{rule.name}"
 
 
 def evaluate(good: "DataFrame", rules: Sequence[Rule]) -> "DataFrame":
     """``good`` with one boolean column per rule, TRUE where the row violates it."""
-    return good.select("*", *[(~r.holds()).alias(flag_name(r)) for r in rules])
+    return good.select("*", *[(~r.holds()).alias(_flag(r)) for r in rules])
 
 
 def violation_counts(flagged: "DataFrame", rules: Sequence[Rule]) -> dict[str, int]:
@@ -122,7 +122,7 @@ def tally(flagged: "DataFrame", rules: Sequence[Rule], *extra: "Column"
     ``extra`` aggregate expressions), in one pass."""
     from pyspark.sql import functions as F
 
-    row = flagged.agg(*[F.sum(F.col(flag_name(r)).cast("long")).alias(r.name) for r in rules],
+    row = flagged.agg(*[F.sum(F.col(_flag(r)).cast("long")).alias(r.name) for r in rules],
                       F.sum(dropped_any(rules).cast("long")).alias("_dropped"),
                       *extra).first()
     n = len(rules) + 1
@@ -136,7 +136,7 @@ def dropped_any(rules: Sequence[Rule]) -> "Column":
 
     from pyspark.sql import functions as F
 
-    drops = [F.col(flag_name(r)) for r in rules if r.action == "drop"]
+    drops = [F.col(_flag(r)) for r in rules if r.action == "drop"]
     return reduce(lambda a, b: a | b, drops) if drops else F.lit(False)
 
 
@@ -147,9 +147,9 @@ def split(flagged: "DataFrame", rules: Sequence[Rule]) -> tuple["DataFrame", "Da
     """
     from pyspark.sql import functions as F
 
-    flags = [flag_name(r) for r in rules]
+    flags = [_flag(r) for r in rules]
     drops = [r for r in rules if r.action == "drop"]
-    reason = F.concat_ws("; ", *[F.when(F.col(flag_name(r)), F.lit(f"{r.name}: {r.description}"))
+    reason = F.concat_ws("; ", *[F.when(F.col(_flag(r)), F.lit(f"{r.name}: {r.description}"))
                                  for r in drops]) if drops else F.lit(None).cast("string")
     dropped = dropped_any(rules)
     kept = flagged.where(~dropped).drop(*flags)

@@ -38,8 +38,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from redline import catalog, lake
 from redline.errors import RedlineError
-from redline.jobs.silver import (MAX_RECORD_BYTES, annotate, classify_flagged, dedupe,
-                                 flag_rows)
+from redline.jobs.silver import MAX_RECORD_BYTES, annotate, classify, dedupe
 from redline.schemas.payloads import latest
 from redline.quality import row_rules
 from redline.quality.row_rules import Rule
@@ -183,38 +182,38 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
     quarantine = catalog.get("silver.quarantine")
     rules = row_rules.rules_for(topic) if rules is None else rules
     spark = batch.sparkSession
-    # Parsed once and kept (without the text of clean records): every count and write
-    # below reads this, not the JSON again.
-    rows = flag_rows(annotate(batch, latest(topic), max_record_bytes), topic, rules).persist()
+    # Parsed once and kept: every count and write below reads this, not the JSON again.
+    batch = annotate(batch, latest(topic), max_record_bytes).persist()
     try:
-        good, bad, flagged = classify_flagged(rows, topic, source.qualified_name, rules)
-        # One pass for every count. Event times are those of the rows that stay (a
-        # year-3000 record must not widen the dedupe scan of silver): the watermark's bounds.
+        good, bad, flagged = classify(batch, topic, source.qualified_name, rules)
+        # Event times of the rows that stay (a year-3000 record must not widen the dedupe
+        # scan of silver): the bounds of the watermark.
         kept_time = F.when(~row_rules.dropped_any(rules), F.col("event_time"))
-        violations, dropped, extra = row_rules.tally(
-            rows, rules, F.count(F.lit(1)), F.count("_code"), F.min("kafka_timestamp"),
-            F.max("kafka_timestamp"), F.min(kept_time), F.max(kept_time))
+        violations, dropped, bounds = row_rules.tally(flagged, rules, F.min(kept_time),
+                                                      F.max(kept_time))
         failed = row_rules.failures(violations, rules)
         if failed:
             raise _refuse(flagged, failed, violations, topic, batch_id)
-        n, unparsed, lo, hi = int(extra[0]), int(extra[1]), extra[2], extra[3]
-        bounds = extra[4:]
+        seen = batch.agg(
+            F.count(F.lit(1)).alias("n"), F.count("_code").alias("unparsed"),
+            F.min("kafka_timestamp").alias("lo"), F.max("kafka_timestamp").alias("hi"),
+        ).first()
         silver_path = catalog.location(lake_root, target)
         fresh, deduped = new_events(
             good, silver_path if DeltaTable.isDeltaTable(spark, silver_path) else None,
-            bounds, n - unparsed - dropped)
-        quarantined = unparsed + dropped
-        kept = n - quarantined
+            bounds, int(seen.n) - int(seen.unparsed) - dropped)
+        quarantined = int(seen.unparsed) + dropped
+        kept = int(seen.n) - quarantined
         if deduped:
             fresh = fresh.persist()
-        counts = {"rows": n, "silver": fresh.count() if deduped else kept,
+        counts = {"rows": int(seen.n), "silver": fresh.count() if deduped else kept,
                   "quarantined": quarantined,
                   "warned": sum(violations[r.name] for r in rules if r.action == "warn")}
         counts["duplicates"] = counts["rows"] - counts["silver"] - counts["quarantined"]
         metrics = spark.createDataFrame([(
             topic, app_id, batch_id, started, datetime.now(timezone.utc).replace(tzinfo=None),
             counts["rows"], counts["silver"], counts["quarantined"], counts["duplicates"],
-            lo, hi,
+            seen.lo, seen.hi,
             [(r.name, r.action, violations[r.name]) for r in rules])],
             catalog.get("ops.silver_batches").schema())
         lake.append(metrics, lake_root, catalog.get("ops.silver_batches"),
@@ -227,7 +226,7 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
         if deduped:
             fresh.unpersist()
     finally:
-        rows.unpersist()
+        batch.unpersist()
     if stats is not None:
         stats.add(batch_id, counts)
     return counts
