@@ -55,7 +55,10 @@ class KafkaConfig:
 @dataclass(frozen=True)
 class SparkConfig:
     conf_file: str = _doc("File in spark-conf/ with this profile's Spark settings.", "local.conf")
-    driver_memory: str = _doc("Driver memory of redline's own Spark driver.", "2g")
+    driver_memory: str = _doc(
+        "Driver memory of redline's own Spark driver. A silver micro-batch catching up on a "
+        "backlog (up to 256 MB of bronze, about 2M records) is cached parsed: in 2g it "
+        "spilled to disk and took 40.6 s instead of 35.0 s.", "4g")
 
 
 @dataclass(frozen=True)
