@@ -108,7 +108,8 @@ def _envelope(df, topic: str, prefix: str):
               .withColumn("schema_version", F.lit(1))
               .withColumn("kafka_topic", F.lit(topic))
               .withColumn("kafka_partition", (F.col("id") % 3).cast("int"))
-              .withColumn("kafka_offset", F.col("id")))
+              .withColumn("kafka_offset", F.col("id"))
+              .withColumn("kafka_timestamp", F.current_timestamp()))
 
 
 def _unit_time(unit, units: int, days: int):

@@ -134,7 +134,8 @@ def split(annotated: "DataFrame", payload: Payload, source_table: str,
     good = annotated.where(F.col("_code").isNull()).select(
         *[F.col(f"_p.{f.name}").alias(f.name) for f in payload.struct.fields],
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"), *([F.col("_raw")] if keep_raw else []))
+        F.col("offset").alias("kafka_offset"), "kafka_timestamp",
+        *([F.col("_raw")] if keep_raw else []))
     bad = annotated.where(F.col("_code").isNotNull()).select(
         F.lit(source_table).alias("source_table"),
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),

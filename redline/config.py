@@ -78,6 +78,11 @@ class IngestConfig:
     max_offsets_per_trigger: int = _doc(
         "Most Kafka records one bronze micro-batch reads per topic (each Delta commit has "
         "a fixed cost: larger batches catch up faster).", 2_000_000)
+    dedupe_window_minutes: float = _doc(
+        "A record whose event_id is in silver already is a duplicate when the silver row "
+        "reached Kafka at most this many minutes before or after it (and their event times "
+        "are within 24 hours). Each silver micro-batch reads this much of silver's recent "
+        "arrivals, so its cost grows with the window and the event rate.", 15.0)
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,14 @@ BRONZE = StructType([
     StructField("ingest_time", TimestampType(), False),
 ])
 
-#: Kafka coordinates carried from bronze into silver, so every row can be traced back.
+#: Kafka coordinates carried from bronze into silver, so every row can be traced back,
+#: and the time Kafka stamped the record: the clock of the silver dedupe window (nullable:
+#: rows landed before silver kept it have none).
 LINEAGE = [
     StructField("kafka_topic", StringType(), False),
     StructField("kafka_partition", IntegerType(), False),
     StructField("kafka_offset", LongType(), False),
+    StructField("kafka_timestamp", TimestampType(), True),
 ]
 
 

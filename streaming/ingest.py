@@ -45,7 +45,8 @@ def run(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str
             if catalog.exists(spark, lake_root, catalog.bronze(t)):
                 stats = silver.run_available_now(
                     spark, lake_root, t, totals=False,
-                    max_record_bytes=cfg.ingest.max_record_bytes)
+                    max_record_bytes=cfg.ingest.max_record_bytes,
+                    dedupe_window_minutes=cfg.ingest.dedupe_window_minutes)
                 out[t].update({k: stats[k] for k in ("silver", "quarantined", "duplicates")})
         return out
 
@@ -70,7 +71,8 @@ def run(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str
                     silvers[t] = silver.start(
                         spark, lake_root, t, available_now=False,
                         trigger_seconds=cfg.ingest.silver_trigger_seconds,
-                        max_record_bytes=cfg.ingest.max_record_bytes)
+                        max_record_bytes=cfg.ingest.max_record_bytes,
+                        dedupe_window_minutes=cfg.ingest.dedupe_window_minutes)
             for s in silvers.values():
                 if s.query.exception() is not None:
                     raise s.query.exception()

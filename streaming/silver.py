@@ -16,9 +16,15 @@ a replay cannot double:
    query's history).
 2. ``event_id`` is deduplicated within the batch (first delivery wins, by Kafka
    coordinates) and against silver itself with a left-anti join on ``event_id`` before the
-   append, bounded by the dedupe watermark (silver rows within ``DEDUPE_WATERMARK_HOURS``
-   of the batch's event times: a redelivered event carries its original event time). That covers a producer retry that reached Kafka twice, a batch rebuilt by the
-   batch job, and a quarantine replay, none of which a txn version can see. A MERGE would
+   append, bounded by the dedupe window: silver rows that reached Kafka within
+   ``ingest.dedupe_window_minutes`` (15) of the batch's records and whose event times are
+   within ``DEDUPE_WATERMARK_HOURS`` of the batch's (a redelivered event carries its
+   original event time). That covers a producer retry or resend that reached Kafka twice
+   and a stream rebuilt from bronze (its records keep their Kafka timestamps), none of
+   which a txn version can see. A quarantine replay compares with silver by event time
+   alone. The window is what keeps a micro-batch's cost flat while ingest runs for weeks:
+   Delta prunes silver by the Kafka timestamp's file statistics, so a batch reads the last
+   minutes of silver instead of a day of it (late events included: they arrive now). A MERGE would
    do the same insert-if-absent, but MERGE does not honour ``txnAppId``/``txnVersion``;
    append + anti-join keeps both guarantees. The anti-join reads silver as of the batch
    start, which is correct because silver has one writer at a time (the checkpoint lock;
@@ -91,18 +97,26 @@ class BatchStats:
 #: reading all event ids ever landed.
 DEDUPE_WATERMARK_HOURS = 24
 
+#: The stream's default dedupe window (``ingest.dedupe_window_minutes``): a record is a
+#: duplicate of a silver row with its event id that reached Kafka at most this long before
+#: or after it. Kafka producers give up retrying after 2 minutes by default.
+DEDUPE_WINDOW_MINUTES = 15.0
+
 
 def new_events(good: "DataFrame", silver_path: str | None, bounds: tuple | None = None,
-               rows: int | None = None, watermark_hours: float = DEDUPE_WATERMARK_HOURS
-               ) -> tuple["DataFrame", bool]:
+               rows: int | None = None, watermark_hours: float = DEDUPE_WATERMARK_HOURS,
+               arrival: tuple | None = None,
+               window_minutes: float = DEDUPE_WINDOW_MINUTES) -> tuple["DataFrame", bool]:
     """``good`` without event ids seen twice in it or already in the silver table.
 
     Silver rows are compared only within ``watermark_hours`` of the batch's event times
-    (``bounds``: their min and max, computed from ``good`` when not given; ``rows``: the
-    size of ``good`` when known, which picks how repeats are looked for). Returns the rows
-    and whether any was removed. The usual batch repeats nothing: that is found from the
-    event ids alone, and then ``good`` itself is returned, with no join or sort of the
-    batch's full rows.
+    (``bounds``: their min and max, computed from ``good`` when not given) and, when
+    ``arrival`` (the min and max Kafka timestamp of the batch's records) is given, only if
+    they reached Kafka within ``window_minutes`` of it; silver rows landed before silver
+    kept Kafka timestamps are compared by event time alone. ``rows``: the size of ``good``
+    when known, which picks how repeats are looked for. Returns the rows and whether any
+    was removed. The usual batch repeats nothing: that is found from the event ids alone,
+    and then ``good`` itself is returned, with no join or sort of the batch's full rows.
     """
     from pyspark.sql import functions as F
 
@@ -113,10 +127,15 @@ def new_events(good: "DataFrame", silver_path: str | None, bounds: tuple | None 
             bounds = (row[0], row[1])
         if bounds[0] is not None:
             margin = timedelta(hours=watermark_hours)
-            existing = (good.sparkSession.read.format("delta").load(silver_path)
-                        .where(F.col("event_time").between(bounds[0] - margin,
-                                                           bounds[1] + margin))
-                        .select("event_id"))
+            silver = good.sparkSession.read.format("delta").load(silver_path)
+            recent = F.col("event_time").between(bounds[0] - margin, bounds[1] + margin)
+            if arrival is not None and arrival[0] is not None \
+                    and "kafka_timestamp" in silver.columns:
+                window = timedelta(minutes=window_minutes)
+                arrived = F.col("kafka_timestamp")
+                recent = recent & (arrived.between(arrival[0] - window, arrival[1] + window)
+                                   | arrived.isNull())
+            existing = silver.where(recent).select("event_id")
     if not _repeats_anything(good, existing, rows):
         return good, False
     out = dedupe(good)
@@ -172,7 +191,8 @@ def _refuse(flagged: "DataFrame", failed: Sequence[Rule], violations: dict[str, 
 
 def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, app_id: str,
                 stats: BatchStats | None = None, rules: Sequence[Rule] | None = None,
-                max_record_bytes: int = MAX_RECORD_BYTES) -> dict[str, int]:
+                max_record_bytes: int = MAX_RECORD_BYTES,
+                dedupe_window_minutes: float = DEDUPE_WINDOW_MINUTES) -> dict[str, int]:
     """Parse one micro-batch of bronze rows, apply row rules, append idempotently.
 
     Writes, each skipped by Delta when this ``(app_id, batch_id)`` already committed to
@@ -208,7 +228,8 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
         silver_path = catalog.location(lake_root, target)
         fresh, deduped = new_events(
             good, silver_path if DeltaTable.isDeltaTable(spark, silver_path) else None,
-            bounds, int(seen.n) - int(seen.unparsed) - dropped)
+            bounds, int(seen.n) - int(seen.unparsed) - dropped, arrival=(seen.lo, seen.hi),
+            window_minutes=dedupe_window_minutes)
         quarantined = int(seen.unparsed) + dropped
         kept = int(seen.n) - quarantined
         if deduped:
@@ -255,9 +276,12 @@ class SilverQuery(LockedQuery):
 
 
 def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool,
-          trigger_seconds: float = 1.0, max_record_bytes: int = MAX_RECORD_BYTES
-          ) -> SilverQuery:
+          trigger_seconds: float = 1.0, max_record_bytes: int = MAX_RECORD_BYTES,
+          dedupe_window_minutes: float = DEDUPE_WINDOW_MINUTES) -> SilverQuery:
     """Start the silver stream of ``topic`` (bronze must exist); refuses a shared checkpoint."""
+    if dedupe_window_minutes < 0:
+        raise RedlineError("CONFIG_INVALID", f"ingest.dedupe_window_minutes is "
+                           f"{dedupe_window_minutes}; it must be 0 or more")
     source = catalog.bronze(topic)
     if not catalog.exists(spark, lake_root, source):
         raise RedlineError(
@@ -278,7 +302,8 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
                 raise RedlineError("SILVER_START", f"query {name} did not report its id")
             write_batch(batch, batch_id, lake_root, topic,
                         f"redline.silver.{topic}.{ident['id']}", stats,
-                        max_record_bytes=max_record_bytes)
+                        max_record_bytes=max_record_bytes,
+                        dedupe_window_minutes=dedupe_window_minutes)
 
         writer = (spark.readStream.format("delta")
                   .option("maxBytesPerTrigger", MAX_BRONZE_BYTES_PER_BATCH)
@@ -298,7 +323,8 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
 
 
 def run_available_now(spark: "SparkSession", lake_root: str, topic: str,
-                      totals: bool = True, max_record_bytes: int = MAX_RECORD_BYTES
+                      totals: bool = True, max_record_bytes: int = MAX_RECORD_BYTES,
+                      dedupe_window_minutes: float = DEDUPE_WINDOW_MINUTES
                       ) -> dict[str, int]:
     """Process everything new in bronze.<topic> into silver and quarantine, then stop.
 
@@ -307,7 +333,8 @@ def run_available_now(spark: "SparkSession", lake_root: str, topic: str,
     from pyspark.sql import functions as F
 
     running = start(spark, lake_root, topic, available_now=True,
-                    max_record_bytes=max_record_bytes)
+                    max_record_bytes=max_record_bytes,
+                    dedupe_window_minutes=dedupe_window_minutes)
     try:
         running.query.awaitTermination()
         if running.query.exception() is not None:

@@ -71,7 +71,8 @@ def _write(spark, lake, rows_by_topic):
         df = (spark.createDataFrame(rows, latest(topic).struct)
               .withColumn("kafka_topic", F.lit(topic))
               .withColumn("kafka_partition", F.lit(0))
-              .withColumn("kafka_offset", F.monotonically_increasing_id()))
+              .withColumn("kafka_offset", F.monotonically_increasing_id())
+              .withColumn("kafka_timestamp", F.current_timestamp()))
         lake_io.append(df, lake, catalog.silver(topic))
 
 
@@ -167,7 +168,8 @@ def test_a_lake_without_change_data_feed_falls_back_to_a_full_run(spark, lake, p
     rows = (spark.createDataFrame(one["station_results"], latest("station_results").struct)
             .withColumn("kafka_topic", F.lit("station_results"))
             .withColumn("kafka_partition", F.lit(0))
-            .withColumn("kafka_offset", F.lit(0).cast("long")))
+            .withColumn("kafka_offset", F.lit(0).cast("long"))
+            .withColumn("kafka_timestamp", F.current_timestamp()))
     # A silver table created without a change data feed (an older lake).
     (rows.write.format("delta").option("delta.enableChangeDataFeed", "false")
      .save(catalog.location(lake, results)))

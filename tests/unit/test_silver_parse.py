@@ -1,7 +1,7 @@
 """Bronze -> silver parsing on a handful of inline records, each with a known fate."""
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from redline.jobs.silver import dedupe, parse
 from redline.schemas.payloads import latest
@@ -17,8 +17,7 @@ GOOD = {
 }
 
 
-def _bronze(spark, values):
-    ts = datetime(2026, 1, 5, 9)
+def _bronze(spark, values, ts=datetime(2026, 1, 5, 9)):
     rows = [(None, v if isinstance(v, bytes) else v.encode(), "redline.station_results", 0,
              i, ts, ts) for i, v in enumerate(values)]
     return spark.createDataFrame(rows, BRONZE)
@@ -102,3 +101,43 @@ def test_new_events_drops_repeats_and_ids_already_in_silver_on_both_paths(spark,
     for rows in (2, None):
         fresh, removed = new_events(clean, path, rows=rows)
         assert not removed and fresh.count() == 2
+
+
+def test_silver_keeps_the_kafka_timestamp_of_each_record(spark):
+    good, _ = parse(_bronze(spark, [json.dumps(GOOD)], ts=datetime(2026, 3, 1, 7, 30)),
+                    latest("station_results"), "b")
+    assert [r.kafka_timestamp for r in good.collect()] == [datetime(2026, 3, 1, 7, 30)]
+
+
+def test_the_dedupe_window_is_the_time_between_kafka_arrivals(spark, lake):
+    """A redelivery is a duplicate when its silver row reached Kafka within the window of
+    it; silver rows without a Kafka timestamp (landed before silver kept it) always
+    count."""
+    from pyspark.sql import functions as F
+
+    from redline import catalog, lake as lake_io
+    from redline.streaming.silver import new_events
+
+    table = catalog.silver("station_results")
+    t0 = datetime(2026, 1, 5, 9)
+    landed, _ = parse(_bronze(spark, [json.dumps({**GOOD, "event_id": "early"})], ts=t0),
+                      latest("station_results"), "b")
+    older, _ = parse(_bronze(spark, [json.dumps({**GOOD, "event_id": "old-lake"})], ts=t0),
+                     latest("station_results"), "b")
+    lake_io.append(landed.unionByName(
+        older.withColumn("kafka_timestamp", F.lit(None).cast("timestamp"))), lake, table)
+    path = catalog.location(lake, table)
+    values = [json.dumps({**GOOD, "event_id": e}) for e in ("early", "old-lake", "new")]
+    for rows in (3, None):  # driver check, then the shuffle used for large batches
+        for minutes_later, window, landing in (
+                (10, 15.0, ["new"]),                        # within the window: duplicate
+                (30, 15.0, ["early", "new"]),               # past it: another event
+                (30, 45.0, ["new"]),                        # a wider window catches it
+                (-10, 15.0, ["new"])):                      # the silver row came later
+            at = t0 + timedelta(minutes=minutes_later)
+            good, _ = parse(_bronze(spark, values, ts=at), latest("station_results"), "b")
+            fresh, removed = new_events(good, path, rows=rows, arrival=(at, at),
+                                        window_minutes=window)
+            assert removed
+            assert sorted(r.event_id for r in fresh.collect()) == landing, \
+                (rows, minutes_later, window)
