@@ -109,3 +109,27 @@ def enable_change_data_feed(spark: "SparkSession", lake_root: str, table: Table)
     spark.sql(f"ALTER TABLE delta.`{escaped}` SET TBLPROPERTIES "
               f"(delta.enableChangeDataFeed = true)")
     return True
+
+
+def align_table(spark: "SparkSession", lake_root: str, table: Table) -> list[str]:
+    """Bring an existing ``table`` from an older release up to the catalog: add the
+    nullable catalog columns it lacks (rows written before read them as null) and set
+    the create properties it lacks or has other values of. Returns what it changed."""
+    from delta.tables import DeltaTable
+
+    path = location(lake_root, table)
+    escaped = path.replace("`", "``")
+    current = DeltaTable.forPath(spark, path).toDF().columns
+    missing = [f for f in table.schema().fields if f.name not in current and f.nullable]
+    changed = []
+    if missing:
+        spark.sql(f"ALTER TABLE delta.`{escaped}` ADD COLUMNS ("
+                  + ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing) + ")")
+        changed += [f"column {f.name}" for f in missing]
+    props = DeltaTable.forPath(spark, path).detail().first().properties or {}
+    wanted = {k: v for k, v in create_properties(table).items() if props.get(k) != v}
+    if wanted:
+        spark.sql(f"ALTER TABLE delta.`{escaped}` SET TBLPROPERTIES ("
+                  + ", ".join(f"'{k}' = '{v}'" for k, v in wanted.items()) + ")")
+        changed += [f"{k}={v}" for k, v in wanted.items()]
+    return changed

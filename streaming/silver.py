@@ -293,6 +293,12 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
     lock = CheckpointLock(ckpt, name).acquire()
     try:
         require_checkpoint_for(spark, ckpt, lake_root, catalog.silver(topic), name)
+        target = catalog.silver(topic)
+        if catalog.exists(spark, lake_root, target):
+            # A silver table of an older release gets the Kafka timestamp column and its
+            # file statistics, which the dedupe window prunes by.
+            for change in lake.align_table(spark, lake_root, target):
+                print(f"silver.{topic}: {change}", flush=True)
         stats = BatchStats()
         started = threading.Event()
         ident: dict[str, str] = {}

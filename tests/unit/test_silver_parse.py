@@ -141,3 +141,32 @@ def test_the_dedupe_window_is_the_time_between_kafka_arrivals(spark, lake):
             assert removed
             assert sorted(r.event_id for r in fresh.collect()) == landing, \
                 (rows, minutes_later, window)
+
+
+def test_a_silver_table_of_an_older_release_is_aligned_with_the_catalog(spark, lake):
+    """Before silver kept Kafka timestamps: no such column, statistics on three columns."""
+    from delta.tables import DeltaTable
+
+    from redline import catalog, lake as lake_io
+
+    table = catalog.silver("station_results")
+    path = catalog.location(lake, table)
+    old, _ = parse(_bronze(spark, [json.dumps({**GOOD, "event_id": "old"})]),
+                   latest("station_results"), "b")
+    (old.drop("kafka_timestamp").write.format("delta")
+     .option("delta.dataSkippingStatsColumns", "event_time,kafka_partition,kafka_offset")
+     .save(path))
+    changes = lake_io.align_table(spark, lake, table)
+    assert changes[0] == "column kafka_timestamp"
+    assert ("delta.dataSkippingStatsColumns="
+            "event_time,kafka_partition,kafka_offset,kafka_timestamp") in changes
+    props = DeltaTable.forPath(spark, path).detail().first().properties
+    assert props["delta.dataSkippingStatsColumns"].endswith(",kafka_timestamp")
+    assert props["delta.enableChangeDataFeed"] == "true"
+    new, _ = parse(_bronze(spark, [json.dumps({**GOOD, "event_id": "new"})]),
+                   latest("station_results"), "b")
+    lake_io.append(new, lake, table)
+    rows = {r.event_id: r.kafka_timestamp for r in spark.read.format("delta").load(path)
+            .collect()}
+    assert rows == {"old": None, "new": datetime(2026, 1, 5, 9)}
+    assert lake_io.align_table(spark, lake, table) == []
