@@ -202,7 +202,7 @@ def _bronze_rows(spark, values: list[str]):
     return spark.createDataFrame(rows, BRONZE)
 
 
-def test_replayed_micro_batch_writes_nothing_twice(spark, lake):
+def test_replayed_micro_batch_writes_nothing_twice(spark, lake, monkeypatch):
     """A batch id that already committed is skipped by Delta (txnAppId/txnVersion)."""
     batch = _bronze_rows(spark, [json.dumps(_event(i)) for i in range(5)] + ["{bad"])
     first = silver.write_batch(batch, 7, lake, TOPIC, "test-app")
@@ -210,6 +210,13 @@ def test_replayed_micro_batch_writes_nothing_twice(spark, lake):
     silver.write_batch(batch, 7, lake, TOPIC, "test-app")  # the replay after a crash
     assert _read(spark, lake, f"silver.{TOPIC}").count() == 5
     assert len(_quarantine(spark, lake)) == 1
+    # The txn version alone guards the replay: with the event-id check against silver
+    # switched off, the batch's rows reach the append, and Delta skips it.
+    with monkeypatch.context() as m:
+        m.setattr(silver, "new_events", lambda good, *args, **kwargs: (good, False))
+        replay = silver.write_batch(batch, 7, lake, TOPIC, "test-app")
+    assert replay["silver"] == 5  # the rows were offered again ...
+    assert _read(spark, lake, f"silver.{TOPIC}").count() == 5  # ... and not written
     # A later batch carrying the same event ids adds nothing to silver either.
     again = silver.write_batch(batch.where("offset < 5"), 8, lake, TOPIC, "test-app")
     assert again["silver"] == 0 and again["duplicates"] == 5
