@@ -9,8 +9,9 @@ from redline.catalog import Layer, Table, location
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
-#: Table properties set when a table of the layer is created. Silver records its change
-#: data feed: incremental gold jobs read only the rows added since their last run.
+#: Table properties set when a table of the layer is created (and by ``align_table`` on
+#: a table of an older release). Silver records its change data feed: incremental gold
+#: jobs read only the rows added since their last run.
 CREATE_PROPERTIES: dict[Layer, dict[str, str]] = {
     Layer.SILVER: {"delta.enableChangeDataFeed": "true"},
 }
