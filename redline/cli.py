@@ -188,6 +188,25 @@ def cmd_quarantine(cfg, args) -> int:
     return 0
 
 
+def cmd_lake(cfg, args) -> int:
+    from redline import catalog, lake
+
+    wanted = args.tables or list(catalog.TABLES)
+    unknown = [n for n in wanted if n not in catalog.TABLES]
+    if unknown:
+        raise RedlineError("TABLE_UNKNOWN", f"no table {', '.join(unknown)} in the catalog; "
+                                            f"tables: {', '.join(catalog.TABLES)}")
+    spark = _session(cfg, "lake")
+    tables = [catalog.TABLES[n] for n in wanted
+              if catalog.exists(spark, cfg.lake_root, catalog.TABLES[n])]
+    print(f"compacting {len(tables)} table(s) under {cfg.lake_root} ...", flush=True)
+    for i, table in enumerate(tables, 1):
+        r = lake.compact(spark, cfg.lake_root, table)
+        print(f"[{i}/{len(tables)}] {table.qualified_name:<32} files {r['files_before']:>7,} "
+              f"-> {r['files_after']:>5,}  ({r['seconds']} s)", flush=True)
+    return 0
+
+
 def cmd_jobs(cfg, args) -> int:
     from redline.jobs.runner import JOBS, run_jobs
 
@@ -317,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=50, help="list: at most this many rows")
     s.add_argument("--json", action="store_true", help="list: print rows as a JSON array")
     s.set_defaults(fn=cmd_quarantine)
+
+    s = sub.add_parser("lake", help="lake maintenance: compact the small files streams write")
+    s.add_argument("action", choices=["compact"],
+                   help="compact: rewrite small files into large ones (Delta OPTIMIZE); "
+                        "safe while ingest runs")
+    s.add_argument("tables", nargs="*", help="qualified table names (default: every table)")
+    s.set_defaults(fn=cmd_lake)
 
     s = sub.add_parser("jobs", help="batch jobs: bronze -> silver -> gold")
     s.add_argument("action", choices=["run", "list"])
