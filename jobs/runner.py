@@ -27,6 +27,8 @@ from redline.schemas.payloads import DATASET_TOPICS, PAYLOADS
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from redline.config import IngestConfig
+
 
 @dataclass(frozen=True)
 class Job:
@@ -40,6 +42,9 @@ class Job:
     incremental: "incremental.Spec | None" = None
     """How the job runs incrementally (``jobs/incremental.py``); None: ``run`` every
     time."""
+    takes_ingest_config: bool = False
+    """``run`` takes the ingest settings as a third argument (the silver streams: record
+    size limit, dedupe window)."""
 
 
 def _silver_job(topic: str) -> Job:
@@ -47,9 +52,12 @@ def _silver_job(topic: str) -> Job:
     # code path and one checkpoint for silver, so jobs and ingest never double a record.
     from redline.streaming import silver as silver_stream
 
-    def run(spark: "SparkSession", root: str) -> dict:
+    def run(spark: "SparkSession", root: str, ingest: "IngestConfig | None" = None) -> dict:
+        settings = {} if ingest is None else {
+            "max_record_bytes": ingest.max_record_bytes,
+            "dedupe_window_minutes": ingest.dedupe_window_minutes}
         try:
-            return silver_stream.run_available_now(spark, root, topic)
+            return silver_stream.run_available_now(spark, root, topic, **settings)
         except RedlineError as exc:
             if exc.code != "CHECKPOINT_IN_USE":
                 raise
@@ -58,7 +66,7 @@ def _silver_job(topic: str) -> Job:
 
     return Job(f"silver_{topic}", run,
                description=f"bronze.{topic} -> silver.{topic} (+ quarantine), incremental",
-               in_all=topic not in DATASET_TOPICS)
+               in_all=topic not in DATASET_TOPICS, takes_ingest_config=True)
 
 
 def _features(spark: "SparkSession", root: str) -> dict:
@@ -160,8 +168,11 @@ def record_run(spark: "SparkSession", lake_root: str, row: dict) -> None:
                 catalog.get("ops.job_runs"))
 
 
-def _execute(spark: "SparkSession", lake_root: str, job: Job, full: bool) -> dict:
+def _execute(spark: "SparkSession", lake_root: str, job: Job, full: bool,
+             ingest: "IngestConfig | None" = None) -> dict:
     """Run ``job``: by its incremental spec (a full rebuild with ``full``), else plainly."""
+    if job.takes_ingest_config:
+        return job.run(spark, lake_root, ingest)
     if job.incremental is None:
         return job.run(spark, lake_root)
     inputs, outputs = io_of(job.name)
@@ -170,7 +181,7 @@ def _execute(spark: "SparkSession", lake_root: str, job: Job, full: bool) -> dic
 
 
 def _run_recorded(spark: "SparkSession", lake_root: str, job: Job, batch_id: str,
-                  full: bool = False) -> dict:
+                  full: bool = False, ingest: "IngestConfig | None" = None) -> dict:
     """Run ``job`` and append its ops.job_runs row, whether it succeeds or fails."""
     inputs, outputs = io_of(job.name)
     started = datetime.now(timezone.utc)
@@ -180,7 +191,7 @@ def _run_recorded(spark: "SparkSession", lake_root: str, job: Job, batch_id: str
     out: dict = {}
     error = None
     try:
-        out = _execute(spark, lake_root, job, full)
+        out = _execute(spark, lake_root, job, full, ingest)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:4000]
         raise
@@ -220,18 +231,19 @@ def plan(names: Sequence[str]) -> list[Job]:
 
 def run_jobs(spark: "SparkSession", lake_root: str, names: Sequence[str],
              progress: Callable[[str], None] = print, record: bool = True,
-             full: bool = False) -> dict[str, dict]:
+             full: bool = False, ingest: "IngestConfig | None" = None) -> dict[str, dict]:
     """Run ``names`` in dependency order; with ``record`` each run appends a row to
     ops.job_runs (a failed run too, before its error propagates). Gold jobs with an
-    incremental spec process only new silver rows unless ``full``."""
+    incremental spec process only new silver rows unless ``full``. Silver jobs use
+    ``ingest`` (the configuration's ingest settings) when given, else the defaults."""
     results = {}
     jobs = plan(names)
     batch_id = str(uuid.uuid4())
     for i, job in enumerate(jobs, 1):
         began = time.monotonic()
         progress(f"[{i}/{len(jobs)}] {job.name}: {job.description}")
-        out = (_run_recorded(spark, lake_root, job, batch_id, full) if record
-               else _execute(spark, lake_root, job, full))
+        out = (_run_recorded(spark, lake_root, job, batch_id, full, ingest) if record
+               else _execute(spark, lake_root, job, full, ingest))
         out["seconds"] = round(time.monotonic() - began, 1)
         results[job.name] = out
         progress(f"[{i}/{len(jobs)}] {job.name}: done in {out['seconds']}s {out}")

@@ -216,7 +216,7 @@ def cmd_jobs(cfg, args) -> int:
             print(f"{job.name:<28} {job.description}{deps}")
         return 0
     spark = _session(cfg, "jobs")
-    run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full)
+    run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full, ingest=cfg.ingest)
     _thrift_refresh(cfg, spark)
     return 0
 

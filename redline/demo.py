@@ -43,7 +43,7 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     _step(4, total, "streaming Kafka into bronze (available-now)")
     ingest(spark, cfg, cfg.lake_root, list(SIMULATED_TOPICS), available_now=True)
     _step(5, total, "silver and gold jobs")
-    run_jobs(spark, cfg.lake_root, ["all"])
+    run_jobs(spark, cfg.lake_root, ["all"], ingest=cfg.ingest)
     _step(6, total, "quality gate")
     gate = run_gate(spark, cfg.lake_root, cfg.home / "reports" / "quality")
     print(gate.summary())

@@ -56,3 +56,29 @@ def test_unknown_tables_have_null_versions(spark, lake):
 
     assert _delta_state(spark, lake, "gold.first_pass_yield") == (None, None)
     assert _delta_state(spark, lake, "silver.no_such_table") == (None, None)
+
+
+def test_silver_jobs_run_with_the_configured_ingest_settings(spark, lake):
+    """`redline jobs run silver_<topic>` applies the configuration's ingest settings,
+    here a record size limit small enough to quarantine one of two records."""
+    import json
+
+    from redline.config import IngestConfig
+    from redline.jobs.runner import run_jobs
+    from redline.schemas.tables import BRONZE
+
+    ts = datetime(2026, 2, 1, 10)
+    events = [{"event_id": f"e{n}", "event_time": "2026-02-01T10:00:00Z", "schema_version": 1,
+               "vin": "RDLTEST0000000001", "odometer_km": 1.0, "padding": "x" * pad}
+              for n, pad in ((0, 0), (1, 400))]
+    bronze = spark.createDataFrame(
+        [(b"k", json.dumps(e).encode(), "t", 0, i, ts, ts) for i, e in enumerate(events)],
+        BRONZE)
+    lake_io.append(bronze, lake, catalog.bronze("vehicle_telemetry"))
+    out = run_jobs(spark, lake, ["silver_vehicle_telemetry"], progress=lambda _: None,
+                   record=False, ingest=IngestConfig(max_record_bytes=300))
+    result = out["silver_vehicle_telemetry"]
+    assert (result["silver"], result["quarantined"]) == (1, 1)
+    reasons = [r.reason_code for r in catalog.read(spark, lake, catalog.get("silver.quarantine"))
+               .collect()]
+    assert reasons == ["RECORD_TOO_LARGE"]
