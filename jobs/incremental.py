@@ -169,13 +169,7 @@ SPECS: dict[str, Spec] = {
 # --- edges ------------------------------------------------------------------------------
 
 def _version(spark: "SparkSession", lake_root: str, name: str) -> int | None:
-    from delta.tables import DeltaTable
-
-    table = catalog.get(name)
-    if not catalog.exists(spark, lake_root, table):
-        return None
-    return DeltaTable.forPath(spark, catalog.location(lake_root, table)).history(1) \
-        .select("version").first()[0]
+    return lake.table_version(spark, lake_root, catalog.get(name))
 
 
 def watermarks(spark: "SparkSession", lake_root: str, job: str) -> dict[str, int]:
@@ -378,8 +372,5 @@ def _run_keyed(spark: "SparkSession", lake_root: str, spec: Keyed, versions: dic
 
 def _last_commit_rows(spark: "SparkSession", lake_root: str, table: catalog.Table) -> str:
     """'inserted/deleted' rows of the table's last commit (a MERGE)."""
-    from delta.tables import DeltaTable
-
-    m = (DeltaTable.forPath(spark, catalog.location(lake_root, table)).history(1)
-         .select("operationMetrics").first()[0] or {})
+    m = (lake.last_commit(spark, lake_root, table) or (None, {}))[1]
     return f"+{m.get('numTargetRowsInserted', '?')}/-{m.get('numTargetRowsDeleted', '?')}"

@@ -149,15 +149,18 @@ def _delta_state(spark: "SparkSession", lake_root: str, qualified_name: str
                  ) -> tuple[int | None, int | None]:
     """(latest Delta version, rows written by that commit) of a table; nulls when the
     table is not in the catalog or not written yet, or the commit reports no rows."""
-    from delta.tables import DeltaTable
-
     table = catalog.TABLES.get(qualified_name)
-    if table is None or not catalog.exists(spark, lake_root, table):
+    last = None if table is None else lake.last_commit(spark, lake_root, table)
+    if last is None:
         return None, None
-    last = (DeltaTable.forPath(spark, catalog.location(lake_root, table)).history(1)
-            .select("version", "operationMetrics").first())
-    rows = (last.operationMetrics or {}).get("numOutputRows")
-    return last.version, (int(rows) if rows is not None else None)
+    version, metrics = last
+    rows = metrics.get("numOutputRows")
+    return version, (int(rows) if rows is not None else None)
+
+
+def _version(spark: "SparkSession", lake_root: str, qualified_name: str) -> int | None:
+    table = catalog.TABLES.get(qualified_name)
+    return None if table is None else lake.table_version(spark, lake_root, table)
 
 
 def record_run(spark: "SparkSession", lake_root: str, row: dict) -> None:
@@ -186,8 +189,7 @@ def _run_recorded(spark: "SparkSession", lake_root: str, job: Job, batch_id: str
     inputs, outputs = io_of(job.name)
     started = datetime.now(timezone.utc)
     began = time.monotonic()
-    in_versions = [{"table": t, "version": _delta_state(spark, lake_root, t)[0]}
-                   for t in inputs]
+    in_versions = [{"table": t, "version": _version(spark, lake_root, t)} for t in inputs]
     out: dict = {}
     error = None
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from redline.catalog import Layer, Table, location
+from redline.catalog import Layer, Table, exists, location
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
@@ -95,6 +95,64 @@ def replace_keys(df: "DataFrame", lake_root: str, table: Table, keys: "DataFrame
      .whenMatchedDelete()
      .whenNotMatchedInsert(condition="NOT s._del", values={c: f"s.`{c}`" for c in cols})
      .execute())
+
+
+def _updated_log(spark: "SparkSession", path: str):
+    """The JVM ``DeltaLog`` of ``path`` brought up to date (its cached snapshot refreshed
+    from the newest commit files): driver-side, no Spark job."""
+    jvm = spark.sparkContext._jvm
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    snapshot = log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty())
+    return log, snapshot
+
+
+def last_commit(spark: "SparkSession", lake_root: str, table: Table
+                ) -> tuple[int, dict[str, str]] | None:
+    """(version, operation metrics) of ``table``'s latest Delta commit; None when the
+    table does not exist yet.
+
+    Read from the Delta log on the driver (``DeltaLog``: the snapshot the session already
+    holds, brought up to date, and the newest commit file) rather than through
+    ``DeltaTable.history()``, which plans and runs a Spark job: about 0.2 s against 0.5 s
+    (``table_version``: 15 ms), and job bookkeeping asks this of every input and output
+    of every run. Falls back to ``history(1)`` should the internal API differ (another
+    Delta release).
+    """
+    from delta.tables import DeltaTable
+    from py4j.protocol import Py4JError
+
+    if not exists(spark, lake_root, table):
+        return None
+    path = location(lake_root, table)
+    try:
+        log, _ = _updated_log(spark, path)
+        info = log.history().getHistory(spark.sparkContext._jvm.scala.Some(1)).head()
+        metrics: dict[str, str] = {}
+        if info.operationMetrics().isDefined():
+            entries = info.operationMetrics().get().iterator()
+            while entries.hasNext():
+                kv = entries.next()
+                metrics[str(kv._1())] = str(kv._2())
+        return int(info.version().get()), metrics
+    except Py4JError:
+        last = (DeltaTable.forPath(spark, path).history(1)
+                .select("version", "operationMetrics").first())
+        return last.version, dict(last.operationMetrics or {})
+
+
+def table_version(spark: "SparkSession", lake_root: str, table: Table) -> int | None:
+    """``table``'s latest Delta version (None when it does not exist yet), from the Delta
+    log on the driver (see ``last_commit``)."""
+    from delta.tables import DeltaTable
+    from py4j.protocol import Py4JError
+
+    if not exists(spark, lake_root, table):
+        return None
+    path = location(lake_root, table)
+    try:
+        return int(_updated_log(spark, path)[1].version())
+    except Py4JError:
+        return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
 
 
 def enable_change_data_feed(spark: "SparkSession", lake_root: str, table: Table) -> bool:
