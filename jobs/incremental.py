@@ -30,9 +30,13 @@ Keyed (incremental by key):
 - gold_manufacturing_kpis: key (plant, line, day) for station and line KPIs; entity unit
   on a line (rework, scrap and the line's first day span stations and days).
 - gold_capability: key (plant, line, station, period_start), daily periods.
-- gold_spc: key (plant, line, station): I-MR limits come from the first points of the
-  whole series and sequence numbers shift when a late point arrives, so an affected
-  series is recomputed whole (every series that gets a new point, usually all of them).
+
+From the first changed point (``Tail``):
+
+- gold_spc: a series' points, subgroups and Nelson episodes from its first changed point
+  on are recomputed and replaced, the points before it kept (``spc_tail``): a new point
+  is an append, a late one renumbers the points after it, and limits change only while
+  the baseline fills (then the series is recomputed whole).
 
 Full recompute, because every row depends on data-wide values:
 
@@ -57,7 +61,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from redline import catalog, lake
-from redline.jobs import capability, gold_fpy, manufacturing_kpis, spc
+from redline.jobs import capability, gold_fpy, manufacturing_kpis, spc, spc_tail
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -94,13 +98,25 @@ class Keyed:
 
 
 @dataclass(frozen=True)
+class Tail:
+    """A job with its own incremental path (SPC: ``spc_tail``), given the changed rows of
+    its one input."""
+
+    table: str
+    """Qualified name of the silver input."""
+    update: Callable[["SparkSession", str, "DataFrame", "DataFrame"], dict]
+    """(spark, lake root, the input at the version read, its changed rows) -> metrics,
+    with ``mode``; writes the outputs."""
+
+
+@dataclass(frozen=True)
 class FullOnly:
     """A job that recomputes in full whenever an input changed."""
 
     reason: str
 
 
-Spec = Keyed | FullOnly
+Spec = Keyed | Tail | FullOnly
 
 
 def _day(df: "DataFrame") -> "DataFrame":
@@ -115,24 +131,11 @@ def _period_day(df: "DataFrame") -> "DataFrame":
     return df.withColumn("period_start", F.to_date("event_time"))
 
 
-def _same(df: "DataFrame") -> "DataFrame":
-    return df
-
-
 def _kpis(scope: Mapping[str, "DataFrame"]) -> dict[str, "DataFrame"]:
     results = scope["silver.station_results"]
     stations = manufacturing_kpis.station_kpis(results)
     return {"gold.station_kpis": stations,
             "gold.line_kpis": manufacturing_kpis.line_kpis(results, stations)}
-
-
-def _spc(scope: Mapping[str, "DataFrame"]) -> dict[str, "DataFrame"]:
-    measured = spc.measurements(scope["silver.station_results"])
-    points = spc.control_limits(measured).cache()
-    subgroups = spc.xbar_r(measured).cache()
-    return {"gold.spc_points": points, "gold.spc_subgroups": subgroups,
-            "gold.spc_violations": spc.nelson_violations(points)
-            .unionByName(spc.xbar_violations(subgroups))}
 
 
 SPECS: dict[str, Spec] = {
@@ -151,8 +154,7 @@ SPECS: dict[str, Spec] = {
         (Source("silver.station_results", _period_day),),
         lambda s: {"gold.capability": capability.capability(
             spc.measurements(s["silver.station_results"]), "day")}),
-    "gold_spc": Keyed(("plant", "line", "station"),
-                      (Source("silver.station_results", _same),), _spc),
+    "gold_spc": Tail("silver.station_results", spc_tail.run),
     "gold_vehicle_features": FullOnly(
         "as-of dates are anchored at the last telemetry day and spaced by the date range"),
     "gold_reliability": FullOnly(
@@ -276,6 +278,11 @@ def run(spark: "SparkSession", lake_root: str, job: str, spec: Spec,
         out = dict(full_run(spark, lake_root) or {})
         out.update(mode="full", reason=reason)
         clock.lap("rebuild")
+    elif isinstance(spec, Tail):
+        out = spec.update(spark, lake_root, _read_at(spark, lake_root, spec.table,
+                                                     now[spec.table]), changes[spec.table])
+        out["changed_rows"] = changed_rows
+        clock.lap("write")
     else:
         out = _run_keyed(spark, lake_root, spec, now, changes, clock)
         out["changed_rows"] = changed_rows

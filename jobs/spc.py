@@ -109,16 +109,24 @@ def measurements(station_results: "DataFrame", first_pass_only: bool = True) -> 
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    w = Window.partitionBy(*KEY).orderBy("event_time", "event_id")
+    return (measured_values(station_results, first_pass_only)
+            .withColumn("seq", F.row_number().over(w).cast("long")))
+
+
+def measured_values(station_results: "DataFrame", first_pass_only: bool = True
+                    ) -> "DataFrame":
+    """``measurements`` without ``seq``: the charted values, unnumbered."""
+    from pyspark.sql import functions as F
+
     df = station_results
     if first_pass_only:
         df = df.where(F.col("attempt") == 1)
-    points = df.select("event_id", "event_time", "unit_serial", "plant", "line", "station",
-                       F.explode("measurements").alias("m")).select(
+    return df.select("event_id", "event_time", "unit_serial", "plant", "line", "station",
+                     F.explode("measurements").alias("m")).select(
         "plant", "line", "station", F.col("m.characteristic").alias("characteristic"),
         "event_id", "event_time", "unit_serial", F.col("m.value").alias("value"),
         F.col("m.lsl").alias("lsl"), F.col("m.usl").alias("usl"))
-    w = Window.partitionBy(*KEY).orderBy("event_time", "event_id")
-    return points.withColumn("seq", F.row_number().over(w).cast("long"))
 
 
 def control_limits(points: "DataFrame",
@@ -138,15 +146,41 @@ def control_limits(points: "DataFrame",
             "SPC_BASELINE_INVALID",
             f"baseline_points must be an integer >= 2 (one moving range needs two points); "
             f"got {baseline_points!r}")
+    pts = with_moving_range(points, baseline_points)
+    return apply_limits(pts, baseline_limits(pts, baseline_points))
+
+
+def with_moving_range(points: "DataFrame", baseline_points: int = DEFAULT_BASELINE_POINTS
+                      ) -> "DataFrame":
+    """Numbered points with ``moving_range`` (to the previous point of the key present)
+    and ``in_baseline``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     w = Window.partitionBy(*KEY).orderBy("seq")
-    pts = (points.withColumn("moving_range", F.abs(F.col("value") - F.lag("value").over(w)))
-                 .withColumn("in_baseline", F.col("seq") <= baseline_points))
-    base = (pts.where("in_baseline").groupBy(*KEY)
-               .agg(F.count("*").alias("_n"), F.avg("value").alias("centre"),
-                    F.avg("moving_range").alias("mr_centre"))
-               .where(F.col("_n") == baseline_points).drop("_n"))
+    return (points.withColumn("moving_range", F.abs(F.col("value") - F.lag("value").over(w)))
+                  .withColumn("in_baseline", F.col("seq") <= baseline_points))
+
+
+def baseline_limits(points: "DataFrame", baseline_points: int = DEFAULT_BASELINE_POINTS
+                    ) -> "DataFrame":
+    """Per key with a full baseline: ``centre`` and ``mr_centre`` (the mean moving range,
+    before the zero-variation rule) of ``with_moving_range`` points."""
+    from pyspark.sql import functions as F
+
+    return (points.where("in_baseline").groupBy(*KEY)
+                  .agg(F.count("*").alias("_n"), F.avg("value").alias("centre"),
+                       F.avg("moving_range").alias("mr_centre"))
+                  .where(F.col("_n") == baseline_points).drop("_n"))
+
+
+def apply_limits(points: "DataFrame", limits: "DataFrame") -> "DataFrame":
+    """``with_moving_range`` points with the I-MR limits of their key from ``limits`` (key,
+    ``centre``, ``mr_centre``; a key missing there has none): gold.spc_points rows."""
+    from pyspark.sql import functions as F
+
     sigma = F.when(F.col("mr_centre") > 0, F.col("mr_centre") / D2)
-    out = (pts.join(base, list(KEY), "left")
+    out = (points.join(limits.select(*KEY, "centre", "mr_centre"), list(KEY), "left")
               .withColumn("sigma", sigma)
               .withColumn("lcl", F.col("centre") - 3 * F.col("sigma"))
               .withColumn("ucl", F.col("centre") + 3 * F.col("sigma"))
@@ -179,26 +213,53 @@ def xbar_r(points: "DataFrame", subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
         raise RedlineError(
             "SPC_BASELINE_INVALID",
             f"baseline_subgroups must be an integer >= 1; got {baseline_subgroups!r}")
-    a2, d3, d4, _ = SUBGROUP_CONSTANTS[subgroup_size]
+    groups = subgroups(points, subgroup_size, baseline_subgroups)
+    return apply_subgroup_limits(groups, subgroup_baseline(groups, baseline_subgroups),
+                                 subgroup_size)
+
+
+def subgroups(points: "DataFrame", subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
+              baseline_subgroups: int = DEFAULT_BASELINE_SUBGROUPS) -> "DataFrame":
+    """The complete subgroups of numbered points (a subgroup whose points are not all
+    given is left out), without limits."""
+    from pyspark.sql import functions as F
+
     n = subgroup_size
-    groups = (points.withColumn("subgroup", F.floor((F.col("seq") - 1) / n).cast("long") + 1)
-                    .groupBy(*KEY, "subgroup")
-                    .agg(F.count("*").alias("_n"), F.avg("value").alias("xbar"),
-                         (F.max("value") - F.min("value")).alias("range"),
-                         F.min("event_time").alias("start_time"),
-                         F.max("event_time").alias("end_time"),
-                         F.array_sort(F.collect_list(F.struct("seq", "event_id")))
-                          .alias("_ids"))
-                    .where(F.col("_n") == n)
-                    .withColumn("event_ids", F.transform("_ids", lambda p: p["event_id"]))
-                    .withColumn("subgroup_size", F.lit(n))
-                    .withColumn("in_baseline", F.col("subgroup") <= baseline_subgroups))
-    base = (groups.where("in_baseline").groupBy(*KEY)
+    return (points.withColumn("subgroup", F.floor((F.col("seq") - 1) / n).cast("long") + 1)
+                  .groupBy(*KEY, "subgroup")
+                  .agg(F.count("*").alias("_n"), F.avg("value").alias("xbar"),
+                       (F.max("value") - F.min("value")).alias("range"),
+                       F.min("event_time").alias("start_time"),
+                       F.max("event_time").alias("end_time"),
+                       F.array_sort(F.collect_list(F.struct("seq", "event_id")))
+                        .alias("_ids"))
+                  .where(F.col("_n") == n)
+                  .withColumn("event_ids", F.transform("_ids", lambda p: p["event_id"]))
+                  .withColumn("subgroup_size", F.lit(n))
+                  .withColumn("in_baseline", F.col("subgroup") <= baseline_subgroups))
+
+
+def subgroup_baseline(groups: "DataFrame",
+                      baseline_subgroups: int = DEFAULT_BASELINE_SUBGROUPS) -> "DataFrame":
+    """Per key with a full baseline: ``xbar_centre`` and ``r_centre`` (before the
+    zero-range rule) of ``subgroups``."""
+    from pyspark.sql import functions as F
+
+    return (groups.where("in_baseline").groupBy(*KEY)
                   .agg(F.count("*").alias("_k"), F.avg("xbar").alias("xbar_centre"),
                        F.avg("range").alias("r_centre"))
                   .where(F.col("_k") == baseline_subgroups).drop("_k"))
+
+
+def apply_subgroup_limits(groups: "DataFrame", limits: "DataFrame",
+                          subgroup_size: int = DEFAULT_SUBGROUP_SIZE) -> "DataFrame":
+    """``subgroups`` with the X-bar/R limits of their key from ``limits`` (key,
+    ``xbar_centre``, ``r_centre``; a key missing there has none): gold.spc_subgroups."""
+    from pyspark.sql import functions as F
+
+    a2, d3, d4, _ = SUBGROUP_CONSTANTS[subgroup_size]
     rbar = F.when(F.col("r_centre") > 0, F.col("r_centre"))
-    out = (groups.join(base, list(KEY), "left")
+    out = (groups.join(limits.select(*KEY, "xbar_centre", "r_centre"), list(KEY), "left")
                  .withColumn("r_centre", rbar)
                  .withColumn("xbar_centre", F.when(rbar.isNotNull(), F.col("xbar_centre")))
                  .withColumn("xbar_lcl", F.col("xbar_centre") - a2 * F.col("r_centre"))
@@ -210,15 +271,17 @@ def xbar_r(points: "DataFrame", subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
     return out.select(*[f.name for f in SPC_SUBGROUPS.fields])
 
 
-def xbar_violations(subgroups: "DataFrame") -> "DataFrame":
-    """Nelson rule violations of the X-bar chart of ``xbar_r`` subgroups (chart 'XBAR')."""
+def xbar_violations(subgroups: "DataFrame", hits_from: "DataFrame | None" = None
+                    ) -> "DataFrame":
+    """Nelson rule violations of the X-bar chart of ``xbar_r`` subgroups (chart 'XBAR');
+    ``hits_from`` as for ``nelson_violations``."""
     from pyspark.sql import functions as F
 
     charted = subgroups.select(
         *KEY, F.col("subgroup").alias("seq"), "event_ids", "start_time",
         F.col("end_time").alias("event_time"), F.col("xbar").alias("value"),
         F.col("xbar_centre").alias("centre"), F.col("sigma_xbar").alias("sigma"))
-    return nelson_violations(charted, chart=CHART_XBAR)
+    return nelson_violations(charted, chart=CHART_XBAR, hits_from=hits_from)
 
 
 def _rule_conditions(w_base) -> dict[int, "Column"]:
@@ -249,13 +312,18 @@ def _rule_conditions(w_base) -> dict[int, "Column"]:
     }
 
 
-def nelson_violations(spc_points: "DataFrame", chart: str = CHART_INDIVIDUALS) -> "DataFrame":
+def nelson_violations(spc_points: "DataFrame", chart: str = CHART_INDIVIDUALS,
+                      hits_from: "DataFrame | None" = None) -> "DataFrame":
     """Every Nelson rule 1-8 violation episode of ``spc_points`` (gold.spc_violations).
 
     Needs the key columns, ``seq``, ``event_id``, ``event_time``, ``value``, ``centre``
     and ``sigma``; points without limits are skipped. A chart whose points stand for
     several events (X-bar) passes ``event_ids`` (an array) instead of ``event_id`` and may
     pass ``start_time`` (the first event of the point; else ``event_time``).
+
+    ``hits_from`` (key, ``rule``, ``from_seq``) keeps only the rule hits at ``seq >=
+    from_seq`` of its keys and rules (the episodes from there on: ``spc_tail``); the points
+    must then reach back 15 points before each ``from_seq``, the longest rule window.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -276,6 +344,10 @@ def nelson_violations(spc_points: "DataFrame", chart: str = CHART_INDIVIDUALS) -
     hits = flagged.select(*KEY, "seq", F.explode(F.filter(
         F.array(*[F.col(f"_r{r}") for r in sorted(RULES)]),
         lambda r: r.isNotNull())).alias("rule"))
+    if hits_from is not None:
+        hits = (hits.join(F.broadcast(hits_from.select(*KEY, "rule", "from_seq")),
+                          [*KEY, "rule"])
+                    .where(F.col("seq") >= F.col("from_seq")).drop("from_seq"))
 
     length = F.element_at(F.array(*[F.lit(RULES[r][1]) for r in sorted(RULES)]), F.col("rule"))
     name = F.element_at(F.array(*[F.lit(RULES[r][0]) for r in sorted(RULES)]), F.col("rule"))

@@ -73,10 +73,15 @@ def append(df: "DataFrame", lake_root: str, table: Table, txn: tuple[str, int] |
 
 
 def replace_keys(df: "DataFrame", lake_root: str, table: Table, keys: "DataFrame",
-                 key_columns: Sequence[str]) -> None:
+                 key_columns: Sequence[str], after: tuple[str, str] | None = None) -> None:
     """In ONE Delta commit, delete the rows of ``table`` whose ``key_columns`` values are
     a row of ``keys`` (null-safe) and insert ``df``: readers see the old or the new keys,
-    never a mix. ``keys`` must hold distinct rows."""
+    never a mix. ``keys`` must hold distinct rows.
+
+    ``after=(column, bound)`` deletes only the rows of a key whose ``column`` is greater
+    than that key's ``bound`` (a column of ``keys``): a key's tail is replaced, its head
+    kept (SPC points from a series' first changed point on).
+    """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
@@ -86,10 +91,12 @@ def replace_keys(df: "DataFrame", lake_root: str, table: Table, keys: "DataFrame
     cols = [f.name for f in table.schema().fields]
     # One source: the new rows (never matched) and one delete marker per key.
     marks = keys.select(*[F.col(k).alias(f"_k_{k}") for k in key_columns],
+                        *([F.col(after[1]).alias("_k_after")] if after else []),
                         F.lit(True).alias("_del"))
     rows = df.select(*cols, F.lit(False).alias("_del"))
     source = rows.unionByName(marks, allowMissingColumns=True)
-    cond = " AND ".join([f"t.`{k}` <=> s.`_k_{k}`" for k in key_columns] + ["s._del"])
+    cond = " AND ".join([f"t.`{k}` <=> s.`_k_{k}`" for k in key_columns] + ["s._del"]
+                        + ([f"t.`{after[0]}` > s._k_after"] if after else []))
     (DeltaTable.forPath(df.sparkSession, location(lake_root, table)).alias("t")
      .merge(source.alias("s"), cond)
      .whenMatchedDelete()
