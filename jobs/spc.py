@@ -383,8 +383,10 @@ def run(spark: "SparkSession", lake_root: str,
     points_table = catalog.get("gold.spc_points")
     subgroups_table = catalog.get("gold.spc_subgroups")
     violations_table = catalog.get("gold.spc_violations")
-    lake.overwrite(control_limits(measurements(results), baseline_points), lake_root,
-                   points_table)
+    # Files by event-time range: the incremental path (``spc_tail``) replaces the latest
+    # points of each series, which then sit in the last files instead of in every file.
+    lake.overwrite(control_limits(measurements(results), baseline_points)
+                   .repartitionByRange("event_time"), lake_root, points_table)
     lake.overwrite(xbar_r(measurements(results)), lake_root, subgroups_table)
     points = catalog.read(spark, lake_root, points_table)
     subgroups = catalog.read(spark, lake_root, subgroups_table)

@@ -21,7 +21,7 @@ series has its baselines, its limits. So for each series with changed silver row
   The X-bar chart does the same on subgroup numbers.
 
 Each gold table then has, per series, that tail (or the whole series) replaced in one
-Delta commit (``lake.replace_keys`` with a bound). ``tests/unit/test_incremental.py``
+Delta commit (``lake.replace_where``: no join with the table, unlike a MERGE). ``tests/unit/test_incremental.py``
 checks the result equals a full rebuild, late points included.
 """
 
@@ -142,7 +142,9 @@ def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "Da
                    for s in series if s[7]],
                   "plant string, line string, station string, characteristic string, "
                   "centre double, mr_centre double")))
-    charted = spc.apply_limits(points, limits).cache()
+    # Checkpoints cut the lineage: every step after would re-analyse the whole plan from
+    # the silver read (seconds each on a deep plan), and the writes would recompute it.
+    charted = spc.apply_limits(points, limits).localCheckpoint()
     new_points = charted.join(F.broadcast(bounds.select(*KEY, "kept")), list(KEY)) \
         .where(F.col("seq") > F.col("kept")).drop("kept")
 
@@ -158,7 +160,7 @@ def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "Da
                                          # stored r_centre is null where the raw mean was 0,
                                          # and apply_subgroup_limits nulls both again
                                          F.col("r_centre"))))
-    new_groups = spc.apply_subgroup_limits(groups, group_limits, n).cache()
+    new_groups = spc.apply_subgroup_limits(groups, group_limits, n).localCheckpoint()
     group_context = (gold["spc_subgroups"]
                      .join(F.broadcast(tails.join(context_from, list(KEY))), list(KEY))
                      .where((F.col("subgroup") >= F.col(f"_from_{spc.CHART_XBAR}") - CONTEXT)
@@ -168,26 +170,28 @@ def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "Da
         charted, hits_from=hits_from_df.where(F.col("chart") == spc.CHART_INDIVIDUALS))
         .unionByName(spc.xbar_violations(
             new_groups.unionByName(group_context),
-            hits_from=hits_from_df.where(F.col("chart") == spc.CHART_XBAR))))
+            hits_from=hits_from_df.where(F.col("chart") == spc.CHART_XBAR)))
+        .localCheckpoint())
 
-    # Episodes that may change end after these bounds (whole series: all of them).
-    episode_bounds = bounds.select(
-        *KEY, F.explode(F.array(
-            F.struct(F.lit(spc.CHART_INDIVIDUALS).alias("chart"),
-                     F.when(F.col("tail"), F.col("kept") - RULE_SPAN).otherwise(-1)
-                     .alias("bound")),
-            F.struct(F.lit(spc.CHART_XBAR).alias("chart"),
-                     F.when(F.col("tail"), F.col("kept_groups") - RULE_SPAN).otherwise(-1)
-                     .alias("bound")))).alias("b")).select(*KEY, "b.chart", "b.bound")
-    lake.replace_keys(new_points, lake_root, tables["spc_points"],
-                      bounds.select(*KEY, "kept"), KEY, after=("seq", "kept"))
-    lake.replace_keys(new_groups, lake_root, tables["spc_subgroups"],
-                      bounds.select(*KEY, "kept_groups"), KEY,
-                      after=("subgroup", "kept_groups"))
-    lake.replace_keys(violations, lake_root, tables["spc_violations"], episode_bounds,
-                      [*KEY, "chart"], after=("end_seq", "bound"))
+    # Per series: its points and subgroups after the kept ones, and its episodes on each
+    # chart that may change (ending within RULE_SPAN before the kept ones, or later).
+    def tails_of(column: str, bound, chart: str | None = None) -> str:
+        return " OR ".join(
+            "(" + " AND ".join([*(f"{k} <=> {lake.sql_literal(v)}" for k, v in zip(KEY, s)),
+                                *([f"chart = {lake.sql_literal(chart)}"] if chart else []),
+                                f"{column} > {bound(s)}"]) + ")"
+            for s in series)
+
+    lake.replace_where(new_points, lake_root, tables["spc_points"],
+                       tails_of("seq", lambda s: s[5]))
+    lake.replace_where(new_groups, lake_root, tables["spc_subgroups"],
+                       tails_of("subgroup", lambda s: s[6]))
+    lake.replace_where(violations, lake_root, tables["spc_violations"], " OR ".join([
+        tails_of("end_seq", lambda s: s[5] - RULE_SPAN if s[7] else -1,
+                 spc.CHART_INDIVIDUALS),
+        tails_of("end_seq", lambda s: s[6] - RULE_SPAN if s[7] else -1, spc.CHART_XBAR)]))
     scope_rows = charted.count()
-    for df in (charted, new_groups, bounds):
+    for df in (charted, new_groups, violations, bounds):
         df.unpersist()
     return {"mode": "incremental", "keys": len(series),
             "whole_series": sum(1 for s in series if not s[7]),

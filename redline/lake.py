@@ -73,15 +73,10 @@ def append(df: "DataFrame", lake_root: str, table: Table, txn: tuple[str, int] |
 
 
 def replace_keys(df: "DataFrame", lake_root: str, table: Table, keys: "DataFrame",
-                 key_columns: Sequence[str], after: tuple[str, str] | None = None) -> None:
+                 key_columns: Sequence[str]) -> None:
     """In ONE Delta commit, delete the rows of ``table`` whose ``key_columns`` values are
     a row of ``keys`` (null-safe) and insert ``df``: readers see the old or the new keys,
-    never a mix. ``keys`` must hold distinct rows.
-
-    ``after=(column, bound)`` deletes only the rows of a key whose ``column`` is greater
-    than that key's ``bound`` (a column of ``keys``): a key's tail is replaced, its head
-    kept (SPC points from a series' first changed point on).
-    """
+    never a mix. ``keys`` must hold distinct rows."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
@@ -91,17 +86,39 @@ def replace_keys(df: "DataFrame", lake_root: str, table: Table, keys: "DataFrame
     cols = [f.name for f in table.schema().fields]
     # One source: the new rows (never matched) and one delete marker per key.
     marks = keys.select(*[F.col(k).alias(f"_k_{k}") for k in key_columns],
-                        *([F.col(after[1]).alias("_k_after")] if after else []),
                         F.lit(True).alias("_del"))
     rows = df.select(*cols, F.lit(False).alias("_del"))
     source = rows.unionByName(marks, allowMissingColumns=True)
-    cond = " AND ".join([f"t.`{k}` <=> s.`_k_{k}`" for k in key_columns] + ["s._del"]
-                        + ([f"t.`{after[0]}` > s._k_after"] if after else []))
+    cond = " AND ".join([f"t.`{k}` <=> s.`_k_{k}`" for k in key_columns] + ["s._del"])
     (DeltaTable.forPath(df.sparkSession, location(lake_root, table)).alias("t")
      .merge(source.alias("s"), cond)
      .whenMatchedDelete()
      .whenNotMatchedInsert(condition="NOT s._del", values={c: f"s.`{c}`" for c in cols})
      .execute())
+
+
+def sql_literal(value) -> str:
+    """``value`` (str, int, float, bool, None) as a Spark SQL literal."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    raise TypeError(f"no SQL literal for {type(value).__name__} {value!r}")
+
+
+def replace_where(df: "DataFrame", lake_root: str, table: Table, predicate: str) -> None:
+    """In ONE Delta commit, delete the rows of ``table`` matching the SQL ``predicate``
+    and insert ``df``, whose rows must all match it (Delta checks, and fails the write
+    otherwise). Unlike ``replace_keys`` (a MERGE) there is no join with the table: files
+    are chosen by the predicate and their statistics, which suits a few keys' tails (SPC).
+    """
+    schema = table.schema()
+    (df.select(*[f.name for f in schema.fields]).write.format("delta").mode("overwrite")
+       .option("replaceWhere", predicate).save(location(lake_root, table)))
 
 
 def _updated_log(spark: "SparkSession", path: str):
