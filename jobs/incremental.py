@@ -1,8 +1,9 @@
 """Incremental gold jobs: recompute only the keys that new silver rows touch.
 
-Silver tables record their Delta change data feed (CDF). For every gold job the table
-``ops.job_watermarks`` holds, per input, the Delta version its last successful run
-consumed up to. A run then does one of:
+Silver tables record their Delta change data feed (CDF). For every gold job, its latest
+successful row in ``ops.job_runs`` holds, per input, the Delta version that run consumed
+up to (its watermark; one commit records the run and its watermark). A run then does one
+of:
 
 - ``unchanged``: no input has a new version; nothing is read or written.
 - ``incremental`` (jobs with a ``Keyed`` spec): the changed silver rows (CDF, versions
@@ -67,6 +68,10 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 MODES = ("full", "incremental", "unchanged")
+CONSUMED = "_consumed_versions"
+"""Key of a run's result holding the input versions it read (input table -> version): the
+runner records them as the run's inputs in ops.job_runs, where the next run finds its
+watermarks."""
 _CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
 
@@ -175,26 +180,21 @@ def _version(spark: "SparkSession", lake_root: str, name: str) -> int | None:
 
 
 def watermarks(spark: "SparkSession", lake_root: str, job: str) -> dict[str, int]:
-    """Input table -> the Delta version the last successful run of ``job`` consumed."""
+    """Input table -> the Delta version the last successful run of ``job`` consumed: the
+    input versions of its latest SUCCEEDED row in ops.job_runs (the runner records the
+    versions a run read, so the run and its watermark are one commit)."""
     from pyspark.sql import functions as F
 
-    table = catalog.get("ops.job_watermarks")
+    table = catalog.get("ops.job_runs")
     if not catalog.exists(spark, lake_root, table):
         return {}
-    rows = (catalog.read(spark, lake_root, table).where(F.col("job") == job)
-            .groupBy("table").agg(F.max_by("version", "recorded_at").alias("version"))
-            .collect())
-    return {r.table: r.version for r in rows}
-
-
-def _record(spark: "SparkSession", lake_root: str, job: str, versions: dict[str, int],
-            mode: str) -> None:
-    from redline.schemas.tables import JOB_WATERMARKS
-
-    now = datetime.now(timezone.utc)
-    rows = [(job, t, v, mode, now) for t, v in versions.items()]
-    lake.append(spark.createDataFrame(rows, JOB_WATERMARKS), lake_root,
-                catalog.get("ops.job_watermarks"))
+    last = (catalog.read(spark, lake_root, table)
+            .where((F.col("job") == job) & (F.col("status") == "SUCCEEDED")
+                   & F.col("metrics")["mode"].isin(*MODES))
+            .orderBy(F.col("ended_at").desc()).select("inputs").first())
+    if last is None:
+        return {}
+    return {i.table: i.version for i in last.inputs if i.version is not None}
 
 
 def _read_at(spark: "SparkSession", lake_root: str, name: str, version: int) -> "DataFrame":
@@ -229,8 +229,9 @@ def _semi(df: "DataFrame", keys: "DataFrame", columns: Sequence[str]) -> "DataFr
 def run(spark: "SparkSession", lake_root: str, job: str, spec: Spec,
         inputs: Sequence[str], outputs: Sequence[str],
         full_run: Callable[["SparkSession", str], dict], full: bool = False) -> dict:
-    """Run ``job`` incrementally by ``spec`` where it can, else ``full_run``; record the
-    input versions consumed in ops.job_watermarks. Metrics say the mode and why."""
+    """Run ``job`` incrementally by ``spec`` where it can, else ``full_run``. Metrics say
+    the mode and why; ``CONSUMED`` holds the input versions read, for the runner to
+    record."""
     from pyspark.errors import AnalysisException
 
     clock = _Phases()
@@ -255,7 +256,7 @@ def run(spark: "SparkSession", lake_root: str, job: str, spec: Spec,
     elif not all(catalog.exists(spark, lake_root, catalog.get(t)) for t in outputs):
         reason = "an output table is missing"
     elif all(marks[t] == now[t] for t in inputs):
-        return {"mode": "unchanged"}
+        return {"mode": "unchanged", CONSUMED: now}
     elif isinstance(spec, FullOnly):
         reason = spec.reason
     clock.lap("plan")
@@ -291,7 +292,7 @@ def run(spark: "SparkSession", lake_root: str, job: str, spec: Spec,
             clock.lap("rebuild")
     if turned_on:
         out["cdf_enabled"] = ",".join(turned_on)
-    _record(spark, lake_root, job, now, out["mode"])
+    out[CONSUMED] = now
     clock.lap("record")
     out["seconds_by_phase"] = clock.summary()
     return out

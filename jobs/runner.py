@@ -194,6 +194,10 @@ def _run_recorded(spark: "SparkSession", lake_root: str, job: Job, batch_id: str
     error = None
     try:
         out = _execute(spark, lake_root, job, full, ingest)
+        # An incremental job read these versions: its watermarks from now on.
+        consumed = out.pop(incremental.CONSUMED, None) or {}
+        in_versions = [{"table": i["table"], "version": consumed.get(i["table"], i["version"])}
+                       for i in in_versions]
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:4000]
         raise
@@ -236,7 +240,9 @@ def run_jobs(spark: "SparkSession", lake_root: str, names: Sequence[str],
              full: bool = False, ingest: "IngestConfig | None" = None) -> dict[str, dict]:
     """Run ``names`` in dependency order; with ``record`` each run appends a row to
     ops.job_runs (a failed run too, before its error propagates). Gold jobs with an
-    incremental spec process only new silver rows unless ``full``. Silver jobs use
+    incremental spec process only new silver rows unless ``full``; their watermarks are
+    the input versions of their last recorded successful run, so without ``record`` they
+    rebuild in full. Silver jobs use
     ``ingest`` (the configuration's ingest settings) when given, else the defaults."""
     results = {}
     jobs = plan(names)
@@ -246,6 +252,7 @@ def run_jobs(spark: "SparkSession", lake_root: str, names: Sequence[str],
         progress(f"[{i}/{len(jobs)}] {job.name}: {job.description}")
         out = (_run_recorded(spark, lake_root, job, batch_id, full, ingest) if record
                else _execute(spark, lake_root, job, full, ingest))
+        out.pop(incremental.CONSUMED, None)
         out["seconds"] = round(time.monotonic() - began, 1)
         results[job.name] = out
         progress(f"[{i}/{len(jobs)}] {job.name}: done in {out['seconds']}s {out}")

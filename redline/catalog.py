@@ -107,10 +107,8 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     Table(Layer.GOLD, "dim_vehicle_firmware", lambda: ts.DIM_VEHICLE_FIRMWARE,
           "Firmware version of each vehicle with validity periods [valid_from, valid_to)."),
     Table(Layer.OPS, "job_runs", lambda: ts.JOB_RUNS,
-          "One row per job run: status, times, inputs and outputs with Delta versions."),
-    Table(Layer.OPS, "job_watermarks", lambda: ts.JOB_WATERMARKS,
-          "Per job and input table, the Delta version a successful run consumed up to "
-          "(incremental jobs read the change data feed after it)."),
+          "One row per job run: status, times, inputs and outputs with Delta versions "
+          "(an incremental job's inputs: the versions it consumed, its next watermark)."),
     Table(Layer.OPS, "silver_batches", lambda: ts.SILVER_BATCHES,
           "One row per silver micro-batch: rows in, to silver, to quarantine, duplicates, "
           "and the violations of each row rule.", partition_by=("topic",)),

@@ -375,14 +375,6 @@ JOB_RUNS = StructType([
     StructField("metrics", MapType(StringType(), StringType(), True), False),
 ])
 
-JOB_WATERMARKS = StructType([
-    StructField("job", StringType(), False),
-    StructField("table", StringType(), False),
-    StructField("version", LongType(), False),
-    StructField("mode", StringType(), False),
-    StructField("recorded_at", TimestampType(), False),
-])
-
 #: One row per silver micro-batch: what came in and where each record went, plus the
 #: violations of every row rule (warn, drop and fail) in that batch.
 SILVER_BATCHES = StructType([

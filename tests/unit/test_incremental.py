@@ -182,6 +182,13 @@ def test_a_lake_without_change_data_feed_falls_back_to_a_full_run(spark, lake, p
     _run_recorded(spark, lake, job, "b1")
     lake_io.append(rows.limit(3), lake, results)
     _run_recorded(spark, lake, job, "b2")
+    # The run's recorded input version is the one it consumed: the next run's watermark.
+    recorded = (catalog.read(spark, lake, catalog.get("ops.job_runs"))
+                .where(F.col("batch_id") == "b2").first().inputs)
+    assert [(i.table, i.version) for i in recorded] == \
+        [("silver.station_results", lake_io.table_version(spark, lake, results))]
+    assert incremental.watermarks(spark, lake, "gold_first_pass_yield") == \
+        {"silver.station_results": recorded[0].version}
     path = catalog.location(lake, results)
     spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES "
               f"(delta.enableChangeDataFeed = false)")
