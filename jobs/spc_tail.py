@@ -27,7 +27,7 @@ checks the result equals a full rebuild, late points included.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from redline import catalog, lake
 from redline.jobs import spc
@@ -40,6 +40,27 @@ RULE_SPAN = max(length for _, length in RULES.values())
 """Points in the longest Nelson rule window (rule 7: 15)."""
 CONTEXT = RULE_SPAN + 1
 """Points before the first recomputed hit that its window and the lags need."""
+
+
+class _Series(NamedTuple):
+    """One changed series and how much of it is kept."""
+
+    plant: str
+    line: str
+    station: str
+    characteristic: str
+    t0: Any
+    """(event_time, event_id) of its first changed point."""
+    kept: int
+    """Points kept (numbered 1..kept); 0 for a series recomputed whole."""
+    kept_groups: int
+    """Subgroups kept (1..kept_groups): the complete ones within the kept points."""
+    tail: bool
+    """False: recomputed whole (its baselines were not full before ``t0``)."""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.plant, self.line, self.station, self.characteristic
 
 
 def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "DataFrame",
@@ -77,7 +98,8 @@ def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "Da
         key = tuple(r[k] for k in KEY)
         kept = state[key]["kept"] if key in state else None
         tail = kept is not None and kept >= need
-        series.append((*key, r["t0"], kept if tail else 0, (kept // n) if tail else 0, tail))
+        series.append(_Series(*key, r["t0"], kept if tail else 0, (kept // n) if tail else 0,
+                              tail))
     bounds = spark.createDataFrame(series, T.StructType([
         *[T.StructField(k, T.StringType()) for k in KEY],
         T.StructField("t0", first_change.schema["t0"].dataType),
@@ -98,12 +120,12 @@ def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "Da
                  r["start"] + RULES[r["rule"]][1] - 1 for r in open_episodes}
     hits_from = []
     for s in series:
-        key, kept_by_chart = s[:4], {"kept": s[5], "kept_groups": s[6]}
         for chart, col in reach.items():
+            first_new = getattr(s, col) + 1
             for rule in RULES:
-                hits_from.append((*key, chart, rule, min(
-                    first_hit.get((*key, chart, rule), kept_by_chart[col] + 1),
-                    kept_by_chart[col] + 1)))
+                hits_from.append((*s.key, chart, rule,
+                                  min(first_hit.get((*s.key, chart, rule), first_new),
+                                      first_new)))
     hits_from_df = spark.createDataFrame(hits_from, T.StructType([
         *[T.StructField(k, T.StringType()) for k in KEY], T.StructField("chart", T.StringType()),
         T.StructField("rule", T.IntegerType()), T.StructField("from_seq", T.LongType())]))
@@ -115,10 +137,10 @@ def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "Da
     # series), numbered after the kept ones; the kept points in the context window.
     in_scope = F.lit(False)
     for s in series:
-        on_station = ((F.col("plant") == s[0]) & (F.col("line") == s[1])
-                      & (F.col("station") == s[2]))
-        in_scope = in_scope | (on_station & (F.col("event_time") >= s[4]["event_time"])
-                               if s[7] else on_station)
+        on_station = ((F.col("plant") == s.plant) & (F.col("line") == s.line)
+                      & (F.col("station") == s.station))
+        in_scope = in_scope | (on_station & (F.col("event_time") >= s.t0["event_time"])
+                               if s.tail else on_station)
     from pyspark.sql import Window
 
     numbered = Window.partitionBy(*KEY).orderBy("event_time", "event_id")
@@ -138,8 +160,8 @@ def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "Da
     limits = (spc.baseline_limits(points.join(bounds.where("NOT tail").select(*KEY),
                                               list(KEY)), baseline_points)
               .unionByName(spark.createDataFrame(
-                  [(*s[:4], state[tuple(s[:4])]["centre"], state[tuple(s[:4])]["mr_centre"])
-                   for s in series if s[7]],
+                  [(*s.key, state[s.key]["centre"], state[s.key]["mr_centre"])
+                   for s in series if s.tail],
                   "plant string, line string, station string, characteristic string, "
                   "centre double, mr_centre double")))
     # Checkpoints cut the lineage: every step after would re-analyse the whole plan from
@@ -177,22 +199,24 @@ def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "Da
     # chart that may change (ending within RULE_SPAN before the kept ones, or later).
     def tails_of(column: str, bound, chart: str | None = None) -> str:
         return " OR ".join(
-            "(" + " AND ".join([*(f"{k} <=> {lake.sql_literal(v)}" for k, v in zip(KEY, s)),
+            "(" + " AND ".join([*(f"{k} <=> {lake.sql_literal(v)}"
+                                  for k, v in zip(KEY, s.key)),
                                 *([f"chart = {lake.sql_literal(chart)}"] if chart else []),
                                 f"{column} > {bound(s)}"]) + ")"
             for s in series)
 
     lake.replace_where(new_points, lake_root, tables["spc_points"],
-                       tails_of("seq", lambda s: s[5]))
+                       tails_of("seq", lambda s: s.kept))
     lake.replace_where(new_groups, lake_root, tables["spc_subgroups"],
-                       tails_of("subgroup", lambda s: s[6]))
+                       tails_of("subgroup", lambda s: s.kept_groups))
     lake.replace_where(violations, lake_root, tables["spc_violations"], " OR ".join([
-        tails_of("end_seq", lambda s: s[5] - RULE_SPAN if s[7] else -1,
+        tails_of("end_seq", lambda s: s.kept - RULE_SPAN if s.tail else -1,
                  spc.CHART_INDIVIDUALS),
-        tails_of("end_seq", lambda s: s[6] - RULE_SPAN if s[7] else -1, spc.CHART_XBAR)]))
+        tails_of("end_seq", lambda s: s.kept_groups - RULE_SPAN if s.tail else -1,
+                 spc.CHART_XBAR)]))
     scope_rows = charted.count()
     for df in (charted, new_groups, violations, bounds):
         df.unpersist()
     return {"mode": "incremental", "keys": len(series),
-            "whole_series": sum(1 for s in series if not s[7]),
+            "whole_series": sum(1 for s in series if not s.tail),
             "scope_rows": scope_rows}
