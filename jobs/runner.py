@@ -195,7 +195,7 @@ def _run_recorded(spark: "SparkSession", lake_root: str, job: Job, batch_id: str
     try:
         out = _execute(spark, lake_root, job, full, ingest)
         # An incremental job read these versions: its watermarks from now on.
-        consumed = out.pop(incremental.CONSUMED, None) or {}
+        consumed = (out or {}).pop(incremental.CONSUMED, None) or {}
         in_versions = [{"table": i["table"], "version": consumed.get(i["table"], i["version"])}
                        for i in in_versions]
     except Exception as exc:
