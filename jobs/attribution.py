@@ -75,7 +75,8 @@ def default_periods(last_day: date, days: int = DEFAULT_DAYS) -> tuple[Period, P
 
 def first_tests(station_results: "DataFrame", vehicle_builds: "DataFrame",
                 baseline: Period, current: Period) -> "DataFrame":
-    """Attempt-1 tests of the two periods with their period and build attributes."""
+    """Attempt-1 tests of the two periods (one per unit and station), with their period and
+    build attributes."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -86,16 +87,23 @@ def first_tests(station_results: "DataFrame", vehicle_builds: "DataFrame",
     day = F.to_date("event_time")
     period = (F.when(day.between(F.lit(baseline.start), F.lit(baseline.end)), "baseline")
                .when(day.between(F.lit(current.start), F.lit(current.end)), "current"))
-    tests = (station_results.where(F.col("attempt") == 1)
+    # A bound on the event time itself lets Delta skip the files outside both periods.
+    first = min(baseline.start, current.start)
+    after = max(baseline.end, current.end) + timedelta(days=1)
+    in_range = ((F.col("event_time") >= F.lit(first).cast("timestamp"))
+                & (F.col("event_time") < F.lit(after).cast("timestamp")))
+    tests = (station_results.where((F.col("attempt") == 1) & in_range)
+             .withColumn("period", period).where(F.col("period").isNotNull())
              .dropDuplicates(["unit_serial", "plant", "line", "station"])
              .select("unit_serial", "plant", "line", "station", "shift",
-                     period.alias("period"), (F.col("result") != "PASS").alias("failed"),
+                     "period", (F.col("result") != "PASS").alias("failed"),
                      F.when(F.col("result") != "PASS", F.array_distinct(F.coalesce(
                          "defect_codes", F.array().cast("array<string>"))))
-                     .otherwise(F.array().cast("array<string>")).alias("defect_codes"))
-             .where(F.col("period").isNotNull()))
+                     .otherwise(F.array().cast("array<string>")).alias("defect_codes")))
     latest = Window.partitionBy("vin").orderBy(F.col("event_time").desc(), "event_id")
-    builds = (vehicle_builds.withColumn("_n", F.row_number().over(latest))
+    tested = tests.select(F.col("unit_serial").alias("vin"))
+    builds = (vehicle_builds.join(tested, "vin", "left_semi")
+              .withColumn("_n", F.row_number().over(latest))
               .where("_n = 1")
               .select(F.col("vin").alias("unit_serial"), "model", "firmware_version",
                       "components"))

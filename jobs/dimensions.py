@@ -32,7 +32,6 @@ from redline import catalog, lake
 from redline.schemas.tables import (
     DIM_STATION,
     DIM_SUPPLIER_LOT,
-    DIM_VEHICLE,
     DIM_VEHICLE_FIRMWARE,
 )
 

@@ -137,8 +137,6 @@ def control_limits(points: "DataFrame",
     kept with null limits (and no rule can fire on them). A baseline without variation
     (MRbar = 0) gives null sigma and limits for the same reason.
     """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
 
     if not isinstance(baseline_points, int) or isinstance(baseline_points, bool) \
             or baseline_points < 2:
@@ -199,7 +197,6 @@ def xbar_r(points: "DataFrame", subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
     A key with fewer than ``baseline_subgroups`` complete subgroups, or whose baseline
     ranges are all zero, has null limits (and no rule can fire on it).
     """
-    from pyspark.sql import functions as F
 
     if (not isinstance(subgroup_size, int) or isinstance(subgroup_size, bool)
             or subgroup_size not in SUBGROUP_CONSTANTS):

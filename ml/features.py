@@ -84,16 +84,30 @@ def _vehicles(builds: DataFrame) -> DataFrame:
                     pump["lot"].alias("coolant_pump_lot")))
 
 
-def _daily(telemetry: DataFrame, dtc: DataFrame) -> DataFrame:
-    """Per vehicle and day: sums and counts that windowed means can be rebuilt from."""
+def _last_non_null(value: str) -> Column:
+    """The value of the day's latest event where it is not null (max_by skips null
+    orderings)."""
+    return F.max_by(value, F.when(F.col(value).isNotNull(), F.col("event_time")))
+
+
+def daily_readings(telemetry: DataFrame, dtc: DataFrame) -> DataFrame:
+    """Per vehicle and day with telemetry or DTCs: sums and counts that windowed means can
+    be rebuilt from, the day's last odometer reading and last reported firmware, and its
+    number of telemetry records (``readings``; null on a day with DTCs only).
+
+    Every feature is computed from these rows (``features_from_daily``), so the 10M-row
+    telemetry is read once."""
     day = F.to_date("event_time").alias("day")
     signals = telemetry.groupBy("vin", day).agg(
         F.sum("coolant_temp_c").alias("coolant_sum"),
         F.count("coolant_temp_c").alias("coolant_n"),
         F.max("motor_temp_c").alias("motor_max"),
         F.sum("battery_temp_c").alias("battery_sum"),
-        F.count("battery_temp_c").alias("battery_n"))
-    codes = dtc.groupBy("vin", day).agg(F.count(F.lit(1)).alias("dtc_n"))
+        F.count("battery_temp_c").alias("battery_n"),
+        _last_non_null("odometer_km").alias("odometer_last"),
+        F.count(F.lit(1)).alias("readings"))
+    codes = dtc.groupBy("vin", day).agg(F.count(F.lit(1)).alias("dtc_n"),
+                                        _last_non_null("firmware_version").alias("fw_last"))
     return signals.join(codes, ["vin", "day"], "full")
 
 
@@ -122,28 +136,23 @@ def _windowed(keys: DataFrame, daily: DataFrame) -> DataFrame:
         F.sum(F.when(in_window, F.col("dtc_n"))).alias("_dtc_30d"))
 
 
-def _latest(keys: DataFrame, telemetry: DataFrame, dtc: DataFrame) -> DataFrame:
+def _latest(keys: DataFrame, daily: DataFrame) -> DataFrame:
     """Last odometer reading and last reported firmware before each as-of instant.
 
-    An as-of join: as-of markers are sorted in with the events of their vehicle and pick
-    up the last non-null value before them. A marker sorts before an event at the very
-    same instant, which therefore stays in the future.
+    The as-of instant is the as-of date's midnight, so the events before it are those of
+    the days before it: an as-of join on days. As-of markers are sorted in with the days
+    of their vehicle and pick up the last non-null value before them; a marker sorts
+    before the day of its own date, which is in the future.
     """
-    marker = keys.select("vin", F.col("as_of_date").cast("timestamp").alias("_t"),
-                         F.lit(0).alias("_k"), "as_of_date",
-                         F.lit(None).cast("double").alias("_odo"),
+    marker = keys.select("vin", F.col("as_of_date").alias("_d"), F.lit(0).alias("_k"),
+                         "as_of_date", F.lit(None).cast("double").alias("_odo"),
                          F.lit(None).cast("string").alias("_fw"))
-    odo = telemetry.select("vin", F.col("event_time").alias("_t"), F.lit(1).alias("_k"),
-                           F.lit(None).cast("date").alias("as_of_date"),
-                           F.col("odometer_km").alias("_odo"),
-                           F.lit(None).cast("string").alias("_fw"))
-    fw = dtc.select("vin", F.col("event_time").alias("_t"), F.lit(1).alias("_k"),
-                    F.lit(None).cast("date").alias("as_of_date"),
-                    F.lit(None).cast("double").alias("_odo"),
-                    F.col("firmware_version").alias("_fw"))
-    upto = (Window.partitionBy("vin").orderBy("_t", "_k")
+    days = daily.select("vin", F.col("day").alias("_d"), F.lit(1).alias("_k"),
+                        F.lit(None).cast("date").alias("as_of_date"),
+                        F.col("odometer_last").alias("_odo"), F.col("fw_last").alias("_fw"))
+    upto = (Window.partitionBy("vin").orderBy("_d", "_k")
             .rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    return (marker.unionByName(odo).unionByName(fw)
+    return (marker.unionByName(days)
             .select("vin", "as_of_date", "_k",
                     F.last("_odo", ignorenulls=True).over(upto).alias("odometer_km"),
                     F.last("_fw", ignorenulls=True).over(upto).alias("_reported_firmware"))
@@ -153,10 +162,21 @@ def _latest(keys: DataFrame, telemetry: DataFrame, dtc: DataFrame) -> DataFrame:
 
 def vehicle_features(builds: DataFrame, telemetry: DataFrame, dtc: DataFrame,
                      claims: DataFrame, as_of_dates: Sequence[date]) -> DataFrame:
+    """``features_from_daily`` of the daily readings of ``telemetry`` and ``dtc``."""
+    return features_from_daily(builds, daily_readings(telemetry, dtc), claims, as_of_dates)
+
+
+def telemetry_days(daily: DataFrame) -> tuple[date | None, date | None]:
+    """(first, last) day with telemetry in ``daily`` (``daily_readings``); Nones if none."""
+    return tuple(daily.where(F.col("readings") > 0).agg(F.min("day"), F.max("day")).first())
+
+
+def features_from_daily(builds: DataFrame, daily: DataFrame, claims: DataFrame,
+                        as_of_dates: Sequence[date]) -> DataFrame:
     """Features and label of every built, not yet failed vehicle at each as-of date.
 
-    Inputs are the silver tables ``vehicle_builds``, ``vehicle_telemetry``,
-    ``vehicle_dtc`` and ``warranty_claims`` (only the columns used are required). The
+    Inputs are the silver tables ``vehicle_builds`` and ``warranty_claims`` (only the
+    columns used are required) and the ``daily_readings`` of telemetry and DTCs. The
     result has exactly the columns and types of ``schemas.tables.VEHICLE_FEATURES``:
 
     - ``firmware_version``: last firmware a DTC reported before the as-of instant, else
@@ -182,12 +202,15 @@ def vehicle_features(builds: DataFrame, telemetry: DataFrame, dtc: DataFrame,
             .filter(F.col("build_date") < as_of)
             .join(first_failure, "vin", "left")
             .filter(F.col("_first_failure").isNull() | (F.col("_first_failure") > as_of)))
-    keys = base.select("vin", "as_of_date")
+    # Only vehicles that sent telemetry or DTCs have readings; the others (most builds of
+    # a plant never report) keep nulls, and need not enter the joins and the sort.
+    keys = base.select("vin", "as_of_date").join(daily.select("vin").distinct(), "vin",
+                                                 "left_semi")
     failed_soon = (F.col("_first_failure").isNotNull()
                    & (F.col("_first_failure") <= F.date_add(as_of, HORIZON_DAYS)))
     return (base
-            .join(_windowed(keys, _daily(telemetry, dtc)), ["vin", "as_of_date"], "left")
-            .join(_latest(keys, telemetry, dtc), ["vin", "as_of_date"], "left")
+            .join(_windowed(keys, daily), ["vin", "as_of_date"], "left")
+            .join(_latest(keys, daily), ["vin", "as_of_date"], "left")
             .select(
                 "vin", "as_of_date", "model", "plant",
                 F.coalesce("_reported_firmware", "_build_firmware").alias("firmware_version"),

@@ -25,7 +25,6 @@ import skops.io
 from mlflow import MlflowClient
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema, TensorSpec
-from pyspark.sql import functions as F
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -42,7 +41,9 @@ from redline.ml.features import (
     LABEL,
     NUMERIC,
     as_of_dates,
-    vehicle_features,
+    daily_readings,
+    features_from_daily,
+    telemetry_days,
 )
 
 CHAMPION = "champion"
@@ -79,16 +80,21 @@ def build_features(spark, lake_root: str, step_days: int | None = None,
     """
     builds, telemetry, dtc, claims = (
         catalog.read(spark, lake_root, catalog.silver(t)) for t in SOURCES)
-    first, last = telemetry.agg(F.min(F.to_date("event_time")),
-                                F.max(F.to_date("event_time"))).first()
+    # The as-of dates, the windows and the as-of joins all read the daily readings.
+    daily = daily_readings(telemetry, dtc).cache()
+    first, last = telemetry_days(daily)
     if first is None:
+        daily.unpersist()
         raise RedlineError("TABLE_EMPTY", "silver.vehicle_telemetry has no rows; "
                                           "ingest vehicle telemetry first")
     if step_days is None:
         step_days = max(1, min(7, (last - first).days // 20))
     dates = as_of_dates(first, last, step_days)
     table = catalog.get(FEATURE_TABLE)
-    lake.overwrite(vehicle_features(builds, telemetry, dtc, claims, dates), lake_root, table)
+    try:
+        lake.overwrite(features_from_daily(builds, daily, claims, dates), lake_root, table)
+    finally:
+        daily.unpersist()
     rows = catalog.read(spark, lake_root, table).count()
     progress(f"{FEATURE_TABLE}: {rows} rows over {len(dates)} as-of dates "
              f"{dates[0]}..{dates[-1]}")

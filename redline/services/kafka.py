@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import uuid
-from pathlib import Path
 from typing import Sequence
 
 from redline import jvm

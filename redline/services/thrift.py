@@ -8,7 +8,6 @@ every existing catalog table visible here by its qualified name.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 from redline import catalog
