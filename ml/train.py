@@ -82,16 +82,15 @@ def build_features(spark, lake_root: str, step_days: int | None = None,
         catalog.read(spark, lake_root, catalog.silver(t)) for t in SOURCES)
     # The as-of dates, the windows and the as-of joins all read the daily readings.
     daily = daily_readings(telemetry, dtc).cache()
-    first, last = telemetry_days(daily)
-    if first is None:
-        daily.unpersist()
-        raise RedlineError("TABLE_EMPTY", "silver.vehicle_telemetry has no rows; "
-                                          "ingest vehicle telemetry first")
-    if step_days is None:
-        step_days = max(1, min(7, (last - first).days // 20))
-    dates = as_of_dates(first, last, step_days)
-    table = catalog.get(FEATURE_TABLE)
     try:
+        first, last = telemetry_days(daily)
+        if first is None:
+            raise RedlineError("TABLE_EMPTY", "silver.vehicle_telemetry has no rows; "
+                                              "ingest vehicle telemetry first")
+        if step_days is None:
+            step_days = max(1, min(7, (last - first).days // 20))
+        dates = as_of_dates(first, last, step_days)
+        table = catalog.get(FEATURE_TABLE)
         lake.overwrite(features_from_daily(builds, daily, claims, dates), lake_root, table)
     finally:
         daily.unpersist()
