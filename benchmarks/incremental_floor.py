@@ -58,6 +58,14 @@ def _machine() -> dict:
             "platform": platform.platform(), "python": sys.version.split()[0]}
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (results stay portable)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _fpy_rows(days: int = 90) -> list[tuple]:
     start = date(2026, 1, 5)
     return [(start + timedelta(d), plant, line, station, 100, 95, 0.95)
@@ -171,7 +179,7 @@ def main(argv=None) -> int:
     rebuild = Path(args.rebuild_json)
     if rebuild.exists():
         full = json.loads(rebuild.read_text())["full_seconds"]
-        result.update(rebuild_seconds=full, rebuild_from=str(rebuild),
+        result.update(rebuild_seconds=full, rebuild_from=_shown(rebuild),
                       budget_seconds=round(0.1 * full, 1),
                       floor_share_of_rebuild=round(floor / full, 4))
     out = Path(args.out)
