@@ -120,14 +120,16 @@ class SupersetConfig:
 
 @dataclass(frozen=True)
 class ReplayConfig:
-    datasets: str = _doc("Folder of the public data sets that `redline replay` publishes. "
-                         "Empty means <project root>/../shared/datasets.", "")
+    datasets: str = _doc("Folder of the public data sets that `redline replay` publishes "
+                         "(one sub-folder per set, files plain or .gz). Empty means "
+                         "<project root>/datasets, the gzip-compressed copies that ship in "
+                         "the repository.", "")
 
     @property
     def datasets_dir(self) -> Path:
         if self.datasets:
             return Path(self.datasets)
-        return PROJECT_ROOT.parent / "shared" / "datasets"
+        return PROJECT_ROOT / "datasets"
 
 
 @dataclass(frozen=True)

@@ -186,8 +186,18 @@ def dataset(name: str) -> Dataset:
                            f"no data set {name!r}; known: {', '.join(DATASETS)}") from None
 
 
+_WHERE = ("the data sets ship gzip-compressed in the repository's datasets/ folder, which "
+          "is the default; set REDLINE_REPLAY_DATASETS to a folder laid out the same way "
+          "(<folder>/cmapss, <folder>/ai4i2020) to read them from elsewhere")
+
+
 def locate(root: Path, ds: Dataset, file: str) -> Path:
     """Path of ``file`` of ``ds`` under ``root``: plain or ``.gz``, with or without suffix."""
+    if not root.is_dir():
+        raise RedlineError(
+            "REPLAY_DATASETS_MISSING",
+            f"data-set folder {root} does not exist (looked for {ds.name} in {root / ds.folder}); "
+            f"{_WHERE}")
     folder = root / ds.folder
     base = file[:-3] if file.endswith(".gz") else file
     base = base if base.endswith(ds.suffix) else base + ds.suffix
@@ -196,8 +206,8 @@ def locate(root: Path, ds: Dataset, file: str) -> Path:
             return candidate
     raise RedlineError(
         "REPLAY_FILE_MISSING",
-        f"{base} (or {base}.gz) is not in {folder}; files of {ds.name}: {', '.join(ds.files)}; "
-        f"set REDLINE_REPLAY_DATASETS to the data-set folder if it lives elsewhere")
+        f"{base} (or {base}.gz) is not in {folder}; "
+        f"files of {ds.name}: {', '.join(ds.files)}; {_WHERE}")
 
 
 def events(root: Path, name: str, files: Sequence[str] | None = None,

@@ -31,8 +31,8 @@ def test_replayed_data_sets_land_in_silver_once(spark, kafka_only, lake, monkeyp
     root = cfg.replay.datasets_dir
     assert (root / "cmapss").is_dir(), (
         f"public data sets not found under {root}; set REDLINE_REPLAY_DATASETS")
-    fd001 = _data_lines(root / "cmapss" / "train_FD001.txt")
-    ai4i = _data_lines(root / "ai4i2020" / "ai4i2020.csv") - 1  # header
+    fd001 = _data_lines(root / "cmapss" / "train_FD001.txt.gz")
+    ai4i = _data_lines(root / "ai4i2020" / "ai4i2020.csv.gz") - 1  # header
 
     cm = replay(cfg, "cmapss", ["train_FD001"], rate=0)
     ai = replay(cfg, "ai4i", rate=0)

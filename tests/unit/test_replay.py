@@ -1,23 +1,23 @@
 """Readers of the public data sets: counts, types, order and deterministic event ids."""
 
 import gzip
+import hashlib
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from redline.config import load
+from redline.config import PROJECT_ROOT, load
 from redline.errors import RedlineError
 from redline.schemas.payloads import latest
 from redline.streaming.replay import events
 
 ROOT = load("local").replay.datasets_dir
 CMAPSS = ROOT / "cmapss"
-AI4I = ROOT / "ai4i2020" / "ai4i2020.csv"
-
-pytestmark = pytest.mark.skipif(not CMAPSS.is_dir() or not AI4I.is_file(),
-                                reason=f"public data sets not found under {ROOT}")
+AI4I = ROOT / "ai4i2020" / "ai4i2020.csv.gz"
+SHIPPED = PROJECT_ROOT / "datasets"
 
 
 def _lines(path: Path) -> list[str]:
@@ -26,8 +26,14 @@ def _lines(path: Path) -> list[str]:
         return [ln for ln in fh if ln.strip()]
 
 
+def _header(path: Path) -> str:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig") as fh:
+        return fh.readline().rstrip("\r\n")
+
+
 def test_train_fd001_has_one_event_per_line_in_file_order():
-    lines = _lines(CMAPSS / "train_FD001.txt")
+    lines = _lines(CMAPSS / "train_FD001.txt.gz")
     got = list(events(ROOT, "cmapss", ["train_FD001"]))
     assert len(lines) == 20631
     assert len(got) == len(lines)
@@ -58,11 +64,11 @@ def test_cmapss_events_match_the_schema_and_keep_per_engine_order():
 
 def test_gz_file_reads_like_its_plain_copy(tmp_path):
     (tmp_path / "cmapss").mkdir()
-    with open(CMAPSS / "train_FD001.txt", "rb") as src, \
-            gzip.open(tmp_path / "cmapss" / "train_FD001.txt.gz", "wb") as dst:
+    with gzip.open(CMAPSS / "train_FD001.txt.gz", "rb") as src, \
+            open(tmp_path / "cmapss" / "train_FD001.txt", "wb") as dst:
         shutil.copyfileobj(src, dst)
-    plain = list(events(ROOT, "cmapss", ["train_FD001"], limit=500))
-    packed = list(events(tmp_path, "cmapss", ["train_FD001"], limit=500))
+    plain = list(events(tmp_path, "cmapss", ["train_FD001"], limit=500))
+    packed = list(events(ROOT, "cmapss", ["train_FD001"], limit=500))
     assert [e.payload for e in packed] == [e.payload for e in plain]
     fd002 = _lines(CMAPSS / "train_FD002.txt.gz")
     assert sum(1 for _ in events(ROOT, "cmapss", ["train_FD002"])) == len(fd002) == 53759
@@ -108,7 +114,7 @@ def test_limit_and_bad_input_fail_clearly(tmp_path):
         list(events(tmp_path, "cmapss", ["train_FD001"]))
     (tmp_path / "ai4i2020").mkdir()
     (tmp_path / "ai4i2020" / "ai4i2020.csv").write_text(
-        AI4I.read_text(encoding="utf-8-sig").splitlines()[0] + "\n1,M1,M,a,1,1,1,1,0,0,0,0,0,0\n")
+        _header(AI4I) + "\n1,M1,M,a,1,1,1,1,0,0,0,0,0,0\n")
     with pytest.raises(RedlineError, match=r"column Air temperature \[K\] value 'a'"):
         list(events(tmp_path, "ai4i"))
 
@@ -128,3 +134,42 @@ def test_cli_parses_replay():
          "--limit", "10"])
     assert (args.dataset, args.files, args.rate, args.limit) == (
         "cmapss", ["train_FD001", "test_FD004"], 500.0, 10)
+
+
+def test_data_sets_ship_in_the_repository_by_default():
+    assert load("local", {}).replay.datasets_dir == SHIPPED
+    assert (SHIPPED / "cmapss" / "train_FD001.txt.gz").is_file()
+    assert (SHIPPED / "ai4i2020" / "ai4i2020.csv.gz").is_file()
+
+
+def test_shipped_files_match_sha256sums():
+    listed = {}
+    for row in (SHIPPED / "SHA256SUMS").read_text().splitlines():
+        digest, name = row.split("  ", 1)
+        listed[name] = digest
+    shipped = {p.relative_to(SHIPPED).as_posix() for p in SHIPPED.rglob("*") if p.is_file()}
+    assert set(listed) == shipped - {"README.md", "SHA256SUMS", "SHA256SUMS.uncompressed"}
+    assert {n for n in listed if n.endswith(".gz")} >= {
+        f"cmapss/{split}_FD00{i}.txt.gz" for split in ("train", "test") for i in range(1, 5)
+    } | {"ai4i2020/ai4i2020.csv.gz"}
+    assert not [n for n in shipped if "RUL" in n]  # true test RUL never ships
+    for name, digest in listed.items():
+        assert hashlib.sha256((SHIPPED / name).read_bytes()).hexdigest() == digest, name
+    uncompressed = dict(row.split("  ", 1)[::-1] for row in
+                        (SHIPPED / "SHA256SUMS.uncompressed").read_text().splitlines())
+    assert set(uncompressed) == {n[:-3] for n in listed if n.endswith(".gz")}
+    for name, digest in uncompressed.items():
+        with gzip.open(SHIPPED / f"{name}.gz", "rb") as fh:
+            assert hashlib.file_digest(fh, "sha256").hexdigest() == digest, name
+
+
+def test_missing_file_or_folder_says_where_the_data_is_expected(tmp_path):
+    (tmp_path / "cmapss").mkdir()
+    folder = re.escape(str(tmp_path / "cmapss"))
+    with pytest.raises(RedlineError, match=rf"REPLAY_FILE_MISSING.*not in {folder};.*"
+                                           rf"datasets/ folder.*REDLINE_REPLAY_DATASETS"):
+        events(tmp_path, "cmapss", ["train_FD001"])
+    gone = re.escape(str(tmp_path / "nowhere"))
+    with pytest.raises(RedlineError, match=rf"REPLAY_DATASETS_MISSING.*folder {gone} does not "
+                                           rf"exist.*datasets/ folder.*REDLINE_REPLAY_DATASETS"):
+        events(tmp_path / "nowhere", "ai4i")
