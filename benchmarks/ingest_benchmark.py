@@ -12,7 +12,7 @@ Ctrl-C or an error. Not part of the test run. What it measures, in order:
 2. Kafka -> sink with ``availableNow``: the same Kafka read into ``noop``, into bronze
    Delta (the project's bronze query, ``streaming.bronze.start``) and into plain Parquet,
    each with a fresh checkpoint; Delta/noop ratio.
-3. bronze -> silver with ``availableNow`` (``streaming.silver.run_available_now``), and
+3. bronze -> silver with ``availableNow`` (``streaming.silver.drain``), and
    Kafka -> silver end to end (bronze then silver, as ``redline ingest --available-now``).
 4. freshness: ``streaming.ingest.run`` runs continuously while ``produce`` sends simulator
    telemetry at a steady ``--rate`` for ``--seconds``; latency of an event = commit time
@@ -529,9 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         from redline.streaming import silver
 
         if not args.no_silver:
-            log("bronze -> silver (streaming.silver.run_available_now)")
+            log("bronze -> silver (streaming.silver.drain)")
             began = time.perf_counter()
-            stats = silver.run_available_now(spark, lake, TOPIC, totals=False)
+            stats = silver.drain(spark, lake, TOPIC, totals=False)
             secs = time.perf_counter() - began
             if stats["silver"] != args.events:
                 raise RuntimeError(f"silver got {stats['silver']} rows, expected {args.events}: "

@@ -41,12 +41,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from redline import catalog, lake
+from redline import catalog
+from redline.jobs.declare import Full, GoldJob
 from redline.errors import RedlineError
 from redline.schemas.tables import KPI_ATTRIBUTION
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+
+    from redline.jobs.declare import Inputs, Outputs
 
 UNKNOWN = "(unknown)"
 DEFAULT_DAYS = 7
@@ -220,25 +223,31 @@ def fpy_attribution(station_results: "DataFrame", vehicle_builds: "DataFrame",
     return out.select(*[f.name for f in KPI_ATTRIBUTION.fields])
 
 
-def run(spark: "SparkSession", lake_root: str, baseline: Period | None = None,
-        current: Period | None = None, days: int = DEFAULT_DAYS) -> dict[str, object]:
-    """Rebuild gold.kpi_attribution; default periods: the last ``days`` days with station
-    results against the ``days`` before."""
+
+def _attribution(t: "Inputs") -> "Outputs":
+    """FPY attribution of the last ``DEFAULT_DAYS`` days with station results against the
+    ``DEFAULT_DAYS`` before."""
     from pyspark.sql import functions as F
 
-    results = catalog.read(spark, lake_root, catalog.silver("station_results"))
-    builds = catalog.read(spark, lake_root, catalog.silver("vehicle_builds"))
-    target = catalog.get("gold.kpi_attribution")
-    if (baseline is None) != (current is None):
-        raise RedlineError("ATTRIBUTION_PERIOD_INVALID",
-                           "give both the baseline and the current period, or neither")
-    if baseline is None:
-        last = results.where("attempt = 1").agg(F.max(F.to_date("event_time"))).first()[0]
-        if last is None:
-            lake.overwrite(spark.createDataFrame([], KPI_ATTRIBUTION), lake_root, target)
-            return {"rows": 0, "reason": "no first-pass station results yet"}
-        baseline, current = default_periods(last, days)
-    lake.overwrite(fpy_attribution(results, builds, baseline, current), lake_root, target)
-    return {"rows": catalog.read(spark, lake_root, target).count(),
-            "baseline": f"{baseline.start}..{baseline.end}",
-            "current": f"{current.start}..{current.end}"}
+    results = t[catalog.silver("station_results")]
+    builds = t[catalog.silver("vehicle_builds")]
+    last = results.where("attempt = 1").agg(F.max(F.to_date("event_time"))).first()[0]
+    if last is None:
+        t.note(periods="none: no first-pass station results yet")
+        return {catalog.KPI_ATTRIBUTION:
+                results.sparkSession.createDataFrame([], KPI_ATTRIBUTION)}
+    baseline, current = default_periods(last, DEFAULT_DAYS)
+    t.note(baseline=f"{baseline.start}..{baseline.end}",
+           current=f"{current.start}..{current.end}")
+    return {catalog.KPI_ATTRIBUTION: fpy_attribution(results, builds, baseline, current)}
+
+
+JOB = GoldJob(
+    name="gold_kpi_attribution",
+    description="silver.station_results + vehicle_builds -> gold.kpi_attribution "
+                "(FPY, last 7 days against the 7 before)",
+    inputs=(catalog.silver("station_results"), catalog.silver("vehicle_builds")),
+    outputs=(catalog.KPI_ATTRIBUTION,),
+    transform=_attribution,
+    incremental=Full("its periods are the last 7 days of data and the 7 before"),
+)

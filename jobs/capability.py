@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from redline import catalog, lake
+from redline import catalog
+from redline.jobs import incremental
+from redline.jobs.declare import GoldJob, Keyed, Source
 from redline.errors import RedlineError
 from redline.jobs.spc import D2, KEY, measurements
 from redline.schemas.tables import CAPABILITY
@@ -64,9 +66,14 @@ def capability(points: "DataFrame", period: str = "day") -> "DataFrame":
     return out.select(*[f.name for f in CAPABILITY.fields])
 
 
-def run(spark: "SparkSession", lake_root: str, period: str = "day") -> dict[str, int]:
-    """Rebuild gold.capability from silver.station_results."""
-    results = catalog.read(spark, lake_root, catalog.silver("station_results"))
-    target = catalog.get("gold.capability")
-    lake.overwrite(capability(measurements(results), period), lake_root, target)
-    return {"rows": catalog.read(spark, lake_root, target).count()}
+
+JOB = GoldJob(
+    name="gold_capability",
+    description="silver.station_results -> gold.capability (daily periods)",
+    inputs=(catalog.silver("station_results"),),
+    outputs=(catalog.CAPABILITY,),
+    transform=lambda t: {catalog.CAPABILITY: capability(
+        measurements(t[catalog.silver("station_results")]), "day")},
+    incremental=Keyed(("plant", "line", "station", "period_start"), (
+        Source(catalog.silver("station_results"), incremental.period_day),)),
+)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from redline import catalog, lake
+from redline import catalog
+from redline.jobs.declare import Full, GoldJob
 from redline.schemas.tables import DEFECT_PARETO
 
 if TYPE_CHECKING:
@@ -72,10 +73,13 @@ def defect_pareto(station_results: "DataFrame", vehicle_builds: "DataFrame") -> 
     return out.select(*[f.name for f in DEFECT_PARETO.fields])
 
 
-def run(spark: "SparkSession", lake_root: str) -> dict[str, int]:
-    """Rebuild gold.defect_pareto from silver.station_results and silver.vehicle_builds."""
-    results = catalog.read(spark, lake_root, catalog.silver("station_results"))
-    builds = catalog.read(spark, lake_root, catalog.silver("vehicle_builds"))
-    target = catalog.get("gold.defect_pareto")
-    lake.overwrite(defect_pareto(results, builds), lake_root, target)
-    return {"rows": catalog.read(spark, lake_root, target).count()}
+
+JOB = GoldJob(
+    name="gold_defect_pareto",
+    description="silver.station_results + vehicle_builds -> gold.defect_pareto",
+    inputs=(catalog.silver("station_results"), catalog.silver("vehicle_builds")),
+    outputs=(catalog.DEFECT_PARETO,),
+    transform=lambda t: {catalog.DEFECT_PARETO: defect_pareto(
+        t[catalog.silver("station_results")], t[catalog.silver("vehicle_builds")])},
+    incremental=Full("shares and ranks are over all defects of each Pareto"),
+)

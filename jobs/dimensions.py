@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from redline import catalog, lake
+from redline import catalog
+from redline.jobs.declare import Full, GoldJob
 from redline.schemas.tables import (
     DIM_STATION,
     DIM_SUPPLIER_LOT,
@@ -37,6 +38,8 @@ from redline.schemas.tables import (
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from redline.jobs.declare import Inputs, Outputs
 
 
 def _latest_builds(vehicle_builds: "DataFrame") -> "DataFrame":
@@ -121,17 +124,24 @@ def firmware_at(periods: "DataFrame", lookups: "DataFrame", vin: str = "vin",
     return lookups.join(p, cond, "left").drop("_vin", "valid_from", "valid_to")
 
 
-def run(spark: "SparkSession", lake_root: str) -> dict[str, int]:
-    """Rebuild the four dimension tables from silver."""
-    builds = catalog.read(spark, lake_root, catalog.silver("vehicle_builds"))
-    results = catalog.read(spark, lake_root, catalog.silver("station_results"))
-    dtc = catalog.read(spark, lake_root, catalog.silver("vehicle_dtc"))
-    out = {}
-    for name, df in (("dim_vehicle", dim_vehicle(builds)),
-                     ("dim_station", dim_station(results)),
-                     ("dim_supplier_lot", dim_supplier_lot(builds)),
-                     ("dim_vehicle_firmware", firmware_periods(builds, dtc))):
-        table = catalog.get(f"gold.{name}")
-        lake.overwrite(df, lake_root, table)
-        out[name] = catalog.read(spark, lake_root, table).count()
-    return out
+
+def _dimensions(t: "Inputs") -> "Outputs":
+    builds = t[catalog.silver("vehicle_builds")]
+    return {catalog.DIM_VEHICLE: dim_vehicle(builds),
+            catalog.DIM_STATION: dim_station(t[catalog.silver("station_results")]),
+            catalog.DIM_SUPPLIER_LOT: dim_supplier_lot(builds),
+            catalog.DIM_VEHICLE_FIRMWARE: firmware_periods(builds,
+                                                           t[catalog.silver("vehicle_dtc")])}
+
+
+JOB = GoldJob(
+    name="gold_dimensions",
+    description="silver -> gold.dim_vehicle, dim_station, dim_supplier_lot, "
+                "dim_vehicle_firmware",
+    inputs=(catalog.silver("station_results"), catalog.silver("vehicle_builds"),
+            catalog.silver("vehicle_dtc")),
+    outputs=(catalog.DIM_VEHICLE, catalog.DIM_STATION, catalog.DIM_SUPPLIER_LOT,
+             catalog.DIM_VEHICLE_FIRMWARE),
+    transform=_dimensions,
+    incremental=Full("small tables; station first/last seen span all history"),
+)

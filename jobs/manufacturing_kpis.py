@@ -46,7 +46,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from redline import catalog, lake
+from redline import catalog
+from redline.jobs import incremental
+from redline.jobs.declare import GoldJob, Keyed, Source
 from redline.schemas.tables import LINE_KPIS, STATION_KPIS
 
 if TYPE_CHECKING:
@@ -147,13 +149,17 @@ def line_kpis(station_results: "DataFrame", stations: "DataFrame | None" = None
     return out.select(*[f.name for f in LINE_KPIS.fields])
 
 
-def run(spark: "SparkSession", lake_root: str) -> dict[str, int]:
-    """Rebuild gold.station_kpis and gold.line_kpis from silver.station_results."""
-    results = catalog.read(spark, lake_root, catalog.silver("station_results"))
-    station_table = catalog.get("gold.station_kpis")
-    line_table = catalog.get("gold.line_kpis")
-    lake.overwrite(station_kpis(results), lake_root, station_table)
-    stations = catalog.read(spark, lake_root, station_table)
-    lake.overwrite(line_kpis(results, stations), lake_root, line_table)
-    return {"station_rows": stations.count(),
-            "line_rows": catalog.read(spark, lake_root, line_table).count()}
+
+JOB = GoldJob(
+    name="gold_manufacturing_kpis",
+    description="silver.station_results -> gold.station_kpis, gold.line_kpis",
+    inputs=(catalog.silver("station_results"),),
+    outputs=(catalog.STATION_KPIS, catalog.LINE_KPIS),
+    transform=lambda t: {
+        catalog.STATION_KPIS: station_kpis(t[catalog.silver("station_results")]),
+        catalog.LINE_KPIS: lambda out: line_kpis(t[catalog.silver("station_results")],
+                                                 out[catalog.STATION_KPIS])},
+    incremental=Keyed(("plant", "line", "day"), (
+        Source(catalog.silver("station_results"), incremental.day,
+               entity=("unit_serial", "plant", "line")),)),
+)

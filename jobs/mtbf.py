@@ -30,13 +30,16 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
-from redline import catalog, lake
+from redline import catalog
+from redline.jobs.declare import Full, GoldJob
 from redline.errors import RedlineError
 from redline.jobs.reliability import observation_end
 from redline.schemas.tables import MTBF
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from redline.jobs.declare import Inputs, Outputs
 
 DAYS_PER_MONTH = 365.25 / 12
 DEFAULT_CONFIDENCE = 0.90
@@ -97,10 +100,17 @@ def mtbf(vehicle_builds: "DataFrame", warranty_claims: "DataFrame", observation_
     return vehicle_builds.sparkSession.createDataFrame(rows, MTBF)
 
 
-def run(spark: "SparkSession", lake_root: str) -> dict[str, int]:
-    """Rebuild gold.mtbf from silver.vehicle_builds and silver.warranty_claims."""
-    builds = catalog.read(spark, lake_root, catalog.silver("vehicle_builds"))
-    claims = catalog.read(spark, lake_root, catalog.silver("warranty_claims"))
-    table = catalog.get("gold.mtbf")
-    lake.overwrite(mtbf(builds, claims, observation_end(builds, claims)), lake_root, table)
-    return {"rows": catalog.read(spark, lake_root, table).count()}
+
+def _mtbf(t: "Inputs") -> "Outputs":
+    builds, claims = t[catalog.silver("vehicle_builds")], t[catalog.silver("warranty_claims")]
+    return {catalog.MTBF: mtbf(builds, claims, observation_end(builds, claims))}
+
+
+JOB = GoldJob(
+    name="gold_mtbf",
+    description="silver builds, claims -> gold.mtbf (MTBF, failure rates, chi-square bounds)",
+    inputs=(catalog.silver("vehicle_builds"), catalog.silver("warranty_claims")),
+    outputs=(catalog.MTBF,),
+    transform=_mtbf,
+    incremental=Full("time in service of every unit runs to the last event day"),
+)

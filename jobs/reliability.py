@@ -36,13 +36,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Sequence
 
-from redline import catalog, lake
+from redline import catalog
+from redline.jobs.declare import Full, GoldJob
 from redline.errors import RedlineError
 from redline.jobs import dimensions
 from redline.schemas.tables import DTC_RATES, WARRANTY_TRIANGLE, WEIBULL_FITS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from redline.jobs.declare import Inputs, Outputs
 
 CI_METHOD = "fisher-matrix-log-wald"
 #: A failure on the day of build has under a day in service; half a day keeps log t finite.
@@ -286,17 +289,25 @@ def observation_end(*frames: "DataFrame") -> date:
     return max(days)
 
 
-def run(spark: "SparkSession", lake_root: str) -> dict[str, int]:
-    """Rebuild gold.weibull_fits, gold.dtc_rates and gold.warranty_triangle."""
-    builds = catalog.read(spark, lake_root, catalog.silver("vehicle_builds"))
-    claims = catalog.read(spark, lake_root, catalog.silver("warranty_claims"))
-    dtc = catalog.read(spark, lake_root, catalog.silver("vehicle_dtc"))
+
+def _reliability(t: "Inputs") -> "Outputs":
+    builds = t[catalog.silver("vehicle_builds")]
+    claims = t[catalog.silver("warranty_claims")]
+    dtc = t[catalog.silver("vehicle_dtc")]
     end = observation_end(builds, claims, dtc)
-    out = {}
-    for name, df in (("weibull_fits", weibull_fits(builds, claims, end)),
-                     ("dtc_rates", dtc_rates(builds, dtc, end)),
-                     ("warranty_triangle", warranty_triangle(builds, claims, end))):
-        table = catalog.get(f"gold.{name}")
-        lake.overwrite(df, lake_root, table)
-        out[name] = catalog.read(spark, lake_root, table).count()
-    return out
+    return {catalog.WEIBULL_FITS: weibull_fits(builds, claims, end),
+            catalog.DTC_RATES: dtc_rates(builds, dtc, end),
+            catalog.WARRANTY_TRIANGLE: warranty_triangle(builds, claims, end)}
+
+
+JOB = GoldJob(
+    name="gold_reliability",
+    description="silver builds, claims, DTCs -> gold.weibull_fits, gold.dtc_rates, "
+                "gold.warranty_triangle",
+    inputs=(catalog.silver("vehicle_builds"), catalog.silver("warranty_claims"),
+            catalog.silver("vehicle_dtc")),
+    outputs=(catalog.WEIBULL_FITS, catalog.DTC_RATES, catalog.WARRANTY_TRIANGLE),
+    transform=_reliability,
+    incremental=Full("censoring, vehicles in service and months at risk are relative to "
+                     "the last event day"),
+)

@@ -50,12 +50,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from redline import catalog, lake
+from redline import catalog
+from redline.jobs.declare import GoldJob, Tail
 from redline.errors import RedlineError
 from redline.schemas.tables import SPC_POINTS, SPC_SUBGROUPS, SPC_VIOLATIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+
+    from redline.jobs.declare import Inputs, Outputs
 
 KEY = ("plant", "line", "station", "characteristic")
 
@@ -372,22 +375,31 @@ def nelson_violations(spc_points: "DataFrame", chart: str = CHART_INDIVIDUALS,
     return out.select(*[f.name for f in SPC_VIOLATIONS.fields])
 
 
-def run(spark: "SparkSession", lake_root: str,
-        baseline_points: int = DEFAULT_BASELINE_POINTS) -> dict[str, int]:
-    """Rebuild gold.spc_points, gold.spc_subgroups and gold.spc_violations from
-    silver.station_results."""
-    results = catalog.read(spark, lake_root, catalog.silver("station_results"))
-    points_table = catalog.get("gold.spc_points")
-    subgroups_table = catalog.get("gold.spc_subgroups")
-    violations_table = catalog.get("gold.spc_violations")
+
+def _spc(t: "Inputs") -> "Outputs":
+    points = measurements(t[catalog.silver("station_results")])
     # Files by event-time range: the incremental path (``spc_tail``) replaces the latest
     # points of each series, which then sit in the last files instead of in every file.
-    lake.overwrite(control_limits(measurements(results), baseline_points)
-                   .repartitionByRange("event_time"), lake_root, points_table)
-    lake.overwrite(xbar_r(measurements(results)), lake_root, subgroups_table)
-    points = catalog.read(spark, lake_root, points_table)
-    subgroups = catalog.read(spark, lake_root, subgroups_table)
-    lake.overwrite(nelson_violations(points).unionByName(xbar_violations(subgroups)),
-                   lake_root, violations_table)
-    return {"points": points.count(), "subgroups": subgroups.count(),
-            "violations": catalog.read(spark, lake_root, violations_table).count()}
+    return {
+        catalog.SPC_POINTS: control_limits(points).repartitionByRange("event_time"),
+        catalog.SPC_SUBGROUPS: xbar_r(points),
+        catalog.SPC_VIOLATIONS: lambda out: nelson_violations(out[catalog.SPC_POINTS])
+        .unionByName(xbar_violations(out[catalog.SPC_SUBGROUPS])),
+    }
+
+
+def _tail(spark: "SparkSession", lake_root: str, results: "DataFrame",
+          changed: "DataFrame") -> dict:
+    from redline.jobs import spc_tail
+
+    return spc_tail.run(spark, lake_root, results, changed)
+
+
+JOB = GoldJob(
+    name="gold_spc",
+    description="silver.station_results -> gold.spc_points, spc_subgroups, spc_violations",
+    inputs=(catalog.silver("station_results"),),
+    outputs=(catalog.SPC_POINTS, catalog.SPC_SUBGROUPS, catalog.SPC_VIOLATIONS),
+    transform=_spc,
+    incremental=Tail(catalog.silver("station_results"), _tail),
+)

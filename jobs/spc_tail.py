@@ -80,8 +80,8 @@ def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "Da
     starts = spark.createDataFrame(changed, first_change.schema)
     n = subgroup_size
     need = max(baseline_points, baseline_subgroups * n)
-    tables = {name: catalog.get(f"gold.{name}")
-              for name in ("spc_points", "spc_subgroups", "spc_violations")}
+    tables = {t.name: t for t in (catalog.SPC_POINTS, catalog.SPC_SUBGROUPS,
+                                  catalog.SPC_VIOLATIONS)}
     gold = {name: catalog.read(spark, lake_root, t) for name, t in tables.items()}
 
     # Per series: points kept, and the limits stored with them.

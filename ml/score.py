@@ -13,9 +13,8 @@ from pyspark.sql.types import ArrayType, DoubleType
 from redline import catalog, lake
 from redline.config import Config
 from redline.errors import RedlineError
-from redline.ml.train import CHAMPION, FEATURE_TABLE, FEATURES
+from redline.ml.train import CHAMPION, FEATURES
 
-SCORE_TABLE = "gold.vehicle_risk_scores"
 
 
 def champion_version(cfg: Config) -> str:
@@ -37,11 +36,12 @@ def score(spark, cfg: Config, lake_root: str | None = None,
     return the number of rows written."""
     lake_root = lake_root or cfg.lake_root
     version = champion_version(cfg)
-    features = catalog.read(spark, lake_root, catalog.get(FEATURE_TABLE))
+    features = catalog.read(spark, lake_root, catalog.VEHICLE_FEATURES)
     as_of = features.agg(F.max("as_of_date")).first()[0]
     if as_of is None:
         raise RedlineError("TABLE_EMPTY",
-                           f"{FEATURE_TABLE} has no rows; run `redline ml features` first")
+                           f"{catalog.VEHICLE_FEATURES.qualified_name} has no rows; run "
+                           f"`redline jobs run gold_vehicle_features` first")
     mlflow.set_tracking_uri(cfg.mlflow.uri)
     # The version the alias pointed at is loaded by number, so the rows record exactly
     # the model that produced them even if the alias moves meanwhile.
@@ -54,9 +54,9 @@ def score(spark, cfg: Config, lake_root: str | None = None,
                       F.lit(cfg.mlflow.model_name).alias("model_name"),
                       F.lit(version).alias("model_version"),
                       F.current_timestamp().alias("scored_at")))
-    table = catalog.get(SCORE_TABLE)
+    table = catalog.VEHICLE_RISK_SCORES
     lake.overwrite(scores, lake_root, table)
     rows = catalog.read(spark, lake_root, table).count()
-    progress(f"{SCORE_TABLE}: {rows} vehicles scored as of {as_of} with "
+    progress(f"{catalog.VEHICLE_RISK_SCORES.qualified_name}: {rows} vehicles scored as of {as_of} with "
              f"{cfg.mlflow.model_name} v{version}")
     return rows

@@ -35,20 +35,9 @@ from sklearn.preprocessing import OneHotEncoder
 from redline import catalog, lake
 from redline.config import Config
 from redline.errors import RedlineError
-from redline.ml.features import (
-    CATEGORICAL,
-    HORIZON_DAYS,
-    LABEL,
-    NUMERIC,
-    as_of_dates,
-    daily_readings,
-    features_from_daily,
-    telemetry_days,
-)
+from redline.ml.features import CATEGORICAL, HORIZON_DAYS, LABEL, NUMERIC
 
 CHAMPION = "champion"
-FEATURE_TABLE = "gold.vehicle_features"
-SOURCES = ("vehicle_builds", "vehicle_telemetry", "vehicle_dtc", "warranty_claims")
 TEST_FRACTION = 0.25
 """Share of the labelled as-of dates (the latest ones) held out for testing."""
 
@@ -67,37 +56,6 @@ _INPUT_TYPES = {**{c: "string" for c in CATEGORICAL}, "age_days": "integer",
                 "coolant_temp_rise_c": "double", "max_motor_temp_c": "double",
                 "mean_battery_temp_c": "double", "dtc_count_30d": "long"}
 FEATURES: tuple[str, ...] = (*CATEGORICAL, *NUMERIC)
-
-
-def build_features(spark, lake_root: str, step_days: int | None = None,
-                   progress: Callable[[str], None] = print) -> dict:
-    """Overwrite gold.vehicle_features from the silver vehicle tables (the job's edge).
-
-    As-of dates run every ``step_days`` days over the telemetry's date range, the last
-    one the day after the last telemetry day (the date the fleet is scored at). By
-    default the step is a week, shortened for short histories so that there are about
-    twenty as-of dates. Returns ``{"rows": ..., "as_of_dates": ...}``.
-    """
-    builds, telemetry, dtc, claims = (
-        catalog.read(spark, lake_root, catalog.silver(t)) for t in SOURCES)
-    # The as-of dates, the windows and the as-of joins all read the daily readings.
-    daily = daily_readings(telemetry, dtc).cache()
-    try:
-        first, last = telemetry_days(daily)
-        if first is None:
-            raise RedlineError("TABLE_EMPTY", "silver.vehicle_telemetry has no rows; "
-                                              "ingest vehicle telemetry first")
-        if step_days is None:
-            step_days = max(1, min(7, (last - first).days // 20))
-        dates = as_of_dates(first, last, step_days)
-        table = catalog.get(FEATURE_TABLE)
-        lake.overwrite(features_from_daily(builds, daily, claims, dates), lake_root, table)
-    finally:
-        daily.unpersist()
-    rows = catalog.read(spark, lake_root, table).count()
-    progress(f"{FEATURE_TABLE}: {rows} rows over {len(dates)} as-of dates "
-             f"{dates[0]}..{dates[-1]}")
-    return {"rows": rows, "as_of_dates": len(dates)}
 
 
 @dataclass(frozen=True)
@@ -125,7 +83,8 @@ def time_split(feature_dates: Sequence[date], horizon_days: int = HORIZON_DAYS,
     dates = sorted(set(feature_dates))
     if not dates:
         raise RedlineError("ML_NO_FEATURES",
-                           f"{FEATURE_TABLE} is empty; run `redline ml features` first")
+                           f"{catalog.VEHICLE_FEATURES.qualified_name} is empty; run `redline jobs run "
+                           f"gold_vehicle_features` first")
     end = dates[-1]
     horizon = timedelta(days=horizon_days)
     labelled = [d for d in dates if d + horizon < end]
@@ -135,7 +94,7 @@ def time_split(feature_dates: Sequence[date], horizon_days: int = HORIZON_DAYS,
     if not train:
         raise RedlineError(
             "ML_NOT_ENOUGH_HISTORY",
-            f"{FEATURE_TABLE} spans as-of dates {dates[0]}..{end}: too short for a "
+            f"{catalog.VEHICLE_FEATURES.qualified_name} spans as-of dates {dates[0]}..{end}: too short for a "
             f"{horizon_days}-day label plus a purged time split ({len(labelled)} labelled "
             f"dates, {n_test} held out); about {3 * horizon_days} days of telemetry are "
             f"needed")
@@ -186,7 +145,7 @@ def train(spark, cfg: Config, lake_root: str | None = None,
           progress: Callable[[str], None] = print) -> TrainResult:
     """Fit on gold.vehicle_features, log to MLflow, register and promote to champion."""
     lake_root = lake_root or cfg.lake_root
-    table = catalog.get(FEATURE_TABLE)
+    table = catalog.VEHICLE_FEATURES
     frame = catalog.read(spark, lake_root, table).select(
         "as_of_date", *FEATURES, LABEL).toPandas()
     dates = frame["as_of_date"].tolist()

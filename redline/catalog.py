@@ -57,61 +57,105 @@ def _topic_tables() -> Iterable[Table]:
                     f"Parsed, typed and deduplicated {topic} events.", topic=topic)
 
 
+QUARANTINE = Table(Layer.SILVER, "quarantine", lambda: ts.QUARANTINE,
+    "Records that failed parsing, the schema or a rule, with a reason.",
+    partition_by=("source_table",))
+
+FIRST_PASS_YIELD = Table(Layer.GOLD, "first_pass_yield", lambda: ts.FIRST_PASS_YIELD,
+    "First-pass yield per plant, line, station and day.")
+
+VEHICLE_FEATURES = Table(Layer.GOLD, "vehicle_features", lambda: ts.VEHICLE_FEATURES,
+    "Per-vehicle features as of a date, with the 30-day failure label.")
+
+VEHICLE_RISK_SCORES = Table(Layer.GOLD, "vehicle_risk_scores", lambda: ts.VEHICLE_RISK_SCORES,
+    "Batch scores of the champion failure model.")
+
+SPC_POINTS = Table(Layer.GOLD, "spc_points", lambda: ts.SPC_POINTS,
+    "Every measured value with its I-MR centre line and control limits.")
+
+SPC_VIOLATIONS = Table(Layer.GOLD, "spc_violations", lambda: ts.SPC_VIOLATIONS,
+    "Nelson rule 1-8 violations per characteristic and chart ('I': individuals, "
+    "'XBAR': subgroup means): rule, window and points.")
+
+SPC_SUBGROUPS = Table(Layer.GOLD, "spc_subgroups", lambda: ts.SPC_SUBGROUPS,
+    "X-bar/R chart: subgroups of consecutive measurements with their mean, range "
+    "and control limits.")
+
+CAPABILITY = Table(Layer.GOLD, "capability", lambda: ts.CAPABILITY,
+    "Cp, Cpk, Pp and Ppk per characteristic and period, with the sample size.")
+
+WEIBULL_FITS = Table(Layer.GOLD, "weibull_fits", lambda: ts.WEIBULL_FITS,
+    "Censored Weibull fits per component and per supplier lot: shape, scale, B10.")
+
+DTC_RATES = Table(Layer.GOLD, "dtc_rates", lambda: ts.DTC_RATES,
+    "DTC events per 1,000 vehicles per firmware version, each DTC under the "
+    "firmware the vehicle ran at its time (dtc_code null: all codes).")
+
+MTBF = Table(Layer.GOLD, "mtbf", lambda: ts.MTBF,
+    "MTBF and failure rate per 1,000 vehicle-months per component, with a "
+    "chi-square confidence interval.")
+
+WARRANTY_TRIANGLE = Table(Layer.GOLD, "warranty_triangle", lambda: ts.WARRANTY_TRIANGLE,
+    "Warranty claims per 1,000 vehicles at risk by build month and months in service.")
+
+DEFECT_PARETO = Table(Layer.GOLD, "defect_pareto", lambda: ts.DEFECT_PARETO,
+    "Defect Paretos by defect code, by station and by supplier lot per part and "
+    "station.")
+
+STATION_KPIS = Table(Layer.GOLD, "station_kpis", lambda: ts.STATION_KPIS,
+    "FPY, rework, scrap and DPMO per plant, line, station, shift and day.")
+
+LINE_KPIS = Table(Layer.GOLD, "line_kpis", lambda: ts.LINE_KPIS,
+    "Rolled throughput yield, FPY, rework, scrap and DPMO per plant, line, shift and day.")
+
+KPI_ATTRIBUTION = Table(Layer.GOLD, "kpi_attribution", lambda: ts.KPI_ATTRIBUTION,
+    "First-pass yield change between two periods attributed to dimension values "
+    "(mix and rate effects), ranked by contribution.")
+
+DIM_VEHICLE = Table(Layer.GOLD, "dim_vehicle", lambda: ts.DIM_VEHICLE,
+    "Conformed vehicle dimension: build configuration per VIN.")
+
+DIM_STATION = Table(Layer.GOLD, "dim_station", lambda: ts.DIM_STATION,
+    "Conformed station dimension: operation and measured characteristics.")
+
+DIM_SUPPLIER_LOT = Table(Layer.GOLD, "dim_supplier_lot", lambda: ts.DIM_SUPPLIER_LOT,
+    "Conformed supplier lot dimension: component, supplier, lot and build dates.")
+
+DIM_VEHICLE_FIRMWARE = Table(Layer.GOLD, "dim_vehicle_firmware", lambda: ts.DIM_VEHICLE_FIRMWARE,
+    "Firmware version of each vehicle with validity periods [valid_from, valid_to).")
+
+JOB_RUNS = Table(Layer.OPS, "job_runs", lambda: ts.JOB_RUNS,
+    "One row per job run: status, times, inputs and outputs with Delta versions "
+    "(an incremental job's inputs: the versions it consumed, its next watermark).")
+
+SILVER_BATCHES = Table(Layer.OPS, "silver_batches", lambda: ts.SILVER_BATCHES,
+    "One row per silver micro-batch: rows in, to silver, to quarantine, duplicates, "
+    "and the violations of each row rule.", partition_by=("topic",))
+
 TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     *_topic_tables(),
-    Table(Layer.SILVER, "quarantine", lambda: ts.QUARANTINE,
-          "Records that failed parsing, the schema or a rule, with a reason.",
-          partition_by=("source_table",)),
-    Table(Layer.GOLD, "first_pass_yield", lambda: ts.FIRST_PASS_YIELD,
-          "First-pass yield per plant, line, station and day."),
-    Table(Layer.GOLD, "vehicle_features", lambda: ts.VEHICLE_FEATURES,
-          "Per-vehicle features as of a date, with the 30-day failure label."),
-    Table(Layer.GOLD, "vehicle_risk_scores", lambda: ts.VEHICLE_RISK_SCORES,
-          "Batch scores of the champion failure model."),
-    Table(Layer.GOLD, "spc_points", lambda: ts.SPC_POINTS,
-          "Every measured value with its I-MR centre line and control limits."),
-    Table(Layer.GOLD, "spc_violations", lambda: ts.SPC_VIOLATIONS,
-          "Nelson rule 1-8 violations per characteristic and chart ('I': individuals, "
-          "'XBAR': subgroup means): rule, window and points."),
-    Table(Layer.GOLD, "spc_subgroups", lambda: ts.SPC_SUBGROUPS,
-          "X-bar/R chart: subgroups of consecutive measurements with their mean, range "
-          "and control limits."),
-    Table(Layer.GOLD, "capability", lambda: ts.CAPABILITY,
-          "Cp, Cpk, Pp and Ppk per characteristic and period, with the sample size."),
-    Table(Layer.GOLD, "weibull_fits", lambda: ts.WEIBULL_FITS,
-          "Censored Weibull fits per component and per supplier lot: shape, scale, B10."),
-    Table(Layer.GOLD, "dtc_rates", lambda: ts.DTC_RATES,
-          "DTC events per 1,000 vehicles per firmware version, each DTC under the "
-          "firmware the vehicle ran at its time (dtc_code null: all codes)."),
-    Table(Layer.GOLD, "mtbf", lambda: ts.MTBF,
-          "MTBF and failure rate per 1,000 vehicle-months per component, with a "
-          "chi-square confidence interval."),
-    Table(Layer.GOLD, "warranty_triangle", lambda: ts.WARRANTY_TRIANGLE,
-          "Warranty claims per 1,000 vehicles at risk by build month and months in service."),
-    Table(Layer.GOLD, "defect_pareto", lambda: ts.DEFECT_PARETO,
-          "Defect Paretos by defect code, by station and by supplier lot per part and "
-          "station."),
-    Table(Layer.GOLD, "station_kpis", lambda: ts.STATION_KPIS,
-          "FPY, rework, scrap and DPMO per plant, line, station, shift and day."),
-    Table(Layer.GOLD, "line_kpis", lambda: ts.LINE_KPIS,
-          "Rolled throughput yield, FPY, rework, scrap and DPMO per plant, line, shift and day."),
-    Table(Layer.GOLD, "kpi_attribution", lambda: ts.KPI_ATTRIBUTION,
-          "First-pass yield change between two periods attributed to dimension values "
-          "(mix and rate effects), ranked by contribution."),
-    Table(Layer.GOLD, "dim_vehicle", lambda: ts.DIM_VEHICLE,
-          "Conformed vehicle dimension: build configuration per VIN."),
-    Table(Layer.GOLD, "dim_station", lambda: ts.DIM_STATION,
-          "Conformed station dimension: operation and measured characteristics."),
-    Table(Layer.GOLD, "dim_supplier_lot", lambda: ts.DIM_SUPPLIER_LOT,
-          "Conformed supplier lot dimension: component, supplier, lot and build dates."),
-    Table(Layer.GOLD, "dim_vehicle_firmware", lambda: ts.DIM_VEHICLE_FIRMWARE,
-          "Firmware version of each vehicle with validity periods [valid_from, valid_to)."),
-    Table(Layer.OPS, "job_runs", lambda: ts.JOB_RUNS,
-          "One row per job run: status, times, inputs and outputs with Delta versions "
-          "(an incremental job's inputs: the versions it consumed, its next watermark)."),
-    Table(Layer.OPS, "silver_batches", lambda: ts.SILVER_BATCHES,
-          "One row per silver micro-batch: rows in, to silver, to quarantine, duplicates, "
-          "and the violations of each row rule.", partition_by=("topic",)),
+    QUARANTINE,
+    FIRST_PASS_YIELD,
+    VEHICLE_FEATURES,
+    VEHICLE_RISK_SCORES,
+    SPC_POINTS,
+    SPC_VIOLATIONS,
+    SPC_SUBGROUPS,
+    CAPABILITY,
+    WEIBULL_FITS,
+    DTC_RATES,
+    MTBF,
+    WARRANTY_TRIANGLE,
+    DEFECT_PARETO,
+    STATION_KPIS,
+    LINE_KPIS,
+    KPI_ATTRIBUTION,
+    DIM_VEHICLE,
+    DIM_STATION,
+    DIM_SUPPLIER_LOT,
+    DIM_VEHICLE_FIRMWARE,
+    JOB_RUNS,
+    SILVER_BATCHES,
 ]}
 
 

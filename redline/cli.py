@@ -79,22 +79,10 @@ def cmd_config(cfg, args) -> int:
 
 
 # -- data ------------------------------------------------------------------------------------
-def _simulate(cfg, vehicles: int, days: int, seed: int, rate: float):
-    from redline.streaming.producer import ensure_topics, produce
-    from redline.streaming.simulator import SimulationSpec, Simulator
-
-    created = ensure_topics(cfg)
-    if created:
-        print(f"created topics: {', '.join(created)}")
-    spec = SimulationSpec(vehicles=vehicles, days=days, seed=seed)
-    print(f"simulating {vehicles} vehicles over {days} days (seed {seed}) -> {cfg.kafka.servers}")
-    report = produce(cfg, Simulator(spec).events(), rate=rate)
-    print(report.summary())
-    return report
-
-
 def cmd_simulate(cfg, args) -> int:
-    _simulate(cfg, args.vehicles, args.days, args.seed, args.rate)
+    from redline.streaming.producer import simulate
+
+    simulate(cfg, args.vehicles, args.days, args.seed, args.rate)
     return 0
 
 
@@ -208,15 +196,28 @@ def cmd_lake(cfg, args) -> int:
 
 
 def cmd_jobs(cfg, args) -> int:
-    from redline.jobs.runner import JOBS, run_jobs
+    from redline import pipeline
+    from redline.jobs.runner import strategy
 
     if args.action == "list":
-        for job in JOBS.values():
-            deps = f" (after {', '.join(job.depends_on)})" if job.depends_on else ""
-            print(f"{job.name:<28} {job.description}{deps}")
+        every = pipeline.steps()
+        rows = [{"name": s.name, "description": s.description,
+                 "inputs": [t.qualified_name for t in s.inputs],
+                 "outputs": [t.qualified_name for t in s.outputs],
+                 "after": [d.name for d in pipeline.upstream(s, every)],
+                 "incremental": strategy(s.job) if s.job else "new bronze rows (stream)",
+                 "in_all": s.in_all} for s in every.values()]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        for r in rows:
+            after = f" (after {', '.join(r['after'])})" if r["after"] else ""
+            print(f"{r['name']:<28} {r['description']}{after}\n{'':<28} incremental: "
+                  f"{r['incremental']}")
         return 0
     spark = _session(cfg, "jobs")
-    run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full, ingest=cfg.ingest)
+    pipeline.run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full,
+                      ingest=cfg.ingest)
     _thrift_refresh(cfg, spark)
     return 0
 
@@ -346,9 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("jobs", help="batch jobs: bronze -> silver -> gold")
     s.add_argument("action", choices=["run", "list"])
-    s.add_argument("names", nargs="*", help="job names or 'all' (default)")
+    s.add_argument("names", nargs="*", help="job names, or 'all' (default), 'silver', "
+                                            "'gold'")
     s.add_argument("--full", action="store_true",
                    help="rebuild gold tables from all of silver instead of only new rows")
+    s.add_argument("--json", action="store_true", help="list: print the jobs as JSON")
     s.set_defaults(fn=cmd_jobs)
 
     s = sub.add_parser("quality", help="data-quality gate (exits 1 when it fails)")

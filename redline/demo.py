@@ -20,30 +20,32 @@ def _step(n: int, total: int, text: str) -> None:
 
 
 def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) -> int:
-    from redline.cli import _simulate
     from redline.dashboards.deploy import deploy
     from redline.dashboards.screenshot import screenshot
-    from redline.jobs.runner import run_jobs
     from redline.ml import score, train
+    from redline.pipeline import run_jobs
     from redline.quality.gate import run_gate
     from redline.schemas.payloads import SIMULATED_TOPICS
     from redline.services import managed, start_all
     from redline.services.thrift import ThriftServer
     from redline.spark import build_session
-    from redline.streaming.bronze import ingest
+    from redline.streaming import ingest
+    from redline.streaming.producer import simulate
 
     began = time.monotonic()
     total = 9
     _step(1, total, "starting services")
     start_all(managed(cfg))
     _step(2, total, "simulating the fleet and plants into Kafka")
-    produced = _simulate(cfg, vehicles, days, seed, rate=0.0)
+    produced = simulate(cfg, vehicles, days, seed, rate=0.0)
     _step(3, total, "starting Spark")
     spark = build_session(cfg, app_name="redline-demo")
-    _step(4, total, "streaming Kafka into bronze (available-now)")
-    ingest(spark, cfg, cfg.lake_root, list(SIMULATED_TOPICS), available_now=True)
-    _step(5, total, "silver and gold jobs")
-    run_jobs(spark, cfg.lake_root, ["all"], ingest=cfg.ingest)
+    _step(4, total, "ingesting Kafka into bronze and silver (available-now)")
+    ingested = ingest.run(spark, cfg, cfg.lake_root, list(SIMULATED_TOPICS), available_now=True)
+    print("; ".join(f"{t}: " + ", ".join(f"{k}={n:,}" for k, n in r.items())
+                    for t, r in ingested.items()))
+    _step(5, total, "gold jobs")
+    run_jobs(spark, cfg.lake_root, ["gold"], ingest=cfg.ingest)
     _step(6, total, "quality gate")
     gate = run_gate(spark, cfg.lake_root, cfg.home / "reports" / "quality")
     print(gate.summary())

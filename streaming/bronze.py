@@ -102,9 +102,10 @@ def start_bronze_query(spark: "SparkSession", cfg: Config, lake_root: str, topic
     return writer.start(catalog.location(lake_root, table))
 
 
-def ingest(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str],
-           available_now: bool = True, progress: Callable[[str], None] = print) -> dict[str, int]:
-    """Run bronze ingest for ``topics``; with ``available_now`` return when caught up.
+def land(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str],
+         available_now: bool = True, progress: Callable[[str], None] = print) -> dict[str, int]:
+    """Land the Kafka records of ``topics`` in bronze; with ``available_now`` return when
+    caught up.
 
     Returns rows written per topic in this run.
     """
@@ -129,7 +130,7 @@ def ingest(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[
                         rows[t] += int(p.get("numInputRows", 0))
                 if q.exception() is not None:
                     raise offsets.explain(q.exception(), t)
-            progress("ingest: " + ", ".join(f"{t}={n:,}" for t, n in rows.items())
+            progress("bronze: " + ", ".join(f"{t}={n:,}" for t, n in rows.items())
                      + ("" if available_now else f" ({len(active)} queries running)"))
             if not active:
                 break

@@ -37,16 +37,13 @@ def run(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str
         stop: threading.Event | None = None, poll_seconds: float = 1.0) -> dict[str, dict]:
     """Run ingest for ``topics``; returns per topic the rows this run put in each layer."""
     if available_now:
-        rows = bronze.ingest(spark, cfg, lake_root, topics, available_now=True,
+        rows = bronze.land(spark, cfg, lake_root, topics, available_now=True,
                              progress=progress)
         out = {}
         for t in topics:
             out[t] = {"bronze": rows.get(t, 0)}
             if catalog.exists(spark, lake_root, catalog.bronze(t)):
-                stats = silver.run_available_now(
-                    spark, lake_root, t, totals=False,
-                    max_record_bytes=cfg.ingest.max_record_bytes,
-                    dedupe_window_minutes=cfg.ingest.dedupe_window_minutes)
+                stats = silver.drain(spark, lake_root, t, cfg.ingest, totals=False)
                 out[t].update({k: stats[k] for k in ("silver", "quarantined", "duplicates")})
         return out
 

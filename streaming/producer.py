@@ -111,3 +111,19 @@ def produce(cfg: Config, events: Iterable, rate: float = 0.0,
         raise RedlineError("PRODUCE_FAILED",
                            f"{len(errors)} of {sent} events were not acknowledged: {errors[0]}")
     return report
+
+
+def simulate(cfg: Config, vehicles: int, days: int, seed: int, rate: float = 0.0,
+             say: Callable[[str], None] = print) -> ProduceReport:
+    """Publish the simulated fleet and plants (``streaming/simulator.py``) to Kafka,
+    creating the topics first; ``say`` gets a line before and the summary after."""
+    from redline.streaming.simulator import SimulationSpec, Simulator
+
+    created = ensure_topics(cfg)
+    if created:
+        say(f"created topics: {', '.join(created)}")
+    spec = SimulationSpec(vehicles=vehicles, days=days, seed=seed)
+    say(f"simulating {vehicles} vehicles over {days} days (seed {seed}) -> {cfg.kafka.servers}")
+    report = produce(cfg, Simulator(spec).events(), rate=rate)
+    say(report.summary())
+    return report

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from redline import catalog, lake
 from redline.errors import RedlineError
-from redline.jobs.silver import annotate, classify
+from redline.streaming.parse import annotate, classify
 from redline.quality import row_rules
 from redline.schemas.payloads import PAYLOADS, latest
 from redline.streaming import silver
@@ -26,7 +26,6 @@ from redline.streaming.guards import CheckpointLock
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-QUARANTINE = "silver.quarantine"
 
 
 def topic_of(table: str) -> str:
@@ -45,7 +44,7 @@ def list_rows(spark: "SparkSession", lake_root: str, table: str | None = None,
     """Newest quarantined records first (optionally of one topic), as plain dicts."""
     from pyspark.sql import functions as F
 
-    qt = catalog.get(QUARANTINE)
+    qt = catalog.QUARANTINE
     if not catalog.exists(spark, lake_root, qt):
         return []
     df = catalog.read(spark, lake_root, qt)
@@ -60,7 +59,7 @@ def replay(spark: "SparkSession", lake_root: str, table: str | None = None
     """Re-parse quarantined records of ``table`` (default: every topic); see module doc."""
     from pyspark.sql import functions as F
 
-    qt = catalog.get(QUARANTINE)
+    qt = catalog.QUARANTINE
     if not catalog.exists(spark, lake_root, qt):
         return {}
     quarantined = catalog.read(spark, lake_root, qt)
@@ -77,7 +76,7 @@ def _replay_topic(spark: "SparkSession", lake_root: str, topic: str, F) -> dict[
 
     source = catalog.bronze(topic)
     target = catalog.silver(topic)
-    qt = catalog.get(QUARANTINE)
+    qt = catalog.QUARANTINE
     with CheckpointLock(silver.checkpoint(lake_root, topic), f"quarantine_replay_{topic}"):
         coords = (catalog.read(spark, lake_root, qt)
                   .where(F.col("source_table") == source.qualified_name)

@@ -43,8 +43,9 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Sequence
 
 from redline import catalog, lake
+from redline.config import IngestConfig
 from redline.errors import RedlineError
-from redline.jobs.silver import MAX_RECORD_BYTES, annotate, classify, dedupe
+from redline.streaming.parse import MAX_RECORD_BYTES, annotate, classify, dedupe
 from redline.schemas.payloads import latest
 from redline.quality import row_rules
 from redline.quality.row_rules import Rule
@@ -100,7 +101,7 @@ DEDUPE_WATERMARK_HOURS = 24
 #: The stream's default dedupe window (``ingest.dedupe_window_minutes``): a record is a
 #: duplicate of a silver row with its event id that reached Kafka at most this long before
 #: or after it. Kafka producers give up retrying after 2 minutes by default.
-DEDUPE_WINDOW_MINUTES = 15.0
+DEDUPE_WINDOW_MINUTES = IngestConfig.dedupe_window_minutes
 
 
 def new_events(good: "DataFrame", silver_path: str | None, bounds: tuple | None = None,
@@ -206,7 +207,7 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     source = catalog.bronze(topic)
     target = catalog.silver(topic)
-    quarantine = catalog.get("silver.quarantine")
+    quarantine = catalog.QUARANTINE
     rules = row_rules.rules_for(topic) if rules is None else rules
     spark = batch.sparkSession
     # Parsed once and kept: every count and write below reads this, not the JSON again.
@@ -243,8 +244,8 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
             counts["rows"], counts["silver"], counts["quarantined"], counts["duplicates"],
             seen.lo, seen.hi,
             [(r.name, r.action, violations[r.name]) for r in rules])],
-            catalog.get("ops.silver_batches").schema())
-        lake.append(metrics, lake_root, catalog.get("ops.silver_batches"),
+            catalog.SILVER_BATCHES.schema())
+        lake.append(metrics, lake_root, catalog.SILVER_BATCHES,
                     txn=(app_id, batch_id))
         if counts["silver"]:
             # A new optional field of a newer payload version adds its column here.
@@ -328,19 +329,21 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
     return SilverQuery(topic, query, lock, stats)
 
 
-def run_available_now(spark: "SparkSession", lake_root: str, topic: str,
-                      totals: bool = True, max_record_bytes: int = MAX_RECORD_BYTES,
-                      dedupe_window_minutes: float = DEDUPE_WINDOW_MINUTES
-                      ) -> dict[str, int]:
-    """Process everything new in bronze.<topic> into silver and quarantine, then stop.
+def drain(spark: "SparkSession", lake_root: str, topic: str,
+          settings: IngestConfig = IngestConfig(), totals: bool = True) -> dict[str, int]:
+    """Process everything new in bronze.<topic> into silver and quarantine, then stop:
+    the one way from bronze to silver on demand (`redline ingest --available-now`,
+    `redline jobs run silver_<topic>`, `redline demo`), the same exactly-once stream and
+    checkpoint as continuous ingest. ``settings``: the record size limit and the dedupe
+    window.
 
     Returns this run's batch totals, plus (``totals``) the table counts afterwards.
     """
     from pyspark.sql import functions as F
 
     running = start(spark, lake_root, topic, available_now=True,
-                    max_record_bytes=max_record_bytes,
-                    dedupe_window_minutes=dedupe_window_minutes)
+                    max_record_bytes=settings.max_record_bytes,
+                    dedupe_window_minutes=settings.dedupe_window_minutes)
     try:
         running.query.awaitTermination()
         if running.query.exception() is not None:
@@ -353,7 +356,7 @@ def run_available_now(spark: "SparkSession", lake_root: str, topic: str,
         return out
     out["silver_total"] = catalog.read(spark, lake_root, catalog.silver(topic)).count() \
         if catalog.exists(spark, lake_root, catalog.silver(topic)) else 0
-    quarantine = catalog.get("silver.quarantine")
+    quarantine = catalog.QUARANTINE
     out["quarantine_total"] = (
         catalog.read(spark, lake_root, quarantine)
         .where(F.col("source_table") == source.qualified_name).count()

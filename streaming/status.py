@@ -100,7 +100,7 @@ def topic_status(spark: "SparkSession", cfg: Config, lake_root: str, topic: str
         todo = _silver_source_version(s_ckpt)
         st.bronze_versions_behind = latest + 1 if todo is None else max(0, latest - todo + 1)
 
-    batches_t = catalog.get("ops.silver_batches")
+    batches_t = catalog.SILVER_BATCHES
     if catalog.exists(spark, lake_root, batches_t):
         batches = catalog.read(spark, lake_root, batches_t).where(F.col("topic") == topic)
         tot = batches.agg(
@@ -126,7 +126,7 @@ def topic_status(spark: "SparkSession", cfg: Config, lake_root: str, topic: str
                 .groupBy(F.col("v.rule").alias("rule")).agg(F.sum("v.rows").alias("rows"))
                 .collect() if r.rows}
 
-    qt = catalog.get("silver.quarantine")
+    qt = catalog.QUARANTINE
     if catalog.exists(spark, lake_root, qt):
         st.quarantine = {
             r.reason_code: int(r["count"]) for r in catalog.read(spark, lake_root, qt)

@@ -19,7 +19,8 @@ from pyspark.sql import functions as F
 from redline import catalog, lake as lakeio
 from redline.errors import RedlineError
 from redline.ml.score import score
-from redline.ml.train import CHAMPION, build_features, train
+from redline.jobs import runner
+from redline.ml.train import CHAMPION, train
 from redline.schemas import tables
 from redline.schemas.payloads import latest
 
@@ -84,7 +85,8 @@ def test_features_train_register_score(spark, cfg, lake, mlflow_server):
     for topic in ("vehicle_builds", "vehicle_telemetry", "vehicle_dtc", "warranty_claims"):
         _write_silver(spark, lake, topic, fleet[topic])
 
-    assert build_features(spark, lake)["rows"] > 0
+    assert runner.run(spark, lake, runner.get("gold_vehicle_features"), "b1",
+                      record=False)["rows"] > 0
     result = train(spark, cfg, lake)
 
     client = MlflowClient(cfg.mlflow.uri)

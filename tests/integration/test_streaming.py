@@ -249,13 +249,13 @@ def test_checkpoint_guards(spark, lake):
     dead.wait(30)
     (Path(ckpt) / LOCK_FILE).write_text(json.dumps(
         {"pid": dead.pid, "host": os.uname().nodename, "query": "silver_x"}))
-    silver.run_available_now(spark, lake, TOPIC)
+    silver.drain(spark, lake, TOPIC)
     assert _read(spark, lake, f"silver.{TOPIC}").count() == 3
 
     # A lost checkpoint next to a table with rows is refused, not silently restarted.
     (Path(ckpt) / "metadata").unlink()
     with pytest.raises(RedlineError, match=r"CHECKPOINT_MISSING.*silver\.vehicle_telemetry"):
-        silver.run_available_now(spark, lake, TOPIC)
+        silver.drain(spark, lake, TOPIC)
 
 
 def _start_ingest(log: Path) -> subprocess.Popen:

@@ -19,8 +19,9 @@ from pyspark.sql.types import DoubleType, FloatType
 from redline import catalog
 from redline import lake as lake_io
 from redline.jobs import incremental
-from redline.jobs.incremental import SPECS, Keyed, Tail
-from redline.jobs.runner import JOBS, _run_recorded, io_of
+from redline.jobs.declare import Keyed, Tail
+from redline.jobs.runner import JOBS
+from redline.jobs.runner import run as run_job
 from redline.schemas.payloads import latest
 from redline.streaming.simulator import SimulationSpec, Simulator
 from simulated import typed
@@ -30,7 +31,7 @@ TOPICS = ("station_results", "vehicle_builds", "vehicle_dtc", "warranty_claims",
           "vehicle_telemetry")
 SPLIT_DAY = 8
 """Events before this day (from the start) are part 1."""
-GOLD_JOBS = [j for j in JOBS.values() if isinstance(SPECS.get(j.name), (Keyed, Tail))
+GOLD_JOBS = [j for j in JOBS.values() if isinstance(j.incremental, (Keyed, Tail))
              or j.name == "gold_defect_pareto"]
 
 
@@ -78,7 +79,7 @@ def _write(spark, lake, rows_by_topic):
 
 def _run_all(spark, lake, batch, full=False):
     for job in GOLD_JOBS:
-        _run_recorded(spark, lake, job, batch, full)
+        run_job(spark, lake, job, batch, full)
 
 
 def _runs(spark, lake, batch):
@@ -116,7 +117,7 @@ def test_increments_with_late_events_equal_a_full_rebuild(spark, tmp_path, parts
     _run_all(spark, full, "full", full=True)
 
     # Every gold table is the same, row for row.
-    outputs = sorted({t for j in GOLD_JOBS for t in io_of(j.name)[1]})
+    outputs = sorted({t.qualified_name for j in GOLD_JOBS for t in j.outputs})
     assert "gold.spc_points" in outputs and "gold.station_kpis" in outputs
     for name in outputs:
         table = catalog.get(name)
@@ -129,12 +130,12 @@ def test_increments_with_late_events_equal_a_full_rebuild(spark, tmp_path, parts
     # The second run was incremental for every keyed job, and recomputed part of it.
     first, second = _runs(spark, inc, "run-1"), _runs(spark, inc, "run-2")
     assert {m["mode"] for m in first.values()} == {"full"}
-    for job in (j.name for j in GOLD_JOBS):
-        if isinstance(SPECS[job], Keyed):
+    for job, spec in ((j.name, j.incremental) for j in GOLD_JOBS):
+        if isinstance(spec, Keyed):
             assert second[job]["mode"] == "incremental", (job, second[job])
             assert 0 < int(second[job]["keys"]), job
             assert int(second[job]["scope_rows"]) < int(second[job]["input_rows"]), job
-        elif isinstance(SPECS[job], Tail):
+        elif isinstance(spec, Tail):
             # This fixture's series are still filling their baselines, so each is
             # recomputed whole; test_spc_tail covers series updated from a late point.
             assert second[job]["mode"] == "incremental", (job, second[job])
@@ -179,9 +180,9 @@ def test_a_lake_without_change_data_feed_falls_back_to_a_full_run(spark, lake, p
     (rows.write.format("delta").option("delta.enableChangeDataFeed", "false")
      .save(catalog.location(lake, results)))
     job = JOBS["gold_first_pass_yield"]
-    _run_recorded(spark, lake, job, "b1")
+    run_job(spark, lake, job, "b1")
     lake_io.append(rows.limit(3), lake, results)
-    _run_recorded(spark, lake, job, "b2")
+    run_job(spark, lake, job, "b2")
     # The run's recorded input version is the one it consumed: the next run's watermark.
     recorded = (catalog.read(spark, lake, catalog.get("ops.job_runs"))
                 .where(F.col("batch_id") == "b2").first().inputs)
@@ -193,9 +194,9 @@ def test_a_lake_without_change_data_feed_falls_back_to_a_full_run(spark, lake, p
     spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES "
               f"(delta.enableChangeDataFeed = false)")
     lake_io.append(rows.limit(2), lake, results)  # not in any change data feed
-    _run_recorded(spark, lake, job, "b3")
+    run_job(spark, lake, job, "b3")
     lake_io.append(rows.limit(2), lake, results)
-    _run_recorded(spark, lake, job, "b4")
+    run_job(spark, lake, job, "b4")
     runs = {b: _runs(spark, lake, b)["gold_first_pass_yield"] for b in ("b1", "b2", "b3", "b4")}
     # The first run turned the feed on; the rows appended after it are read from it.
     assert runs["b1"]["mode"] == "full" and runs["b1"]["reason"] == "first run (no watermark)"
@@ -213,7 +214,7 @@ def test_a_lake_without_change_data_feed_falls_back_to_a_full_run(spark, lake, p
     # Changes whose keys hold most of the input rows: a rebuild, which says why.
     monkeypatch.setattr(incremental, "REBUILD_ABOVE_SCOPE_SHARE", 0.5)
     lake_io.append(rows, lake, results)
-    _run_recorded(spark, lake, job, "b5")
+    run_job(spark, lake, job, "b5")
     b5 = _runs(spark, lake, "b5")["gold_first_pass_yield"]
     assert b5["mode"] == "full", b5
     assert "rebuilding costs less than replacing them key by key" in b5["reason"], b5

@@ -6,7 +6,7 @@ import pytest
 
 from redline import catalog
 from redline import lake as lake_io
-from redline.jobs.runner import JOBS, Job, _run_recorded
+from redline.jobs import runner
 
 
 def _silver_results(spark):
@@ -23,14 +23,14 @@ def test_runs_are_appended_with_versions_and_failures(spark, lake):
     lake_io.overwrite(_silver_results(spark), lake, silver)
     lake_io.overwrite(_silver_results(spark), lake, silver)  # silver at version 1
 
-    job = JOBS["gold_first_pass_yield"]
-    _run_recorded(spark, lake, job, "batch-1")
+    job = runner.get("gold_first_pass_yield")
+    runner.run(spark, lake, job, "batch-1")
 
-    def boom(spark, root):
+    def boom(inputs):
         raise ValueError("no luck")
 
     with pytest.raises(ValueError, match="no luck"):
-        _run_recorded(spark, lake, Job("gold_first_pass_yield", boom), "batch-2")
+        runner.run(spark, lake, runner.with_transform(job, boom), "batch-2", full=True)
 
     runs = catalog.read(spark, lake, catalog.get("ops.job_runs")).orderBy("started_at").collect()
     assert [(r.batch_id, r.status) for r in runs] == [
@@ -52,10 +52,12 @@ def test_runs_are_appended_with_versions_and_failures(spark, lake):
 
 
 def test_unknown_tables_have_null_versions(spark, lake):
-    from redline.jobs.runner import _delta_state
+    from redline.catalog import Layer, Table
+    from redline.runs import delta_state
 
-    assert _delta_state(spark, lake, "gold.first_pass_yield") == (None, None)
-    assert _delta_state(spark, lake, "silver.no_such_table") == (None, None)
+    assert delta_state(spark, lake, catalog.FIRST_PASS_YIELD) == (None, None)
+    unknown = Table(Layer.SILVER, "no_such_table", lambda: None, "not in the catalog")
+    assert delta_state(spark, lake, unknown) == (None, None)
 
 
 def test_silver_jobs_run_with_the_configured_ingest_settings(spark, lake):
@@ -64,7 +66,7 @@ def test_silver_jobs_run_with_the_configured_ingest_settings(spark, lake):
     import json
 
     from redline.config import IngestConfig
-    from redline.jobs.runner import run_jobs
+    from redline.pipeline import run_jobs
     from redline.schemas.tables import BRONZE
 
     ts = datetime(2026, 2, 1, 10)

@@ -3,7 +3,8 @@ record every output in ops.job_runs."""
 
 from redline import catalog
 from redline import lake as lake_io
-from redline.jobs.runner import JOBS, _run_recorded
+from redline.jobs.runner import JOBS
+from redline.jobs.runner import run as run_job
 from redline.streaming.simulator import SimulationSpec, Simulator
 from simulated import typed
 
@@ -28,13 +29,13 @@ def _write_silver(spark, root):
 
 def test_spc_and_mtbf_jobs_write_and_record_their_tables(spark, lake):
     _write_silver(spark, lake)
-    spc_out = _run_recorded(spark, lake, JOBS["gold_spc"], "b1")
-    mtbf_out = _run_recorded(spark, lake, JOBS["gold_mtbf"], "b1")
+    spc_out = run_job(spark, lake, JOBS["gold_spc"], "b1")
+    mtbf_out = run_job(spark, lake, JOBS["gold_mtbf"], "b1")
 
     def rows(name):
         return catalog.read(spark, lake, catalog.get(name))
 
-    assert spc_out["subgroups"] == rows("gold.spc_subgroups").count() > 0
+    assert spc_out["spc_subgroups"] == rows("gold.spc_subgroups").count() > 0
     charts = {r.chart for r in rows("gold.spc_violations").select("chart").distinct().collect()}
     assert charts <= {"I", "XBAR"} and "I" in charts
     assert mtbf_out["rows"] == rows("gold.mtbf").count() == 4  # one row per component

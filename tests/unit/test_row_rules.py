@@ -10,7 +10,7 @@ from pyspark.sql.types import StructField
 
 from redline import catalog
 from redline.errors import RedlineError
-from redline.jobs.silver import annotate, classify
+from redline.streaming.parse import annotate, classify
 from redline.quality.row_rules import Rule
 from redline.schemas import payloads as pl
 from redline.schemas.tables import BRONZE, silver as silver_schema

@@ -3,7 +3,7 @@
 import json
 from datetime import datetime, timedelta
 
-from redline.jobs.silver import dedupe, parse
+from redline.streaming.parse import dedupe, parse
 from redline.schemas.payloads import latest
 from redline.schemas.tables import BRONZE
 

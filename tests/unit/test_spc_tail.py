@@ -9,7 +9,8 @@ from pyspark.sql import functions as F
 
 from redline import catalog
 from redline import lake as lake_io
-from redline.jobs.runner import JOBS, _run_recorded
+from redline.jobs.runner import JOBS
+from redline.jobs.runner import run as run_job
 from redline.schemas.payloads import latest
 from redline.streaming.simulator import SimulationSpec, Simulator
 from simulated import typed
@@ -48,7 +49,7 @@ def _write(spark, lake, rows):
 
 
 def _run(spark, lake, batch, full=False):
-    _run_recorded(spark, lake, JOBS["gold_spc"], batch, full)
+    run_job(spark, lake, JOBS["gold_spc"], batch, full)
     return next(r.metrics for r in catalog.read(spark, lake, catalog.get("ops.job_runs"))
                 .where(F.col("batch_id") == batch).collect())
 

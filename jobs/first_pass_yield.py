@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from redline import catalog, lake
+from redline import catalog
+from redline.jobs import incremental
+from redline.jobs.declare import GoldJob, Keyed, Source
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -27,8 +29,15 @@ def first_pass_yield(station_results: "DataFrame") -> "DataFrame":
             .select("day", "plant", "line", "station", "units", "first_pass_units", "fpy"))
 
 
-def run(spark: "SparkSession", lake_root: str) -> dict[str, int]:
-    results = catalog.read(spark, lake_root, catalog.silver("station_results"))
-    target = catalog.get("gold.first_pass_yield")
-    lake.overwrite(first_pass_yield(results), lake_root, target)
-    return {"rows": catalog.read(spark, lake_root, target).count()}
+
+JOB = GoldJob(
+    name="gold_first_pass_yield",
+    description="silver.station_results -> gold.first_pass_yield",
+    inputs=(catalog.silver("station_results"),),
+    outputs=(catalog.FIRST_PASS_YIELD,),
+    transform=lambda t: {catalog.FIRST_PASS_YIELD:
+                         first_pass_yield(t[catalog.silver("station_results")])},
+    incremental=Keyed(("plant", "line", "station", "day"), (
+        Source(catalog.silver("station_results"), incremental.day,
+               entity=("unit_serial", "plant", "line", "station")),)),
+)

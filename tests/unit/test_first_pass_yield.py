@@ -2,7 +2,7 @@ from datetime import date, datetime
 
 from pyspark.testing import assertDataFrameEqual
 
-from redline.jobs.gold_fpy import first_pass_yield
+from redline.jobs.first_pass_yield import first_pass_yield
 from redline.schemas.payloads import latest
 from redline.schemas.tables import FIRST_PASS_YIELD
 

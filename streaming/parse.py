@@ -1,4 +1,4 @@
-"""Bronze -> silver: parse against the versioned schema, type, deduplicate, quarantine.
+"""Bronze rows -> typed silver rows or quarantine rows: the silver stream's pure transforms.
 
 ``parse`` is pure: it splits bronze rows into typed good rows and quarantine rows with a
 reason code. Nothing is dropped silently: a record is either in silver, in quarantine, or
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from redline import catalog, lake
+from redline.config import IngestConfig
 from redline.quality import row_rules
 from redline.quality.row_rules import Rule
 from redline.schemas.payloads import PAYLOADS, Payload, latest
@@ -24,9 +24,10 @@ MISSING_REQUIRED = "MISSING_REQUIRED"
 TYPE_MISMATCH = "TYPE_MISMATCH"
 RECORD_TOO_LARGE = "RECORD_TOO_LARGE"
 
-#: Records above this size are quarantined unparsed (the broker accepts up to 8 MiB so
-#: that they reach the lake with their coordinates instead of failing the producer).
-MAX_RECORD_BYTES = 1_048_576
+#: Records above this size (``ingest.max_record_bytes``) are quarantined unparsed (the
+#: broker accepts larger ones so that they reach the lake with their coordinates instead
+#: of failing the producer).
+MAX_RECORD_BYTES = IngestConfig.max_record_bytes
 _KEPT_BYTES = 4096
 _CORRUPT = "_corrupt_record"
 
@@ -184,30 +185,3 @@ def dedupe(good: "DataFrame") -> "DataFrame":
 
     w = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
     return good.withColumn("_n", F.row_number().over(w)).where("_n = 1").drop("_n")
-
-
-def run(spark: "SparkSession", lake_root: str, topic: str) -> dict[str, int]:
-    """Rebuild silver.<topic> and its quarantine rows from bronze (idempotent)."""
-    from pyspark.sql import functions as F
-
-    source = catalog.bronze(topic)
-    target = catalog.silver(topic)
-    quarantine = catalog.get("silver.quarantine")
-    bronze = catalog.read(spark, lake_root, source).cache()
-    good, bad, _ = classify(annotate(bronze, latest(topic)), topic, source.qualified_name)
-    good = dedupe(good)
-    lake.overwrite(good, lake_root, target)
-    (bad.select(*[f.name for f in quarantine.schema().fields])
-        .write.format("delta").mode("overwrite")
-        .option("replaceWhere", f"source_table = '{source.qualified_name}'")
-        .partitionBy(*quarantine.partition_by)
-        .save(catalog.location(lake_root, quarantine)))
-    counts = {
-        "bronze": bronze.count(),
-        "silver": catalog.read(spark, lake_root, target).count(),
-        "quarantine": catalog.read(spark, lake_root, quarantine)
-                             .where(F.col("source_table") == source.qualified_name).count(),
-    }
-    bronze.unpersist()
-    counts["duplicates"] = counts["bronze"] - counts["silver"] - counts["quarantine"]
-    return counts

@@ -1,0 +1,159 @@
+"""`redline jobs`: the silver drains and the gold jobs, ordered by the tables they share.
+
+A step is either a silver drain (``silver_<topic>``: bronze.<topic> -> silver.<topic> and
+quarantine, the same exactly-once stream `redline ingest` runs, drained) or a gold job
+(``jobs/``, declared once each). The order is derived from their tables: a step runs
+after every step that writes one of its inputs. ``streaming`` and ``jobs`` do not know of
+each other; this module, above both, joins them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from redline import catalog, runs
+from redline.catalog import Table
+from redline.config import IngestConfig
+from redline.errors import RedlineError
+from redline.jobs import runner
+from redline.jobs.declare import GoldJob
+from redline.schemas.payloads import DATASET_TOPICS, PAYLOADS
+from redline.streaming import silver
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+GROUPS = ("all", "silver", "gold")
+"""Names that stand for several steps: every step of the simulated fleet and plants
+(``all``: replayed data sets' silver drains run by name, their topics stay empty unless
+`redline replay` ran), every silver drain, every gold job."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    description: str
+    inputs: tuple[Table, ...]
+    outputs: tuple[Table, ...]
+    topic: str | None = None
+    """The topic a silver drain processes; None for a gold job."""
+    job: GoldJob | None = None
+    """The gold job; None for a silver drain."""
+
+    @property
+    def in_all(self) -> bool:
+        return self.topic not in DATASET_TOPICS
+
+
+def _silver_step(topic: str) -> Step:
+    return Step(f"silver_{topic}",
+                f"bronze.{topic} -> silver.{topic} (+ quarantine), incremental",
+                (catalog.bronze(topic),), (catalog.silver(topic), catalog.QUARANTINE),
+                topic=topic)
+
+
+def steps() -> dict[str, Step]:
+    """Every step by name: the silver drains, then the gold jobs."""
+    out = {s.name: s for s in (_silver_step(t) for t in PAYLOADS)}
+    for job in runner.JOBS.values():
+        out[job.name] = Step(job.name, job.description, job.inputs, job.outputs, job=job)
+    return out
+
+
+def upstream(step: Step, every: dict[str, Step]) -> list[Step]:
+    """The steps writing one of ``step``'s inputs."""
+    return [s for s in every.values()
+            if s is not step and any(t in step.inputs for t in s.outputs)]
+
+
+def plan(names: Sequence[str]) -> list[Step]:
+    """The steps ``names`` (step names or groups) stand for, with the steps writing their
+    inputs, each after those it reads from."""
+    every = steps()
+    wanted: list[str] = []
+    for name in names or ["all"]:
+        if name == "all":
+            wanted += [n for n, s in every.items() if s.in_all]
+        elif name == "silver":
+            wanted += [n for n, s in every.items() if s.topic is not None]
+        elif name == "gold":
+            wanted += [n for n, s in every.items() if s.job is not None]
+        elif name in every:
+            wanted.append(name)
+        else:
+            raise RedlineError("JOB_UNKNOWN", f"no job {name!r}; jobs: {', '.join(every)} "
+                                              f"(or {', '.join(GROUPS)})")
+    ordered: list[Step] = []
+    visiting: set[str] = set()
+
+    def visit(step: Step) -> None:
+        if step in ordered:
+            return
+        if step.name in visiting:
+            raise RedlineError("JOB_CYCLE", f"jobs read each other's outputs: "
+                                            f"{', '.join(sorted(visiting))}")
+        visiting.add(step.name)
+        for dep in upstream(step, every):
+            visit(dep)
+        visiting.discard(step.name)
+        ordered.append(step)
+
+    for name in wanted:
+        visit(every[name])
+    return ordered
+
+
+def _drain(spark: "SparkSession", lake_root: str, topic: str,
+           ingest: IngestConfig) -> dict:
+    try:
+        return silver.drain(spark, lake_root, topic, ingest)
+    except RedlineError as exc:
+        if exc.code != "CHECKPOINT_IN_USE":
+            raise
+        # A running `redline ingest` owns this silver stream and keeps it current.
+        return {"skipped": "silver stream owned by a running `redline ingest`"}
+
+
+def run_step(spark: "SparkSession", lake_root: str, step: Step, batch_id: str,
+             full: bool = False, record: bool = True,
+             ingest: IngestConfig | None = None) -> dict:
+    """Run one step; with ``record`` its ops.job_runs row is appended (a failed run's
+    too)."""
+    if step.job is not None:
+        return runner.run(spark, lake_root, step.job, batch_id, full=full, record=record)
+    assert step.topic is not None
+    settings = ingest or IngestConfig()
+
+    def drain() -> dict:
+        return _drain(spark, lake_root, step.topic, settings)
+
+    if not record:
+        return drain()
+    return runs.recorded(spark, lake_root, step.name, batch_id, step.inputs, step.outputs,
+                         drain)
+
+
+def run_jobs(spark: "SparkSession", lake_root: str, names: Sequence[str],
+             progress: Callable[[str], None] = print, record: bool = True,
+             full: bool = False, ingest: IngestConfig | None = None) -> dict[str, dict]:
+    """Run ``names`` (or a group) in dependency order; with ``record`` each run appends a
+    row to ops.job_runs (a failed run too, before its error propagates). Gold jobs run
+    incrementally by their strategy unless ``full``; their watermarks are the input
+    versions of their last recorded successful run, so without ``record`` they rebuild in
+    full. Silver drains use ``ingest`` (the configuration's ingest settings) when given,
+    else the defaults."""
+    results = {}
+    todo = plan(names)
+    batch_id = str(uuid.uuid4())
+    for i, step in enumerate(todo, 1):
+        began = time.monotonic()
+        progress(f"[{i}/{len(todo)}] {step.name}: {step.description}")
+        out = run_step(spark, lake_root, step, batch_id, full, record, ingest)
+        out.pop(runs.CONSUMED, None)
+        out["seconds"] = round(time.monotonic() - began, 1)
+        results[step.name] = out
+        progress(f"[{i}/{len(todo)}] {step.name}: done in {out['seconds']}s {out}")
+    return results
