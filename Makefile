@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-unit benchmark clean-state system-packages jars
+.PHONY: setup demo test test-unit lint benchmark clean-state system-packages jars
 
 setup: system-packages $(VENV)/.installed $(SUPERSET_VENV)/.installed jars
 
@@ -47,11 +47,17 @@ jars: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/redline demo
 
-test: setup
+test: setup lint
 	$(PY) -m pytest tests
 
-test-unit: setup
+test-unit: setup lint
 	$(PY) -m pytest tests/unit
+
+# The import contracts of pyproject.toml (cli > features > services > core > schemas;
+# streaming and jobs independent) and ruff.
+lint: $(VENV)/.installed
+	$(PY) tools/check_layers.py
+	$(VENV)/bin/ruff check .
 
 benchmark: setup
 	@ls benchmarks/*.py >/dev/null 2>&1 && for b in benchmarks/*.py; do $(PY) $$b; done

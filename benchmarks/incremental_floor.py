@@ -5,7 +5,7 @@ this per job: find its watermark in ops.job_runs, read the change data feed of a
 write each of its output tables (one Delta commit each, replacing the affected keys) and
 record the run (an append to ops.job_runs). This script times each of those steps with
 the project's own functions (``incremental.watermarks``, ``incremental._changes``,
-``lake.replace_where``, ``lake.replace_keys``, the runner's ``_run_recorded``) on a small
+``lake.replace_where``, ``lake.replace_keys``, the run record ``runs.recorded``) on a small
 gold table (first-pass yield, 1,080 rows) changing one key per write, ``--repeat``
 times each, and adds them up for the gold jobs of the runner (their count and their
 output tables, from ``jobs/runner.py``), with the cheaper of the two writes:
@@ -89,15 +89,13 @@ def _timed(step, repeat: int) -> dict:
 def measure(spark, lake_root: str, repeat: int) -> dict[str, dict]:
     from pyspark.sql import functions as F
 
-    from redline import catalog, lake
+    from redline import catalog, lake, runs
     from redline.jobs import incremental
-    from redline.jobs.runner import Job, _run_recorded
 
-    table = catalog.get("gold.first_pass_yield")
+    table = catalog.FIRST_PASS_YIELD
     schema = table.schema()
     lake.overwrite(spark.createDataFrame(_fpy_rows(), schema), lake_root, table)
     lake.enable_change_data_feed(spark, lake_root, table)
-    name = "gold.first_pass_yield"
 
     def one_key(i: int):
         """The row of one (plant, line, station, day) key, with a new count."""
@@ -116,13 +114,11 @@ def measure(spark, lake_root: str, repeat: int) -> dict[str, dict]:
         lake.replace_keys(df, lake_root, table, df.select(*KEY), KEY)
 
     def change_feed(i: int) -> None:
-        v = incremental._version(spark, lake_root, name)
-        incremental._changes(spark, lake_root, name, v - 1, v).count()
-
-    noop = Job("bench_noop", lambda s, r: {"rows": 0})
+        v = lake.table_version(spark, lake_root, table)
+        incremental._changes(spark, lake_root, table, v - 1, v).count()
 
     def record(i: int) -> None:
-        _run_recorded(spark, lake_root, noop, "bench")
+        runs.recorded(spark, lake_root, "bench_noop", "bench", (), (), lambda: {"rows": 0})
 
     def watermark(i: int) -> None:
         incremental.watermarks(spark, lake_root, "gold_first_pass_yield")
@@ -149,11 +145,11 @@ def main(argv=None) -> int:
     os.environ.setdefault("REDLINE_HOME", lake_root + "-home")
 
     from redline.config import load
-    from redline.jobs.runner import JOBS, io_of
+    from redline.jobs.runner import JOBS
     from redline.spark import build_session
 
-    gold = [j.name for j in JOBS.values() if j.name.startswith("gold_") and j.in_all]
-    outputs = sum(len(io_of(n)[1]) for n in gold)
+    gold = list(JOBS)
+    outputs = sum(len(j.outputs) for j in JOBS.values())
     spark = build_session(load("local"), app_name="redline-bench-incremental-floor")
     spark.sparkContext.setLogLevel("ERROR")
     print(f"timing each step {args.repeat} times (after a warm-up) in {lake_root} ...",

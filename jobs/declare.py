@@ -122,7 +122,7 @@ class Full:
     reason: str = "no incremental strategy declared"
 
 
-Strategy = Union[Keyed, Tail, Full]
+Strategy = Keyed | Tail | Full
 
 
 @dataclass(frozen=True)

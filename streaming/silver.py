@@ -330,16 +330,18 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
 
 
 def drain(spark: "SparkSession", lake_root: str, topic: str,
-          settings: IngestConfig = IngestConfig(), totals: bool = True) -> dict[str, int]:
+          settings: IngestConfig | None = None, totals: bool = True) -> dict[str, int]:
     """Process everything new in bronze.<topic> into silver and quarantine, then stop:
     the one way from bronze to silver on demand (`redline ingest --available-now`,
     `redline jobs run silver_<topic>`, `redline demo`), the same exactly-once stream and
     checkpoint as continuous ingest. ``settings``: the record size limit and the dedupe
-    window.
+    window (default: the configuration's defaults).
 
     Returns this run's batch totals, plus (``totals``) the table counts afterwards.
     """
     from pyspark.sql import functions as F
+
+    settings = settings or IngestConfig()
 
     running = start(spark, lake_root, topic, available_now=True,
                     max_record_bytes=settings.max_record_bytes,
