@@ -30,7 +30,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     spark.sparkContext.setLogLevel("ERROR")
     home = tempfile.mkdtemp(prefix="redline-dedupe-")
     results = {"benchmark": "dedupe_window",
-               "started_at": datetime.now(timezone.utc).isoformat(),
+               "started_at": datetime.now(UTC).isoformat(),
                "cores": os.cpu_count(), "load_average_start": list(os.getloadavg()),
                "rate": args.rate, "batch": args.batch, "late_share": args.late_share,
                "tables": []}

@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(modes) - set(MODES)
     if unknown:
         ap.error(f"unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
-    results = {"benchmark": "freshness_floor", "started_at": datetime.now(timezone.utc)
+    results = {"benchmark": "freshness_floor", "started_at": datetime.now(UTC)
                .isoformat(), "machine_start": bench.machine(), "rate": args.rate,
                "seconds": args.seconds, "modes": {}}
     for mode in modes:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.log(f"  {mode}: p50 {r['p50_s']} s, p95 {r['p95_s']} s, max {r['max_s']} s "
                   f"({time.time() - began:.0f} s)")
     results["machine_end"] = bench.machine()
-    results["finished_at"] = datetime.now(timezone.utc).isoformat()
+    results["finished_at"] = datetime.now(UTC).isoformat()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str))
     print(f"\nfreshness floor at {args.rate:,.0f} events/s, {args.seconds:.0f} s per mode "

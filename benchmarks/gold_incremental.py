@@ -37,7 +37,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def _unit_time(unit, units: int, days: int):
 
     secs = (unit * (days * 86400.0 / units)).cast("long")
     return F.timestamp_seconds(F.lit(int(datetime(START.year, START.month, START.day,
-                                                  tzinfo=timezone.utc).timestamp())) + secs)
+                                                  tzinfo=UTC).timestamp())) + secs)
 
 
 def station_results(spark, units: tuple[int, int], unit_total: int, days: int,
@@ -211,7 +211,7 @@ def vehicle_telemetry(spark, ids: tuple[int, int], vehicles: int, per_vehicle: i
     v = F.col("id") % vehicles
     k = (F.col("id") / vehicles).cast("long")
     span = (days - 4) * 86400.0
-    base = int(datetime(START.year, START.month, START.day, tzinfo=timezone.utc).timestamp())
+    base = int(datetime(START.year, START.month, START.day, tzinfo=UTC).timestamp())
     default_t = F.timestamp_seconds(F.lit(base + 4 * 86400)
                                     + (k * (span / per_vehicle)).cast("long")
                                     + (_h("id", 6) * 600).cast("long"))
@@ -237,7 +237,7 @@ def _spread_time(first_day: int, days: int, salt: int):
     """An event time spread evenly (by a hash of ``id``) from day ``first_day`` to ``days``."""
     from pyspark.sql import functions as F
 
-    base = int(datetime(START.year, START.month, START.day, tzinfo=timezone.utc).timestamp())
+    base = int(datetime(START.year, START.month, START.day, tzinfo=UTC).timestamp())
     return F.timestamp_seconds(F.lit(base + first_day * 86400)
                                + (_h("id", salt) * (days - first_day) * 86400).cast("long"))
 
@@ -309,7 +309,7 @@ def generate(spark, lake_root: str, s: dict, part: str) -> dict[str, int]:
 
     days, inc = s["days"], s["increment"]
     late = 0.0 if part == "one_row" else s["late_share"]
-    base_ts = int(datetime(START.year, START.month, START.day, tzinfo=timezone.utc)
+    base_ts = int(datetime(START.year, START.month, START.day, tzinfo=UTC)
                   .timestamp())
     now_day = base_ts + days * 86400  # the day after the history: "today"
 
@@ -434,7 +434,7 @@ def main(argv=None) -> int:
             shutil.rmtree(home, ignore_errors=True)
     ratio = incr_s / full_s
     result = {
-        "benchmark": "gold_incremental", "at": datetime.now(timezone.utc).isoformat(),
+        "benchmark": "gold_incremental", "at": datetime.now(UTC).isoformat(),
         "scale": scale, "silver_rows_base": base_rows, "silver_rows_after_increment":
         {t: total_rows[t] for t in total_rows},
         "new_rows": {t: total_rows[t] - base_rows[t] for t in total_rows},

@@ -31,7 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
                                                 "run record: ops.job_runs append",
                                                 "watermark: ops.job_runs query"))
     floor = outputs * write + len(gold) * per_job
-    result = {"benchmark": "incremental_floor", "at": datetime.now(timezone.utc).isoformat(),
+    result = {"benchmark": "incremental_floor", "at": datetime.now(UTC).isoformat(),
               "repeat": args.repeat, "steps_seconds": steps, "gold_jobs": len(gold),
               "gold_outputs": outputs, "write_seconds": write,
               "per_job_seconds": round(per_job, 3), "floor_seconds": round(floor, 1),

@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # kafka-python on import
@@ -56,7 +56,7 @@ TARGETS = {
 
 
 def log(msg: str) -> None:
-    print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {msg}", flush=True)
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
 
 def machine() -> dict:
@@ -263,7 +263,7 @@ def rates(result: dict, nbytes_per_event: float) -> dict:
 
 def _iso(epoch_s: float) -> str:
     """``epoch_s`` as a streaming progress timestamp (UTC, ISO 8601, milliseconds)."""
-    return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
 # -- freshness -------------------------------------------------------------------------
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     fresh_cfg = load("local", fresh_env)
     max_offsets = cfg.ingest.max_offsets_per_trigger
     results: dict = {
-        "benchmark": "ingest", "started_at": datetime.now(timezone.utc).isoformat(),
+        "benchmark": "ingest", "started_at": datetime.now(UTC).isoformat(),
         "machine_start": machine(), "events": args.events,
         "settings": {"partitions": cfg.kafka.partitions, "producer_processes": args.producers,
                      "max_offsets_per_trigger": max_offsets, "kafka_heap_mb": cfg.kafka.heap_mb,
@@ -561,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
     results["machine_end"] = machine()
-    results["finished_at"] = datetime.now(timezone.utc).isoformat()
+    results["finished_at"] = datetime.now(UTC).isoformat()
     figures = {
         "kafka_to_bronze_events_per_s": results["sinks"]["delta"]["events_per_s"],
         "kafka_to_silver_events_per_s": results.get("kafka_to_silver", {}).get("events_per_s"),

@@ -12,8 +12,8 @@ from __future__ import annotations
 import shutil
 import string
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import yaml
 

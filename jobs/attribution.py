@@ -42,12 +42,12 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from redline import catalog
-from redline.jobs.declare import Full, GoldJob
 from redline.errors import RedlineError
+from redline.jobs.declare import Full, GoldJob
 from redline.schemas.tables import KPI_ATTRIBUTION
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame
 
     from redline.jobs.declare import Inputs, Outputs
 
@@ -76,8 +76,8 @@ def default_periods(last_day: date, days: int = DEFAULT_DAYS) -> tuple[Period, P
     return baseline, current
 
 
-def first_tests(station_results: "DataFrame", vehicle_builds: "DataFrame",
-                baseline: Period, current: Period) -> "DataFrame":
+def first_tests(station_results: DataFrame, vehicle_builds: DataFrame,
+                baseline: Period, current: Period) -> DataFrame:
     """Attempt-1 tests of the two periods (one per unit and station), with their period and
     build attributes."""
     from pyspark.sql import Window
@@ -113,7 +113,7 @@ def first_tests(station_results: "DataFrame", vehicle_builds: "DataFrame",
     return tests.join(builds, "unit_serial", "left")
 
 
-def _scoped(tests: "DataFrame") -> "DataFrame":
+def _scoped(tests: DataFrame) -> DataFrame:
     """Each test once per scope it belongs to (all, its line, its station)."""
     from pyspark.sql import functions as F
 
@@ -134,14 +134,14 @@ def _scoped(tests: "DataFrame") -> "DataFrame":
 SCOPE = ("scope", "scope_plant", "scope_line", "scope_station")
 
 
-def _in(period: str, value: str = "1") -> "Column":
+def _in(period: str, value: str = "1") -> Column:
     from pyspark.sql import functions as F
 
     return F.sum(F.when(F.col("period") == period, F.expr(value)).otherwise(0)).cast("long")
 
 
-def fpy_attribution(station_results: "DataFrame", vehicle_builds: "DataFrame",
-                    baseline: Period, current: Period) -> "DataFrame":
+def fpy_attribution(station_results: DataFrame, vehicle_builds: DataFrame,
+                    baseline: Period, current: Period) -> DataFrame:
     """gold.kpi_attribution rows for FPY between ``baseline`` and ``current``."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -155,7 +155,7 @@ def fpy_attribution(station_results: "DataFrame", vehicle_builds: "DataFrame",
         _in("baseline", "CAST(failed AS INT)").alias("_fb"),
         _in("current", "CAST(failed AS INT)").alias("_fc"))
 
-    def pair(dimension: str, value) -> "Column":
+    def pair(dimension: str, value) -> Column:
         return F.struct(F.lit(dimension).alias("dimension"), value.alias("value"))
 
     dims = F.array(
@@ -224,7 +224,7 @@ def fpy_attribution(station_results: "DataFrame", vehicle_builds: "DataFrame",
 
 
 
-def _attribution(t: "Inputs") -> "Outputs":
+def _attribution(t: Inputs) -> Outputs:
     """FPY attribution of the last ``DEFAULT_DAYS`` days with station results against the
     ``DEFAULT_DAYS`` before."""
     from pyspark.sql import functions as F

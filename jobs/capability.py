@@ -19,19 +19,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from redline import catalog
+from redline.errors import RedlineError
 from redline.jobs import incremental
 from redline.jobs.declare import GoldJob, Keyed, Source
-from redline.errors import RedlineError
 from redline.jobs.spc import D2, KEY, measurements
 from redline.schemas.tables import CAPABILITY
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
 PERIODS = ("day", "week")
 
 
-def capability(points: "DataFrame", period: str = "day") -> "DataFrame":
+def capability(points: DataFrame, period: str = "day") -> DataFrame:
     """Cp, Cpk, Pp, Ppk and n per key and ``period`` of ``spc.measurements`` points."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F

@@ -16,8 +16,9 @@ DataFrames just computed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Union
+from typing import TYPE_CHECKING, Union
 
 from redline.catalog import Layer, Table
 from redline.errors import RedlineError
@@ -40,12 +41,12 @@ class Inputs(Mapping[Table, "DataFrame"]):
     the run (``note``).
     """
 
-    def __init__(self, frames: Mapping[Table, "DataFrame"]) -> None:
+    def __init__(self, frames: Mapping[Table, DataFrame]) -> None:
         self._frames = dict(frames)
-        self._cached: list["DataFrame"] = []
+        self._cached: list[DataFrame] = []
         self.notes: dict[str, object] = {}
 
-    def __getitem__(self, table: Table) -> "DataFrame":
+    def __getitem__(self, table: Table) -> DataFrame:
         try:
             return self._frames[table]
         except KeyError:
@@ -60,7 +61,7 @@ class Inputs(Mapping[Table, "DataFrame"]):
     def __len__(self) -> int:
         return len(self._frames)
 
-    def cache(self, df: "DataFrame") -> "DataFrame":
+    def cache(self, df: DataFrame) -> DataFrame:
         """``df`` persisted until the run's outputs are written (released on error too)."""
         self._cached.append(df.cache())
         return df
@@ -85,7 +86,7 @@ class Source:
     """How the rows of one silver input map to keys of the job's outputs."""
 
     table: Table
-    key: Callable[["DataFrame"], "DataFrame"]
+    key: Callable[[DataFrame], DataFrame]
     """Adds the key columns (named as in the outputs) to rows of the table, one key per
     row."""
     entity: tuple[str, ...] = ()
@@ -110,7 +111,7 @@ class Tail:
     ``spc_tail``)."""
 
     table: Table
-    update: Callable[["SparkSession", str, "DataFrame", "DataFrame"], dict]
+    update: Callable[[SparkSession, str, DataFrame, DataFrame], dict]
     """(spark, lake root, the input at the version read, its changed rows) -> metrics,
     with ``mode``; writes the outputs."""
 

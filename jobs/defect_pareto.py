@@ -24,10 +24,10 @@ from redline.jobs.declare import Full, GoldJob
 from redline.schemas.tables import DEFECT_PARETO
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
 
-def defect_pareto(station_results: "DataFrame", vehicle_builds: "DataFrame") -> "DataFrame":
+def defect_pareto(station_results: DataFrame, vehicle_builds: DataFrame) -> DataFrame:
     """The three defect Paretos of ``station_results`` (gold.defect_pareto)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F

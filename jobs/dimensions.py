@@ -37,12 +37,12 @@ from redline.schemas.tables import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
     from redline.jobs.declare import Inputs, Outputs
 
 
-def _latest_builds(vehicle_builds: "DataFrame") -> "DataFrame":
+def _latest_builds(vehicle_builds: DataFrame) -> DataFrame:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -50,7 +50,7 @@ def _latest_builds(vehicle_builds: "DataFrame") -> "DataFrame":
     return vehicle_builds.withColumn("_n", F.row_number().over(w)).where("_n = 1").drop("_n")
 
 
-def dim_vehicle(vehicle_builds: "DataFrame") -> "DataFrame":
+def dim_vehicle(vehicle_builds: DataFrame) -> DataFrame:
     """gold.dim_vehicle: the latest build record of each VIN."""
     from pyspark.sql import functions as F
 
@@ -59,7 +59,7 @@ def dim_vehicle(vehicle_builds: "DataFrame") -> "DataFrame":
         F.col("firmware_version").alias("build_firmware_version"), "components")
 
 
-def dim_station(station_results: "DataFrame") -> "DataFrame":
+def dim_station(station_results: DataFrame) -> DataFrame:
     """gold.dim_station: operation, measured characteristics and first/last seen."""
     from pyspark.sql import functions as F
 
@@ -73,7 +73,7 @@ def dim_station(station_results: "DataFrame") -> "DataFrame":
     return out.select(*[f.name for f in DIM_STATION.fields])
 
 
-def dim_supplier_lot(vehicle_builds: "DataFrame") -> "DataFrame":
+def dim_supplier_lot(vehicle_builds: DataFrame) -> DataFrame:
     """gold.dim_supplier_lot: every lot built into a vehicle, with its build dates."""
     from pyspark.sql import functions as F
 
@@ -86,7 +86,7 @@ def dim_supplier_lot(vehicle_builds: "DataFrame") -> "DataFrame":
     return out.select(*[f.name for f in DIM_SUPPLIER_LOT.fields])
 
 
-def firmware_periods(vehicle_builds: "DataFrame", vehicle_dtc: "DataFrame") -> "DataFrame":
+def firmware_periods(vehicle_builds: DataFrame, vehicle_dtc: DataFrame) -> DataFrame:
     """gold.dim_vehicle_firmware: firmware validity periods per VIN (see the module doc)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -111,8 +111,8 @@ def firmware_periods(vehicle_builds: "DataFrame", vehicle_dtc: "DataFrame") -> "
     return out.select(*[f.name for f in DIM_VEHICLE_FIRMWARE.fields])
 
 
-def firmware_at(periods: "DataFrame", lookups: "DataFrame", vin: str = "vin",
-                at: str = "at") -> "DataFrame":
+def firmware_at(periods: DataFrame, lookups: DataFrame, vin: str = "vin",
+                at: str = "at") -> DataFrame:
     """``lookups`` with ``firmware_version`` added: the firmware of ``vin`` at time ``at``
     (a range join on [valid_from, valid_to); null before the vehicle's first observation)."""
     from pyspark.sql import functions as F
@@ -125,7 +125,7 @@ def firmware_at(periods: "DataFrame", lookups: "DataFrame", vin: str = "vin",
 
 
 
-def _dimensions(t: "Inputs") -> "Outputs":
+def _dimensions(t: Inputs) -> Outputs:
     builds = t[catalog.silver("vehicle_builds")]
     return {catalog.DIM_VEHICLE: dim_vehicle(builds),
             catalog.DIM_STATION: dim_station(t[catalog.silver("station_results")]),

@@ -9,10 +9,10 @@ from redline.jobs import incremental
 from redline.jobs.declare import GoldJob, Keyed, Source
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
 
-def first_pass_yield(station_results: "DataFrame") -> "DataFrame":
+def first_pass_yield(station_results: DataFrame) -> DataFrame:
     """A unit passes first time at a station when its attempt 1 there is PASS.
 
     The day is the day of attempt 1; retests on later days count for that first day.

@@ -34,7 +34,8 @@ that declares none is ``Full``. ``redline jobs list`` shows each job's strategy.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from redline import catalog, lake
 from redline.catalog import Table
@@ -48,14 +49,14 @@ MODES = ("full", "incremental", "unchanged")
 _CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
 
-def day(df: "DataFrame") -> "DataFrame":
+def day(df: DataFrame) -> DataFrame:
     """Rows keyed by the day of their event time (``day``)."""
     from pyspark.sql import functions as F
 
     return df.withColumn("day", F.to_date("event_time"))
 
 
-def period_day(df: "DataFrame") -> "DataFrame":
+def period_day(df: DataFrame) -> DataFrame:
     """Rows keyed by the daily period of their event time (``period_start``)."""
     from pyspark.sql import functions as F
 
@@ -64,7 +65,7 @@ def period_day(df: "DataFrame") -> "DataFrame":
 
 # --- edges ------------------------------------------------------------------------------
 
-def watermarks(spark: "SparkSession", lake_root: str, job: str) -> dict[str, int]:
+def watermarks(spark: SparkSession, lake_root: str, job: str) -> dict[str, int]:
     """Input table -> the Delta version the last successful run of ``job`` consumed: the
     input versions of its latest SUCCEEDED row in ops.job_runs (the runner records the
     versions a run read, so the run and its watermark are one commit)."""
@@ -81,14 +82,14 @@ def watermarks(spark: "SparkSession", lake_root: str, job: str) -> dict[str, int
     return {i.table: i.version for i in last.inputs if i.version is not None}
 
 
-def _read_at(spark: "SparkSession", lake_root: str, table: Table, version: int
-             ) -> "DataFrame":
+def _read_at(spark: SparkSession, lake_root: str, table: Table, version: int
+             ) -> DataFrame:
     return (spark.read.format("delta").option("versionAsOf", version)
             .load(catalog.location(lake_root, table)))
 
 
-def _changes(spark: "SparkSession", lake_root: str, table: Table, after: int, upto: int
-             ) -> "DataFrame":
+def _changes(spark: SparkSession, lake_root: str, table: Table, after: int, upto: int
+             ) -> DataFrame:
     """Rows changed in versions (after, upto] of ``table`` (inserted, deleted, both images
     of updates: each can change an output), without the CDF columns."""
     df = (spark.read.format("delta").option("readChangeFeed", "true")
@@ -97,7 +98,7 @@ def _changes(spark: "SparkSession", lake_root: str, table: Table, after: int, up
     return df.drop(*_CDF_COLUMNS)
 
 
-def _semi(df: "DataFrame", keys: "DataFrame", columns: Sequence[str]) -> "DataFrame":
+def _semi(df: DataFrame, keys: DataFrame, columns: Sequence[str]) -> DataFrame:
     """Rows of ``df`` whose ``columns`` equal a row of ``keys`` (nulls equal nulls)."""
     from functools import reduce
 
@@ -109,10 +110,10 @@ def _semi(df: "DataFrame", keys: "DataFrame", columns: Sequence[str]) -> "DataFr
     return df.join(k, cond, "left_semi")
 
 
-def computed(job: GoldJob, inputs: Inputs) -> dict[Table, "DataFrame"]:
+def computed(job: GoldJob, inputs: Inputs) -> dict[Table, DataFrame]:
     """The job's outputs as DataFrames, derived outputs computed from the DataFrames of
     the outputs before them (nothing is written)."""
-    out: dict[Table, "DataFrame"] = {}
+    out: dict[Table, DataFrame] = {}
     for table, df in job.transform(inputs).items():
         out[table] = df(dict(out)) if callable(df) else df
     return out
@@ -120,7 +121,7 @@ def computed(job: GoldJob, inputs: Inputs) -> dict[Table, "DataFrame"]:
 
 # --- the run ----------------------------------------------------------------------------
 
-def run(spark: "SparkSession", lake_root: str, job: GoldJob,
+def run(spark: SparkSession, lake_root: str, job: GoldJob,
         full_run: Callable[[], dict], full: bool = False) -> dict:
     """Run ``job`` incrementally by its strategy where it can, else ``full_run``. Metrics
     say the mode and why; ``CONSUMED`` holds the input versions read, for the runner to
@@ -156,7 +157,7 @@ def run(spark: "SparkSession", lake_root: str, job: GoldJob,
     elif isinstance(strategy, Full):
         reason = strategy.reason
     clock.lap("plan")
-    changes: dict[Table, "DataFrame"] = {}
+    changes: dict[Table, DataFrame] = {}
     changed_rows = 0
     if reason is None:
         for table in inputs:
@@ -217,9 +218,9 @@ class _Phases:
 REBUILD_ABOVE_SCOPE_SHARE = 0.5
 
 
-def _run_keyed(spark: "SparkSession", lake_root: str, job: GoldJob,
-               versions: Mapping[Table, int], changes: Mapping[Table, "DataFrame"],
-               clock: "_Phases") -> dict:
+def _run_keyed(spark: SparkSession, lake_root: str, job: GoldJob,
+               versions: Mapping[Table, int], changes: Mapping[Table, DataFrame],
+               clock: _Phases) -> dict:
     spec = job.incremental
     assert isinstance(spec, Keyed)
     key = list(spec.key)
@@ -280,7 +281,7 @@ def _run_keyed(spark: "SparkSession", lake_root: str, job: GoldJob,
             "input_rows": input_rows, **{f"rows_{n}": v for n, v in written.items()}}
 
 
-def _last_commit_rows(spark: "SparkSession", lake_root: str, table: Table) -> str:
+def _last_commit_rows(spark: SparkSession, lake_root: str, table: Table) -> str:
     """'inserted/deleted' rows of the table's last commit (a MERGE)."""
     m = (lake.last_commit(spark, lake_root, table) or (None, {}))[1]
     return f"+{m.get('numTargetRowsInserted', '?')}/-{m.get('numTargetRowsDeleted', '?')}"

@@ -52,12 +52,12 @@ from redline.jobs.declare import GoldJob, Keyed, Source
 from redline.schemas.tables import LINE_KPIS, STATION_KPIS
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame
 
 STATION_KEY = ("plant", "line", "station")
 
 
-def unit_results(station_results: "DataFrame") -> "DataFrame":
+def unit_results(station_results: DataFrame) -> DataFrame:
     """One row per unit and station: day, shift and the per-unit flags of the module doc."""
     from pyspark.sql import functions as F
 
@@ -83,13 +83,13 @@ def unit_results(station_results: "DataFrame") -> "DataFrame":
                         F.greatest(F.size("characteristic_list"), F.lit(1)).cast("long")))
 
 
-def _count(flag: str) -> "Column":
+def _count(flag: str) -> Column:
     from pyspark.sql import functions as F
 
     return F.sum(F.when(F.col(flag), 1).otherwise(0)).cast("long")
 
 
-def _rates(df: "DataFrame") -> "DataFrame":
+def _rates(df: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     units = F.col("units")
@@ -99,7 +99,7 @@ def _rates(df: "DataFrame") -> "DataFrame":
               .withColumn("dpmo", F.col("defects") / F.col("opportunities") * 1e6))
 
 
-def station_kpis(station_results: "DataFrame") -> "DataFrame":
+def station_kpis(station_results: DataFrame) -> DataFrame:
     """gold.station_kpis of ``station_results`` (silver.station_results rows)."""
     from pyspark.sql import functions as F
 
@@ -116,8 +116,8 @@ def station_kpis(station_results: "DataFrame") -> "DataFrame":
     return _rates(agg).select(*[f.name for f in STATION_KPIS.fields])
 
 
-def line_kpis(station_results: "DataFrame", stations: "DataFrame | None" = None
-              ) -> "DataFrame":
+def line_kpis(station_results: DataFrame, stations: DataFrame | None = None
+              ) -> DataFrame:
     """gold.line_kpis of ``station_results``; ``stations`` is their gold.station_kpis
     (computed when not given)."""
     from pyspark.sql import functions as F

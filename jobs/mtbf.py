@@ -31,13 +31,13 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from redline import catalog
-from redline.jobs.declare import Full, GoldJob
 from redline.errors import RedlineError
+from redline.jobs.declare import Full, GoldJob
 from redline.jobs.reliability import observation_end
 from redline.schemas.tables import MTBF
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
     from redline.jobs.declare import Inputs, Outputs
 
@@ -60,8 +60,8 @@ def chi_square_interval(vehicle_days: float, failures: int, confidence: float
     return low, high
 
 
-def mtbf(vehicle_builds: "DataFrame", warranty_claims: "DataFrame", observation_end: date,
-         confidence: float = DEFAULT_CONFIDENCE) -> "DataFrame":
+def mtbf(vehicle_builds: DataFrame, warranty_claims: DataFrame, observation_end: date,
+         confidence: float = DEFAULT_CONFIDENCE) -> DataFrame:
     """MTBF, failure rate and their confidence bounds per component (gold.mtbf)."""
     from pyspark.sql import functions as F
 
@@ -101,7 +101,7 @@ def mtbf(vehicle_builds: "DataFrame", warranty_claims: "DataFrame", observation_
 
 
 
-def _mtbf(t: "Inputs") -> "Outputs":
+def _mtbf(t: Inputs) -> Outputs:
     builds, claims = t[catalog.silver("vehicle_builds")], t[catalog.silver("warranty_claims")]
     return {catalog.MTBF: mtbf(builds, claims, observation_end(builds, claims))}
 

@@ -32,18 +32,19 @@ the last event day of the builds, claims and DTCs it reads):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from redline import catalog
-from redline.jobs.declare import Full, GoldJob
 from redline.errors import RedlineError
 from redline.jobs import dimensions
+from redline.jobs.declare import Full, GoldJob
 from redline.schemas.tables import DTC_RATES, WARRANTY_TRIANGLE, WEIBULL_FITS
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
     from redline.jobs.declare import Inputs, Outputs
 
@@ -142,8 +143,8 @@ def fit_weibull(times: Sequence[float], failed: Sequence[bool],
 
 # --- Spark transforms -------------------------------------------------------------------
 
-def unit_lives(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
-               observation_end: date) -> "DataFrame":
+def unit_lives(vehicle_builds: DataFrame, warranty_claims: DataFrame,
+               observation_end: date) -> DataFrame:
     """One row per vehicle and component: ``days`` in service to the first claim on the
     component (``failed``) or to ``observation_end`` (censored).
 
@@ -166,9 +167,9 @@ def unit_lives(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
                     F.col("failure_date").isNotNull().alias("failed")))
 
 
-def weibull_fits(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
+def weibull_fits(vehicle_builds: DataFrame, warranty_claims: DataFrame,
                  observation_end: date, confidence: float = 0.95,
-                 min_failures: int = DEFAULT_MIN_FAILURES) -> "DataFrame":
+                 min_failures: int = DEFAULT_MIN_FAILURES) -> DataFrame:
     """Weibull fits per component and per component lot (gold.weibull_fits)."""
     from pyspark.sql import functions as F
 
@@ -195,9 +196,9 @@ def weibull_fits(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
     return vehicle_builds.sparkSession.createDataFrame(rows, WEIBULL_FITS)
 
 
-def dtc_rates(vehicle_builds: "DataFrame", vehicle_dtc: "DataFrame",
-              observation_end: date, firmware_periods: "DataFrame | None" = None
-              ) -> "DataFrame":
+def dtc_rates(vehicle_builds: DataFrame, vehicle_dtc: DataFrame,
+              observation_end: date, firmware_periods: DataFrame | None = None
+              ) -> DataFrame:
     """DTC events per 1,000 vehicles (and vehicle-days) per firmware version, each event
     under the firmware its vehicle ran at the event's time (see the module doc).
 
@@ -245,8 +246,8 @@ def dtc_rates(vehicle_builds: "DataFrame", vehicle_dtc: "DataFrame",
     return out.select(*[f.name for f in DTC_RATES.fields])
 
 
-def warranty_triangle(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
-                      observation_end: date) -> "DataFrame":
+def warranty_triangle(vehicle_builds: DataFrame, warranty_claims: DataFrame,
+                      observation_end: date) -> DataFrame:
     """Claims per 1,000 vehicles at risk by build month and months in service."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -277,7 +278,7 @@ def warranty_triangle(vehicle_builds: "DataFrame", warranty_claims: "DataFrame",
     return out.select(*[f.name for f in WARRANTY_TRIANGLE.fields])
 
 
-def observation_end(*frames: "DataFrame") -> date:
+def observation_end(*frames: DataFrame) -> date:
     """The last event day over ``frames`` (each with an ``event_time`` column)."""
     from pyspark.sql import functions as F
 
@@ -290,7 +291,7 @@ def observation_end(*frames: "DataFrame") -> date:
 
 
 
-def _reliability(t: "Inputs") -> "Outputs":
+def _reliability(t: Inputs) -> Outputs:
     builds = t[catalog.silver("vehicle_builds")]
     claims = t[catalog.silver("warranty_claims")]
     dtc = t[catalog.silver("vehicle_dtc")]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from redline import catalog, lake, runs
 from redline.catalog import Table
@@ -68,16 +69,16 @@ def strategy(job: GoldJob) -> str:
     return f"full ({s.reason})"
 
 
-def _read_inputs(spark: "SparkSession", lake_root: str, job: GoldJob) -> Inputs:
+def _read_inputs(spark: SparkSession, lake_root: str, job: GoldJob) -> Inputs:
     return Inputs({t: catalog.read(spark, lake_root, t) for t in job.inputs})
 
 
-def rebuild(spark: "SparkSession", lake_root: str, job: GoldJob) -> dict:
+def rebuild(spark: SparkSession, lake_root: str, job: GoldJob) -> dict:
     """Recompute every output of ``job`` from all of its inputs and overwrite it. Returns
     the rows written per output (``rows`` for a single output) and the transform's
     notes."""
     inputs = _read_inputs(spark, lake_root, job)
-    written: dict[Table, "DataFrame"] = {}
+    written: dict[Table, DataFrame] = {}
     rows: dict[str, int] = {}
     try:
         for table, df in job.transform(inputs).items():
@@ -100,12 +101,12 @@ def rebuild(spark: "SparkSession", lake_root: str, job: GoldJob) -> dict:
     return {**counts, **inputs.notes}
 
 
-def _execute(spark: "SparkSession", lake_root: str, job: GoldJob, full: bool) -> dict:
+def _execute(spark: SparkSession, lake_root: str, job: GoldJob, full: bool) -> dict:
     return incremental.run(spark, lake_root, job, lambda: rebuild(spark, lake_root, job),
                            full=full)
 
 
-def run(spark: "SparkSession", lake_root: str, job: GoldJob, batch_id: str,
+def run(spark: SparkSession, lake_root: str, job: GoldJob, batch_id: str,
         full: bool = False, record: bool = True) -> dict:
     """Run ``job`` (incrementally by its strategy, or in full with ``full``); with
     ``record`` its ops.job_runs row is appended, a failed run's too. Without ``record``

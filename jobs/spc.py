@@ -51,8 +51,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from redline import catalog
-from redline.jobs.declare import GoldJob, Tail
 from redline.errors import RedlineError
+from redline.jobs.declare import GoldJob, Tail
 from redline.schemas.tables import SPC_POINTS, SPC_SUBGROUPS, SPC_VIOLATIONS
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ CHART_INDIVIDUALS = "I"
 CHART_XBAR = "XBAR"
 
 
-def measurements(station_results: "DataFrame", first_pass_only: bool = True) -> "DataFrame":
+def measurements(station_results: DataFrame, first_pass_only: bool = True) -> DataFrame:
     """One row per measured value, numbered ``seq`` 1, 2, ... per key in event-time order.
 
     With ``first_pass_only`` (the default) only attempt 1 is charted: a retest measures a
@@ -117,8 +117,8 @@ def measurements(station_results: "DataFrame", first_pass_only: bool = True) -> 
             .withColumn("seq", F.row_number().over(w).cast("long")))
 
 
-def measured_values(station_results: "DataFrame", first_pass_only: bool = True
-                    ) -> "DataFrame":
+def measured_values(station_results: DataFrame, first_pass_only: bool = True
+                    ) -> DataFrame:
     """``measurements`` without ``seq``: the charted values, unnumbered."""
     from pyspark.sql import functions as F
 
@@ -132,8 +132,8 @@ def measured_values(station_results: "DataFrame", first_pass_only: bool = True
         F.col("m.lsl").alias("lsl"), F.col("m.usl").alias("usl"))
 
 
-def control_limits(points: "DataFrame",
-                   baseline_points: int = DEFAULT_BASELINE_POINTS) -> "DataFrame":
+def control_limits(points: DataFrame,
+                   baseline_points: int = DEFAULT_BASELINE_POINTS) -> DataFrame:
     """Every point of ``measurements`` with its I-MR centre line and limits (gold.spc_points).
 
     A key with fewer than ``baseline_points`` points has no baseline yet: its points are
@@ -151,8 +151,8 @@ def control_limits(points: "DataFrame",
     return apply_limits(pts, baseline_limits(pts, baseline_points))
 
 
-def with_moving_range(points: "DataFrame", baseline_points: int = DEFAULT_BASELINE_POINTS
-                      ) -> "DataFrame":
+def with_moving_range(points: DataFrame, baseline_points: int = DEFAULT_BASELINE_POINTS
+                      ) -> DataFrame:
     """Numbered points with ``moving_range`` (to the previous point of the key present)
     and ``in_baseline``."""
     from pyspark.sql import Window
@@ -163,8 +163,8 @@ def with_moving_range(points: "DataFrame", baseline_points: int = DEFAULT_BASELI
                   .withColumn("in_baseline", F.col("seq") <= baseline_points))
 
 
-def baseline_limits(points: "DataFrame", baseline_points: int = DEFAULT_BASELINE_POINTS
-                    ) -> "DataFrame":
+def baseline_limits(points: DataFrame, baseline_points: int = DEFAULT_BASELINE_POINTS
+                    ) -> DataFrame:
     """Per key with a full baseline: ``centre`` and ``mr_centre`` (the mean moving range,
     before the zero-variation rule) of ``with_moving_range`` points."""
     from pyspark.sql import functions as F
@@ -175,7 +175,7 @@ def baseline_limits(points: "DataFrame", baseline_points: int = DEFAULT_BASELINE
                   .where(F.col("_n") == baseline_points).drop("_n"))
 
 
-def apply_limits(points: "DataFrame", limits: "DataFrame") -> "DataFrame":
+def apply_limits(points: DataFrame, limits: DataFrame) -> DataFrame:
     """``with_moving_range`` points with the I-MR limits of their key from ``limits`` (key,
     ``centre``, ``mr_centre``; a key missing there has none): gold.spc_points rows."""
     from pyspark.sql import functions as F
@@ -192,8 +192,8 @@ def apply_limits(points: "DataFrame", limits: "DataFrame") -> "DataFrame":
     return out.select(*[f.name for f in SPC_POINTS.fields])
 
 
-def xbar_r(points: "DataFrame", subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
-           baseline_subgroups: int = DEFAULT_BASELINE_SUBGROUPS) -> "DataFrame":
+def xbar_r(points: DataFrame, subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
+           baseline_subgroups: int = DEFAULT_BASELINE_SUBGROUPS) -> DataFrame:
     """X-bar/R chart of ``measurements`` points: one row per complete subgroup with its
     mean, range and limits (gold.spc_subgroups; see the module doc).
 
@@ -218,8 +218,8 @@ def xbar_r(points: "DataFrame", subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
                                  subgroup_size)
 
 
-def subgroups(points: "DataFrame", subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
-              baseline_subgroups: int = DEFAULT_BASELINE_SUBGROUPS) -> "DataFrame":
+def subgroups(points: DataFrame, subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
+              baseline_subgroups: int = DEFAULT_BASELINE_SUBGROUPS) -> DataFrame:
     """The complete subgroups of numbered points (a subgroup whose points are not all
     given is left out), without limits."""
     from pyspark.sql import functions as F
@@ -239,8 +239,8 @@ def subgroups(points: "DataFrame", subgroup_size: int = DEFAULT_SUBGROUP_SIZE,
                   .withColumn("in_baseline", F.col("subgroup") <= baseline_subgroups))
 
 
-def subgroup_baseline(groups: "DataFrame",
-                      baseline_subgroups: int = DEFAULT_BASELINE_SUBGROUPS) -> "DataFrame":
+def subgroup_baseline(groups: DataFrame,
+                      baseline_subgroups: int = DEFAULT_BASELINE_SUBGROUPS) -> DataFrame:
     """Per key with a full baseline: ``xbar_centre`` and ``r_centre`` (before the
     zero-range rule) of ``subgroups``."""
     from pyspark.sql import functions as F
@@ -251,8 +251,8 @@ def subgroup_baseline(groups: "DataFrame",
                   .where(F.col("_k") == baseline_subgroups).drop("_k"))
 
 
-def apply_subgroup_limits(groups: "DataFrame", limits: "DataFrame",
-                          subgroup_size: int = DEFAULT_SUBGROUP_SIZE) -> "DataFrame":
+def apply_subgroup_limits(groups: DataFrame, limits: DataFrame,
+                          subgroup_size: int = DEFAULT_SUBGROUP_SIZE) -> DataFrame:
     """``subgroups`` with the X-bar/R limits of their key from ``limits`` (key,
     ``xbar_centre``, ``r_centre``; a key missing there has none): gold.spc_subgroups."""
     from pyspark.sql import functions as F
@@ -271,8 +271,8 @@ def apply_subgroup_limits(groups: "DataFrame", limits: "DataFrame",
     return out.select(*[f.name for f in SPC_SUBGROUPS.fields])
 
 
-def xbar_violations(subgroups: "DataFrame", hits_from: "DataFrame | None" = None
-                    ) -> "DataFrame":
+def xbar_violations(subgroups: DataFrame, hits_from: DataFrame | None = None
+                    ) -> DataFrame:
     """Nelson rule violations of the X-bar chart of ``xbar_r`` subgroups (chart 'XBAR');
     ``hits_from`` as for ``nelson_violations``."""
     from pyspark.sql import functions as F
@@ -284,7 +284,7 @@ def xbar_violations(subgroups: "DataFrame", hits_from: "DataFrame | None" = None
     return nelson_violations(charted, chart=CHART_XBAR, hits_from=hits_from)
 
 
-def _rule_conditions(w_base) -> dict[int, "Column"]:
+def _rule_conditions(w_base) -> dict[int, Column]:
     """Condition per rule, true at the last point of a window that breaks it."""
     from pyspark.sql import functions as F
 
@@ -293,10 +293,10 @@ def _rule_conditions(w_base) -> dict[int, "Column"]:
     def frame(n: int):
         return w_base.rowsBetween(-(n - 1), 0)
 
-    def count_of(cond: "Column", n: int) -> "Column":
+    def count_of(cond: Column, n: int) -> Column:
         return F.sum(F.when(cond, 1).otherwise(0)).over(frame(n))
 
-    def full(n: int) -> "Column":
+    def full(n: int) -> Column:
         return F.count(F.lit(1)).over(frame(n)) == n
 
     return {
@@ -312,8 +312,8 @@ def _rule_conditions(w_base) -> dict[int, "Column"]:
     }
 
 
-def nelson_violations(spc_points: "DataFrame", chart: str = CHART_INDIVIDUALS,
-                      hits_from: "DataFrame | None" = None) -> "DataFrame":
+def nelson_violations(spc_points: DataFrame, chart: str = CHART_INDIVIDUALS,
+                      hits_from: DataFrame | None = None) -> DataFrame:
     """Every Nelson rule 1-8 violation episode of ``spc_points`` (gold.spc_violations).
 
     Needs the key columns, ``seq``, ``event_id``, ``event_time``, ``value``, ``centre``
@@ -376,7 +376,7 @@ def nelson_violations(spc_points: "DataFrame", chart: str = CHART_INDIVIDUALS,
 
 
 
-def _spc(t: "Inputs") -> "Outputs":
+def _spc(t: Inputs) -> Outputs:
     points = measurements(t[catalog.silver("station_results")])
     # Files by event-time range: the incremental path (``spc_tail``) replaces the latest
     # points of each series, which then sit in the last files instead of in every file.
@@ -388,8 +388,8 @@ def _spc(t: "Inputs") -> "Outputs":
     }
 
 
-def _tail(spark: "SparkSession", lake_root: str, results: "DataFrame",
-          changed: "DataFrame") -> dict:
+def _tail(spark: SparkSession, lake_root: str, results: DataFrame,
+          changed: DataFrame) -> dict:
     from redline.jobs import spc_tail
 
     return spc_tail.run(spark, lake_root, results, changed)

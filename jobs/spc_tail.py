@@ -63,7 +63,7 @@ class _Series(NamedTuple):
         return self.plant, self.line, self.station, self.characteristic
 
 
-def run(spark: "SparkSession", lake_root: str, silver: "DataFrame", changes: "DataFrame",
+def run(spark: SparkSession, lake_root: str, silver: DataFrame, changes: DataFrame,
         baseline_points: int = spc.DEFAULT_BASELINE_POINTS,
         subgroup_size: int = spc.DEFAULT_SUBGROUP_SIZE,
         baseline_subgroups: int = spc.DEFAULT_BASELINE_SUBGROUPS) -> dict:

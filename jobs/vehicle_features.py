@@ -24,7 +24,7 @@ def step_days(first, last) -> int:
     return max(1, min(7, (last - first).days // 20))
 
 
-def _features(t: "Inputs") -> "Outputs":
+def _features(t: Inputs) -> Outputs:
     telemetry = t[catalog.silver("vehicle_telemetry")]
     # The as-of dates, the windows and the as-of joins all read the daily readings.
     daily = t.cache(daily_readings(telemetry, t[catalog.silver("vehicle_dtc")]))

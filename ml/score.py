@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import mlflow
 from mlflow import MlflowClient
@@ -14,7 +14,6 @@ from redline import catalog, lake
 from redline.config import Config
 from redline.errors import RedlineError
 from redline.ml.train import CHAMPION, FEATURES
-
 
 
 def champion_version(cfg: Config) -> str:

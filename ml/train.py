@@ -12,9 +12,9 @@ explicit pip requirements, an explicit signature whose pyfunc output is
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Callable, Sequence
 
 import mlflow
 import numpy as np
@@ -32,7 +32,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from redline import catalog, lake
+from redline import catalog
 from redline.config import Config
 from redline.errors import RedlineError
 from redline.ml.features import CATEGORICAL, HORIZON_DAYS, LABEL, NUMERIC

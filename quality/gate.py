@@ -10,9 +10,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from redline import catalog
 from redline.quality.suites import SUITES
@@ -51,7 +52,7 @@ def _quiet_gx() -> None:
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
-def validate(df: "DataFrame", table: str, expectations: Sequence[tuple[str, dict]]) -> dict:
+def validate(df: DataFrame, table: str, expectations: Sequence[tuple[str, dict]]) -> dict:
     """Run ``expectations`` on ``df``; return GX's result as a JSON-able dict."""
     _quiet_gx()
     import great_expectations as gx
@@ -91,7 +92,7 @@ def failures_of(table: str, result: dict) -> list[Failure]:
     return out
 
 
-def run_gate(spark: "SparkSession", lake_root: str, report_dir: Path,
+def run_gate(spark: SparkSession, lake_root: str, report_dir: Path,
              tables: Sequence[str] | None = None,
              progress: Callable[[str], None] = print) -> GateResult:
     """Validate ``tables`` (default: every suite); a missing table is a failure."""

@@ -18,8 +18,9 @@ counts per rule are recorded in ``ops.silver_batches`` (see streaming/silver.py)
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -41,7 +42,7 @@ class Rule:
         if self.action not in ACTIONS:
             raise ValueError(f"rule {self.name}: action {self.action!r} is not one of {ACTIONS}")
 
-    def holds(self) -> "Column":
+    def holds(self) -> Column:
         from pyspark.sql import functions as F
 
         return F.coalesce(F.expr(self.expression), F.lit(False))
@@ -106,17 +107,17 @@ def _flag(rule: Rule) -> str:
     return f"_rule_{rule.name}"
 
 
-def evaluate(good: "DataFrame", rules: Sequence[Rule]) -> "DataFrame":
+def evaluate(good: DataFrame, rules: Sequence[Rule]) -> DataFrame:
     """``good`` with one boolean column per rule, TRUE where the row violates it."""
     return good.select("*", *[(~r.holds()).alias(_flag(r)) for r in rules])
 
 
-def violation_counts(flagged: "DataFrame", rules: Sequence[Rule]) -> dict[str, int]:
+def violation_counts(flagged: DataFrame, rules: Sequence[Rule]) -> dict[str, int]:
     """Rows violating each rule, from the output of ``evaluate`` (one pass)."""
     return tally(flagged, rules)[0]
 
 
-def tally(flagged: "DataFrame", rules: Sequence[Rule], *extra: "Column"
+def tally(flagged: DataFrame, rules: Sequence[Rule], *extra: Column
           ) -> tuple[dict[str, int], int, tuple]:
     """(rows violating each rule, rows breaking at least one drop rule, the values of the
     ``extra`` aggregate expressions), in one pass."""
@@ -130,7 +131,7 @@ def tally(flagged: "DataFrame", rules: Sequence[Rule], *extra: "Column"
             tuple(row[n:]))
 
 
-def dropped_any(rules: Sequence[Rule]) -> "Column":
+def dropped_any(rules: Sequence[Rule]) -> Column:
     """TRUE for a row of an ``evaluate`` output that breaks at least one drop rule."""
     from functools import reduce
 
@@ -140,7 +141,7 @@ def dropped_any(rules: Sequence[Rule]) -> "Column":
     return reduce(lambda a, b: a | b, drops) if drops else F.lit(False)
 
 
-def split(flagged: "DataFrame", rules: Sequence[Rule]) -> tuple["DataFrame", "DataFrame"]:
+def split(flagged: DataFrame, rules: Sequence[Rule]) -> tuple[DataFrame, DataFrame]:
     """(kept, dropped) rows of an ``evaluate`` output, without the flag columns.
 
     ``dropped`` carries ``_reason``: every drop rule the row violates, by name.

@@ -8,9 +8,10 @@ Superset).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from redline.errors import RedlineError
 from redline.schemas import tables as ts
@@ -33,7 +34,7 @@ class Layer(str, Enum):
 class Table:
     layer: Layer
     name: str
-    schema: Callable[[], "StructType"]
+    schema: Callable[[], StructType]
     description: str
     partition_by: tuple[str, ...] = ()
     topic: str | None = None
@@ -177,7 +178,7 @@ def silver(topic: str) -> Table:
     return get(f"silver.{topic}")
 
 
-def exists(spark: "SparkSession", lake_root: str, table: Table) -> bool:
+def exists(spark: SparkSession, lake_root: str, table: Table) -> bool:
     from delta.tables import DeltaTable
 
     path = location(lake_root, table)
@@ -191,7 +192,7 @@ def exists(spark: "SparkSession", lake_root: str, table: Table) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
-def read(spark: "SparkSession", lake_root: str, table: Table) -> "DataFrame":
+def read(spark: SparkSession, lake_root: str, table: Table) -> DataFrame:
     if not exists(spark, lake_root, table):
         raise RedlineError(
             "TABLE_EMPTY",
@@ -207,7 +208,7 @@ def register_sql(lake_root: str, table: Table) -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {table.qualified_name} USING delta LOCATION '{path}'"]
 
 
-def register_all(spark: "SparkSession", lake_root: str) -> list[Table]:
+def register_all(spark: SparkSession, lake_root: str) -> list[Table]:
     """Register every existing table in ``spark``'s session catalog; return them."""
     found = []
     for table in TABLES.values():

@@ -18,8 +18,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 SPARK_VERSION = "4.2.0"
 SCALA_BINARY = "2.13"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from redline.catalog import Layer, Table, exists, location
 
@@ -34,8 +35,8 @@ def create_properties(table: Table) -> dict[str, str]:
     return props
 
 
-def _with_create_properties(writer: "DataFrameWriter", df: "DataFrame", lake_root: str,
-                            table: Table) -> "DataFrameWriter":
+def _with_create_properties(writer: DataFrameWriter, df: DataFrame, lake_root: str,
+                            table: Table) -> DataFrameWriter:
     from delta.tables import DeltaTable
 
     props = create_properties(table)
@@ -45,7 +46,7 @@ def _with_create_properties(writer: "DataFrameWriter", df: "DataFrame", lake_roo
     return writer
 
 
-def overwrite(df: "DataFrame", lake_root: str, table: Table) -> None:
+def overwrite(df: DataFrame, lake_root: str, table: Table) -> None:
     """Replace ``table`` with ``df`` (schema enforced by selecting the catalog's columns)."""
     schema = table.schema()
     writer = (df.select(*[f.name for f in schema.fields])
@@ -54,7 +55,7 @@ def overwrite(df: "DataFrame", lake_root: str, table: Table) -> None:
     _with_create_properties(writer, df, lake_root, table).save(location(lake_root, table))
 
 
-def append(df: "DataFrame", lake_root: str, table: Table, txn: tuple[str, int] | None = None,
+def append(df: DataFrame, lake_root: str, table: Table, txn: tuple[str, int] | None = None,
            merge_schema: bool = False) -> None:
     """Append ``df``; with ``txn`` (app id, version) Delta skips a replayed write.
 
@@ -72,7 +73,7 @@ def append(df: "DataFrame", lake_root: str, table: Table, txn: tuple[str, int] |
     writer.save(location(lake_root, table))
 
 
-def replace_keys(df: "DataFrame", lake_root: str, table: Table, keys: "DataFrame",
+def replace_keys(df: DataFrame, lake_root: str, table: Table, keys: DataFrame,
                  key_columns: Sequence[str]) -> None:
     """In ONE Delta commit, delete the rows of ``table`` whose ``key_columns`` values are
     a row of ``keys`` (null-safe) and insert ``df``: readers see the old or the new keys,
@@ -110,7 +111,7 @@ def sql_literal(value) -> str:
     raise TypeError(f"no SQL literal for {type(value).__name__} {value!r}")
 
 
-def replace_where(df: "DataFrame", lake_root: str, table: Table, predicate: str) -> None:
+def replace_where(df: DataFrame, lake_root: str, table: Table, predicate: str) -> None:
     """In ONE Delta commit, delete the rows of ``table`` matching the SQL ``predicate``
     and insert ``df``, whose rows must all match it (Delta checks, and fails the write
     otherwise). Unlike ``replace_keys`` (a MERGE) there is no join with the table: files
@@ -121,7 +122,7 @@ def replace_where(df: "DataFrame", lake_root: str, table: Table, predicate: str)
        .option("replaceWhere", predicate).save(location(lake_root, table)))
 
 
-def _updated_log(spark: "SparkSession", path: str):
+def _updated_log(spark: SparkSession, path: str):
     """The JVM ``DeltaLog`` of ``path`` brought up to date (its cached snapshot refreshed
     from the newest commit files): driver-side, no Spark job."""
     jvm = spark.sparkContext._jvm
@@ -130,7 +131,7 @@ def _updated_log(spark: "SparkSession", path: str):
     return log, snapshot
 
 
-def last_commit(spark: "SparkSession", lake_root: str, table: Table
+def last_commit(spark: SparkSession, lake_root: str, table: Table
                 ) -> tuple[int, dict[str, str]] | None:
     """(version, operation metrics) of ``table``'s latest Delta commit; None when the
     table does not exist yet.
@@ -164,7 +165,7 @@ def last_commit(spark: "SparkSession", lake_root: str, table: Table
         return last.version, dict(last.operationMetrics or {})
 
 
-def table_version(spark: "SparkSession", lake_root: str, table: Table) -> int | None:
+def table_version(spark: SparkSession, lake_root: str, table: Table) -> int | None:
     """``table``'s latest Delta version (None when it does not exist yet), from the Delta
     log on the driver (see ``last_commit``)."""
     from delta.tables import DeltaTable
@@ -179,7 +180,7 @@ def table_version(spark: "SparkSession", lake_root: str, table: Table) -> int | 
         return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
 
 
-def enable_change_data_feed(spark: "SparkSession", lake_root: str, table: Table) -> bool:
+def enable_change_data_feed(spark: SparkSession, lake_root: str, table: Table) -> bool:
     """Turn on ``table``'s change data feed if it is off (a lake created before it was a
     create property); return True when this call turned it on."""
     from delta.tables import DeltaTable
@@ -194,7 +195,7 @@ def enable_change_data_feed(spark: "SparkSession", lake_root: str, table: Table)
     return True
 
 
-def align_table(spark: "SparkSession", lake_root: str, table: Table) -> list[str]:
+def align_table(spark: SparkSession, lake_root: str, table: Table) -> list[str]:
     """Bring an existing ``table`` from an older release up to the catalog: add the
     nullable catalog columns it lacks (rows written before read them as null) and set
     the create properties it lacks or has other values of. Returns what it changed."""
@@ -218,7 +219,7 @@ def align_table(spark: "SparkSession", lake_root: str, table: Table) -> list[str
     return changed
 
 
-def compact(spark: "SparkSession", lake_root: str, table: Table) -> dict[str, float]:
+def compact(spark: SparkSession, lake_root: str, table: Table) -> dict[str, float]:
     """Rewrite ``table``'s small files into larger ones (Delta OPTIMIZE, bin-packing).
 
     A stream appends a file or two per micro-batch, tens of thousands a day, and every

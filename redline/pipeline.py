@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from redline import catalog, runs
 from redline.catalog import Table
@@ -106,7 +107,7 @@ def plan(names: Sequence[str]) -> list[Step]:
     return ordered
 
 
-def _drain(spark: "SparkSession", lake_root: str, topic: str,
+def _drain(spark: SparkSession, lake_root: str, topic: str,
            ingest: IngestConfig) -> dict:
     try:
         return silver.drain(spark, lake_root, topic, ingest)
@@ -117,7 +118,7 @@ def _drain(spark: "SparkSession", lake_root: str, topic: str,
         return {"skipped": "silver stream owned by a running `redline ingest`"}
 
 
-def run_step(spark: "SparkSession", lake_root: str, step: Step, batch_id: str,
+def run_step(spark: SparkSession, lake_root: str, step: Step, batch_id: str,
              full: bool = False, record: bool = True,
              ingest: IngestConfig | None = None) -> dict:
     """Run one step; with ``record`` its ops.job_runs row is appended (a failed run's
@@ -136,7 +137,7 @@ def run_step(spark: "SparkSession", lake_root: str, step: Step, batch_id: str,
                          drain)
 
 
-def run_jobs(spark: "SparkSession", lake_root: str, names: Sequence[str],
+def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
              progress: Callable[[str], None] = print, record: bool = True,
              full: bool = False, ingest: IngestConfig | None = None) -> dict[str, dict]:
     """Run ``names`` (or a group) in dependency order; with ``record`` each run appends a

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from redline import catalog, lake
 from redline.catalog import Table
@@ -23,7 +24,7 @@ version): recorded as the run's inputs, where an incremental job finds its next
 watermarks."""
 
 
-def delta_state(spark: "SparkSession", lake_root: str, table: Table
+def delta_state(spark: SparkSession, lake_root: str, table: Table
                 ) -> tuple[int | None, int | None]:
     """(latest Delta version, rows written by that commit) of ``table``; nulls when it is
     not written yet, or the commit reports no rows."""
@@ -35,20 +36,20 @@ def delta_state(spark: "SparkSession", lake_root: str, table: Table
     return version, (int(rows) if rows is not None else None)
 
 
-def record(spark: "SparkSession", lake_root: str, row: Mapping) -> None:
+def record(spark: SparkSession, lake_root: str, row: Mapping) -> None:
     """Append one row to ops.job_runs."""
     from redline.schemas.tables import JOB_RUNS
 
     lake.append(spark.createDataFrame([dict(row)], JOB_RUNS), lake_root, catalog.JOB_RUNS)
 
 
-def recorded(spark: "SparkSession", lake_root: str, job: str, batch_id: str,
+def recorded(spark: SparkSession, lake_root: str, job: str, batch_id: str,
              inputs: Sequence[Table], outputs: Sequence[Table],
              run: Callable[[], dict]) -> dict:
     """Call ``run`` and append its ops.job_runs row, whether it succeeds or fails (the
     error propagates after the row is written). A result holding ``CONSUMED`` records
     those input versions instead of the ones seen before the run."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     began = time.monotonic()
     in_versions = [{"table": t.qualified_name,
                     "version": lake.table_version(spark, lake_root, t)} for t in inputs]
@@ -67,7 +68,7 @@ def recorded(spark: "SparkSession", lake_root: str, job: str, batch_id: str,
                         table=t.qualified_name) for t in outputs]
         record(spark, lake_root, {
             "run_id": str(uuid.uuid4()), "batch_id": batch_id, "job": job,
-            "started_at": started, "ended_at": datetime.now(timezone.utc),
+            "started_at": started, "ended_at": datetime.now(UTC),
             "seconds": round(time.monotonic() - began, 3),
             "status": "FAILED" if error else "SUCCEEDED", "error": error,
             "inputs": in_versions, "outputs": written,

@@ -53,7 +53,7 @@ def prepare_environment() -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 
-def build_session(cfg: Config, app_name: str = "redline") -> "SparkSession":
+def build_session(cfg: Config, app_name: str = "redline") -> SparkSession:
     """Build (or return the running) SparkSession for ``cfg``'s profile."""
     from pyspark.sql import SparkSession
 

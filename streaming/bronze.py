@@ -8,7 +8,8 @@ recreated) stop the query loudly instead of skipping data.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from redline import catalog
 from redline.config import Config
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
 
 
-def to_bronze(kafka_records: "DataFrame") -> "DataFrame":
+def to_bronze(kafka_records: DataFrame) -> DataFrame:
     """Kafka source rows -> the bronze schema (pure: works on a batch or a stream)."""
     from pyspark.sql import functions as F
 
@@ -39,7 +40,7 @@ class BronzeQuery(LockedQuery):
     """A running bronze query and the checkpoint lock it holds until ``stop``."""
 
 
-def bronze_record(spark: "SparkSession", lake_root: str, topic: str
+def bronze_record(spark: SparkSession, lake_root: str, topic: str
                   ) -> Callable[[int, int], offsets.Record | None]:
     """(partition, offset) -> (Kafka timestamp ms, value) of that record in bronze."""
     from pyspark.sql import functions as F
@@ -58,7 +59,7 @@ def bronze_record(spark: "SparkSession", lake_root: str, topic: str
     return at
 
 
-def start(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
+def start(spark: SparkSession, cfg: Config, lake_root: str, topic: str,
           available_now: bool) -> BronzeQuery:
     """Start the bronze query of ``topic`` under its checkpoint lock and guards."""
     ckpt = checkpoint(lake_root, topic)
@@ -74,8 +75,8 @@ def start(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
     return BronzeQuery(topic, query, lock)
 
 
-def kafka_source(spark: "SparkSession", cfg: Config, topic: str,
-                 max_offsets: int | None = None) -> "DataFrame":
+def kafka_source(spark: SparkSession, cfg: Config, topic: str,
+                 max_offsets: int | None = None) -> DataFrame:
     """The Kafka stream that bronze reads (also used by the benchmark's other sinks)."""
     reader = spark.readStream.format("kafka")
     for key, value in spark_options(cfg).items():
@@ -87,9 +88,9 @@ def kafka_source(spark: "SparkSession", cfg: Config, topic: str,
             .load())
 
 
-def start_bronze_query(spark: "SparkSession", cfg: Config, lake_root: str, topic: str,
+def start_bronze_query(spark: SparkSession, cfg: Config, lake_root: str, topic: str,
                        available_now: bool, max_offsets: int | None = None
-                       ) -> "StreamingQuery":
+                       ) -> StreamingQuery:
     """The bare query; callers go through ``start`` (lock and checkpoint guards)."""
     table = catalog.bronze(topic)
     source = kafka_source(spark, cfg, topic, max_offsets)
@@ -102,7 +103,7 @@ def start_bronze_query(spark: "SparkSession", cfg: Config, lake_root: str, topic
     return writer.start(catalog.location(lake_root, table))
 
 
-def land(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str],
+def land(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
          available_now: bool = True, progress: Callable[[str], None] = print) -> dict[str, int]:
     """Land the Kafka records of ``topics`` in bronze; with ``available_now`` return when
     caught up.

@@ -61,7 +61,7 @@ class CheckpointLock:
         except (json.JSONDecodeError, OSError):
             return {}  # torn write by an owner that died mid-write: stale
 
-    def acquire(self) -> "CheckpointLock":
+    def acquire(self) -> CheckpointLock:
         if self.path is None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +81,7 @@ class CheckpointLock:
                         f"streaming query {self.query} is already running on checkpoint "
                         f"{self.checkpoint} (pid {owner.get('pid')} on {owner.get('host')}); "
                         f"stop that process first (SIGTERM stops it cleanly). A second query "
-                        f"on the same checkpoint would corrupt its offsets.")
+                        f"on the same checkpoint would corrupt its offsets.") from None
                 self.path.unlink(missing_ok=True)  # stale: its owner is gone
                 continue
             with os.fdopen(fd, "w") as fh:
@@ -98,14 +98,14 @@ class CheckpointLock:
                 self.path.unlink(missing_ok=True)
             self.held = False
 
-    def __enter__(self) -> "CheckpointLock":
+    def __enter__(self) -> CheckpointLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
 
 
-def _has_rows(spark: "SparkSession", path: str) -> bool:
+def _has_rows(spark: SparkSession, path: str) -> bool:
     from delta.tables import DeltaTable
 
     if not DeltaTable.isDeltaTable(spark, path):
@@ -114,7 +114,7 @@ def _has_rows(spark: "SparkSession", path: str) -> bool:
     return bool(detail and detail.numFiles)
 
 
-def require_checkpoint_for(spark: "SparkSession", checkpoint: str, lake_root: str,
+def require_checkpoint_for(spark: SparkSession, checkpoint: str, lake_root: str,
                            table: catalog.Table, query: str) -> None:
     """Refuse to start ``query`` on a fresh checkpoint when ``table`` already has rows."""
     folder = _local_path(checkpoint)
@@ -133,7 +133,7 @@ def require_checkpoint_for(spark: "SparkSession", checkpoint: str, lake_root: st
 class LockedQuery:
     """A running streaming query and the checkpoint lock it holds until ``stop``."""
 
-    def __init__(self, topic: str, query: "StreamingQuery", lock: CheckpointLock):
+    def __init__(self, topic: str, query: StreamingQuery, lock: CheckpointLock):
         self.topic, self.query, self.lock = topic, query, lock
 
     def stop(self) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from redline import catalog
 from redline.config import Config
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def status_line(bronze_rows: dict[str, int], stats: dict[str, "silver.BatchStats"],
+def status_line(bronze_rows: dict[str, int], stats: dict[str, silver.BatchStats],
                 elapsed_s: float) -> str:
     """One line: uptime, rows/s into silver, and per topic bronze/silver/quarantine rows."""
     rows = sum(s.rows for s in stats.values())
@@ -32,7 +33,7 @@ def status_line(bronze_rows: dict[str, int], stats: dict[str, "silver.BatchStats
                 for t, n in bronze_rows.items()))
 
 
-def run(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str],
+def run(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
         available_now: bool = True, progress: Callable[[str], None] = print,
         stop: threading.Event | None = None, poll_seconds: float = 1.0) -> dict[str, dict]:
     """Run ingest for ``topics``; returns per topic the rows this run put in each layer."""

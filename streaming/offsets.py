@@ -19,9 +19,9 @@ Comparing that position with what Kafka still holds tells two things:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from redline.config import Config
 from redline.errors import RedlineError

@@ -7,7 +7,8 @@ a duplicate of an ``event_id`` already in silver (counts reconcile).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from redline.config import IngestConfig
 from redline.quality import row_rules
@@ -15,7 +16,7 @@ from redline.quality.row_rules import Rule
 from redline.schemas.payloads import PAYLOADS, Payload, latest
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame
 
 # Reason codes are part of the contract with `redline quarantine list` and dashboards.
 MALFORMED_JSON = "MALFORMED_JSON"
@@ -32,8 +33,8 @@ _KEPT_BYTES = 4096
 _CORRUPT = "_corrupt_record"
 
 
-def annotate(bronze: "DataFrame", payload: Payload,
-             max_record_bytes: int = MAX_RECORD_BYTES) -> "DataFrame":
+def annotate(bronze: DataFrame, payload: Payload,
+             max_record_bytes: int = MAX_RECORD_BYTES) -> DataFrame:
     """Bronze rows parsed once: coordinates, ``_raw`` text, ``_p`` payload, ``_code``/``_reason``.
 
     ``payload`` is the latest version; every known version of the topic is accepted
@@ -50,8 +51,7 @@ def annotate(bronze: "DataFrame", payload: Payload,
     from functools import reduce
 
     from pyspark.sql import functions as F
-    from pyspark.sql.types import (ArrayType, MapType, StringType, StructField,
-                                   StructType)
+    from pyspark.sql.types import ArrayType, MapType, StringType, StructField, StructType
 
     struct = payload.struct
     too_large = F.coalesce(F.length("value"), F.lit(0)) > max_record_bytes
@@ -77,7 +77,7 @@ def annotate(bronze: "DataFrame", payload: Payload,
     # Only a suspect record is parsed a second time, as a map of raw texts, to name what is
     # wrong with it (CASE evaluates a branch only for rows that reach it).
     m = F.from_json(F.col("_raw"), MapType(StringType(), StringType()))
-    checks: list[tuple[str, "Column", "Column"]] = [
+    checks: list[tuple[str, Column, Column]] = [
         (RECORD_TOO_LARGE, F.col("_too_large"),
          F.format_string(f"value is %,d bytes, over the {max_record_bytes:,}-byte limit "
                           f"(raw_value keeps the first {_KEPT_BYTES:,} bytes; bronze has "
@@ -124,8 +124,8 @@ def annotate(bronze: "DataFrame", payload: Payload,
                      code.alias("_code"), reason.alias("_reason"))
 
 
-def split(annotated: "DataFrame", payload: Payload, source_table: str,
-          keep_raw: bool = False) -> tuple["DataFrame", "DataFrame"]:
+def split(annotated: DataFrame, payload: Payload, source_table: str,
+          keep_raw: bool = False) -> tuple[DataFrame, DataFrame]:
     """(good, quarantined) rows of an ``annotate`` result.
 
     ``keep_raw`` adds the record's text to good rows as ``_raw`` (for rule quarantine).
@@ -146,15 +146,15 @@ def split(annotated: "DataFrame", payload: Payload, source_table: str,
     return good, bad
 
 
-def parse(bronze: "DataFrame", payload: Payload, source_table: str,
-          max_record_bytes: int = MAX_RECORD_BYTES) -> tuple["DataFrame", "DataFrame"]:
+def parse(bronze: DataFrame, payload: Payload, source_table: str,
+          max_record_bytes: int = MAX_RECORD_BYTES) -> tuple[DataFrame, DataFrame]:
     """(good, quarantined) for ``bronze`` rows of ``payload``'s topic; see ``annotate``."""
     return split(annotate(bronze, payload, max_record_bytes), payload, source_table)
 
 
-def classify(annotated: "DataFrame", topic: str, source_table: str,
+def classify(annotated: DataFrame, topic: str, source_table: str,
              rules: Sequence[Rule] | None = None
-             ) -> tuple["DataFrame", "DataFrame", "DataFrame"]:
+             ) -> tuple[DataFrame, DataFrame, DataFrame]:
     """Apply the topic's row rules to an ``annotate`` result.
 
     Returns ``(good, quarantine, flagged)``: rows that parsed and pass every drop rule
@@ -178,7 +178,7 @@ def classify(annotated: "DataFrame", topic: str, source_table: str,
     return kept.drop("_raw"), bad.unionByName(dropped), flagged
 
 
-def dedupe(good: "DataFrame") -> "DataFrame":
+def dedupe(good: DataFrame) -> DataFrame:
     """Keep the first delivery (lowest Kafka coordinates) of every ``event_id``."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F

@@ -21,19 +21,20 @@ import csv
 import gzip
 import itertools
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator, Sequence
+from typing import IO
 
 from redline.config import Config
 from redline.errors import RedlineError
 from redline.streaming.simulator import Event
 
 REPLAY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "redline:replay")
-CMAPSS_EPOCH = datetime(2008, 1, 1, tzinfo=timezone.utc)  # the PHM08 challenge year
+CMAPSS_EPOCH = datetime(2008, 1, 1, tzinfo=UTC)  # the PHM08 challenge year
 CMAPSS_CYCLE = timedelta(hours=1)
-AI4I_EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
+AI4I_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 AI4I_STEP = timedelta(minutes=1)
 
 CMAPSS_COLUMNS = 26
@@ -60,7 +61,7 @@ _AI4I_FLAG = {"machine_failure", "twf", "hdf", "pwf", "osf", "rnf"}
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _event_id(dataset: str, stem: str, line: int) -> str:

@@ -38,18 +38,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from redline import catalog, lake
 from redline.config import IngestConfig
 from redline.errors import RedlineError
-from redline.streaming.parse import MAX_RECORD_BYTES, annotate, classify, dedupe
-from redline.schemas.payloads import latest
 from redline.quality import row_rules
 from redline.quality.row_rules import Rule
+from redline.schemas.payloads import latest
 from redline.streaming.guards import CheckpointLock, LockedQuery, require_checkpoint_for
+from redline.streaming.parse import MAX_RECORD_BYTES, annotate, classify, dedupe
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -104,10 +105,10 @@ DEDUPE_WATERMARK_HOURS = 24
 DEDUPE_WINDOW_MINUTES = IngestConfig.dedupe_window_minutes
 
 
-def new_events(good: "DataFrame", silver_path: str | None, bounds: tuple | None = None,
+def new_events(good: DataFrame, silver_path: str | None, bounds: tuple | None = None,
                rows: int | None = None, watermark_hours: float = DEDUPE_WATERMARK_HOURS,
                arrival: tuple | None = None,
-               window_minutes: float = DEDUPE_WINDOW_MINUTES) -> tuple["DataFrame", bool]:
+               window_minutes: float = DEDUPE_WINDOW_MINUTES) -> tuple[DataFrame, bool]:
     """``good`` without event ids seen twice in it or already in the silver table.
 
     Silver rows are compared only within ``watermark_hours`` of the batch's event times
@@ -151,7 +152,7 @@ def new_events(good: "DataFrame", silver_path: str | None, bounds: tuple | None 
 DRIVER_CHECK_ROWS = 50_000
 
 
-def _repeats_anything(good: "DataFrame", existing: "DataFrame | None", rows: int | None
+def _repeats_anything(good: DataFrame, existing: DataFrame | None, rows: int | None
                       ) -> bool:
     """Whether an event id of ``good`` may be there twice or already in ``existing``:
     False proves that none is; True sends the batch to the exact dedupe."""
@@ -176,7 +177,7 @@ def _repeats_anything(good: "DataFrame", existing: "DataFrame | None", rows: int
     return repeats.count() > 0  # one job (take(1) may run several)
 
 
-def _refuse(flagged: "DataFrame", failed: Sequence[Rule], violations: dict[str, int],
+def _refuse(flagged: DataFrame, failed: Sequence[Rule], violations: dict[str, int],
             topic: str, batch_id: int) -> RedlineError:
     rule = failed[0]
     sample = flagged.where(~rule.holds()).select(
@@ -190,7 +191,7 @@ def _refuse(flagged: "DataFrame", failed: Sequence[Rule], violations: dict[str, 
         f"fix the data or the rule (quality/row_rules.py) and restart: the batch is retried")
 
 
-def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, app_id: str,
+def write_batch(batch: DataFrame, batch_id: int, lake_root: str, topic: str, app_id: str,
                 stats: BatchStats | None = None, rules: Sequence[Rule] | None = None,
                 max_record_bytes: int = MAX_RECORD_BYTES,
                 dedupe_window_minutes: float = DEDUPE_WINDOW_MINUTES) -> dict[str, int]:
@@ -204,7 +205,7 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = datetime.now(UTC).replace(tzinfo=None)
     source = catalog.bronze(topic)
     target = catalog.silver(topic)
     quarantine = catalog.QUARANTINE
@@ -240,7 +241,7 @@ def write_batch(batch: "DataFrame", batch_id: int, lake_root: str, topic: str, a
                   "warned": sum(violations[r.name] for r in rules if r.action == "warn")}
         counts["duplicates"] = counts["rows"] - counts["silver"] - counts["quarantined"]
         metrics = spark.createDataFrame([(
-            topic, app_id, batch_id, started, datetime.now(timezone.utc).replace(tzinfo=None),
+            topic, app_id, batch_id, started, datetime.now(UTC).replace(tzinfo=None),
             counts["rows"], counts["silver"], counts["quarantined"], counts["duplicates"],
             seen.lo, seen.hi,
             [(r.name, r.action, violations[r.name]) for r in rules])],
@@ -270,13 +271,13 @@ MAX_BRONZE_BYTES_PER_BATCH = "256m"
 class SilverQuery(LockedQuery):
     """A running silver query with the checkpoint lock it holds and its batch totals."""
 
-    def __init__(self, topic: str, query: "StreamingQuery", lock: CheckpointLock,
+    def __init__(self, topic: str, query: StreamingQuery, lock: CheckpointLock,
                  stats: BatchStats):
         super().__init__(topic, query, lock)
         self.stats = stats
 
 
-def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool,
+def start(spark: SparkSession, lake_root: str, topic: str, available_now: bool,
           trigger_seconds: float = 1.0, max_record_bytes: int = MAX_RECORD_BYTES,
           dedupe_window_minutes: float = DEDUPE_WINDOW_MINUTES) -> SilverQuery:
     """Start the silver stream of ``topic`` (bronze must exist); refuses a shared checkpoint."""
@@ -304,7 +305,7 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
         started = threading.Event()
         ident: dict[str, str] = {}
 
-        def each_batch(batch: "DataFrame", batch_id: int) -> None:
+        def each_batch(batch: DataFrame, batch_id: int) -> None:
             if not started.wait(120):
                 raise RedlineError("SILVER_START", f"query {name} did not report its id")
             write_batch(batch, batch_id, lake_root, topic,
@@ -329,7 +330,7 @@ def start(spark: "SparkSession", lake_root: str, topic: str, available_now: bool
     return SilverQuery(topic, query, lock, stats)
 
 
-def drain(spark: "SparkSession", lake_root: str, topic: str,
+def drain(spark: SparkSession, lake_root: str, topic: str,
           settings: IngestConfig | None = None, totals: bool = True) -> dict[str, int]:
     """Process everything new in bronze.<topic> into silver and quarantine, then stop:
     the one way from bronze to silver on demand (`redline ingest --available-now`,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, date, datetime, timedelta
 
 # --- the factory and the fleet ---------------------------------------------------------
 
@@ -111,7 +111,7 @@ class Event:
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _weibull_days(rng: random.Random, shape: float, scale: float) -> float:
@@ -188,7 +188,7 @@ class Simulator:
 
     def _day_start(self, day: int) -> datetime:
         d = self.spec.start + timedelta(days=day)
-        return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+        return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
     def _build_events(self, v: dict, day: int) -> list[tuple[datetime, Event]]:
         rng = self.rng

@@ -6,8 +6,9 @@ test module imports it as ``simulated``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from redline.schemas.payloads import latest
 from redline.streaming.simulator import SimulationSpec, Simulator
@@ -26,8 +27,8 @@ def typed(payload: dict) -> dict:
     return out
 
 
-def silver_frames(spark: "SparkSession", spec: SimulationSpec, topics: Iterable[str]
-                  ) -> dict[str, "DataFrame"]:
+def silver_frames(spark: SparkSession, spec: SimulationSpec, topics: Iterable[str]
+                  ) -> dict[str, DataFrame]:
     """The simulated events of ``topics`` as DataFrames of their payload schemas."""
     rows: dict[str, list[dict]] = {t: [] for t in topics}
     for event in Simulator(spec).events():

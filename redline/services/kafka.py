@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
 
 from redline import jvm
 from redline.config import Config

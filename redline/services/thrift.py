@@ -8,7 +8,7 @@ every existing catalog table visible here by its qualified name.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from redline import catalog
 from redline.config import Config

@@ -17,8 +17,7 @@ from redline import catalog, lake
 from redline.dashboards.deploy import BUNDLE, deploy
 from redline.dashboards.screenshot import capture
 from redline.errors import RedlineError
-from redline.services.superset import SupersetServer, api_session
-from redline.services.thrift import ThriftServer
+from redline.services.superset import api_session
 
 pytestmark = pytest.mark.integration
 
@@ -303,7 +302,7 @@ def _chart_data(api, cfg, title: str) -> list[dict]:
 def _month(value) -> str:
     """A DATE cell as 'YYYY-MM' (Superset returns temporal cells as epoch ms or text)."""
     if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc).strftime("%Y-%m")
+        return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m")
     return str(value)[:7]
 
 

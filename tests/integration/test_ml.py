@@ -16,10 +16,11 @@ import pytest
 from mlflow import MlflowClient
 from pyspark.sql import functions as F
 
-from redline import catalog, lake as lakeio
+from redline import catalog
+from redline import lake as lakeio
 from redline.errors import RedlineError
-from redline.ml.score import score
 from redline.jobs import runner
+from redline.ml.score import score
 from redline.ml.train import CHAMPION, train
 from redline.schemas import tables
 from redline.schemas.payloads import latest

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from redline import catalog, lake as lakeio
+from redline import catalog
+from redline import lake as lakeio
 from redline.cli import main
 from redline.errors import RedlineError
 from redline.schemas import payloads

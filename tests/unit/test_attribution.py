@@ -4,12 +4,12 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from pyspark.sql import functions as F
+from simulated import silver_frames
 
 from redline.errors import RedlineError
 from redline.jobs.attribution import Period, default_periods, fpy_attribution
 from redline.schemas.payloads import latest
 from redline.streaming.simulator import PLANTED, SimulationSpec
-from simulated import silver_frames
 
 B = Period(date(2026, 1, 5), date(2026, 1, 11))
 C = Period(date(2026, 1, 12), date(2026, 1, 18))

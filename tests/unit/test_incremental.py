@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, FloatType
+from simulated import typed
 
 from redline import catalog
 from redline import lake as lake_io
@@ -24,7 +25,6 @@ from redline.jobs.runner import JOBS
 from redline.jobs.runner import run as run_job
 from redline.schemas.payloads import latest
 from redline.streaming.simulator import SimulationSpec, Simulator
-from simulated import typed
 
 SPEC = SimulationSpec(vehicles=30, days=20, seed=11, telemetry_per_day=1)
 TOPICS = ("station_results", "vehicle_builds", "vehicle_dtc", "warranty_claims",

@@ -2,6 +2,7 @@
 (so the gate in `redline demo` stays green) and fail on a broken KPI row."""
 
 from pyspark.sql import functions as F
+from simulated import silver_frames
 
 from redline import catalog
 from redline import lake as lake_io
@@ -10,7 +11,6 @@ from redline.jobs.dimensions import dim_vehicle, firmware_periods
 from redline.jobs.manufacturing_kpis import line_kpis, station_kpis
 from redline.quality.gate import run_gate
 from redline.streaming.simulator import SimulationSpec
-from simulated import silver_frames
 
 TABLES = ["gold.station_kpis", "gold.line_kpis", "gold.kpi_attribution", "gold.dim_vehicle",
           "gold.dim_vehicle_firmware"]

@@ -2,7 +2,8 @@
 
 from delta.tables import DeltaTable
 
-from redline import catalog, lake as lake_io
+from redline import catalog
+from redline import lake as lake_io
 
 
 def _drain(spark, source: str, sink: str, ckpt: str) -> None:

@@ -4,7 +4,8 @@ Delta's own history, and still work through history() when the log API is unavai
 from delta.tables import DeltaTable
 from py4j.protocol import Py4JError
 
-from redline import catalog, lake as lake_io
+from redline import catalog
+from redline import lake as lake_io
 
 
 def _write_three_commits(spark, lake):

@@ -3,7 +3,8 @@
 import pytest
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-from redline import catalog, lake as lake_io
+from redline import catalog
+from redline import lake as lake_io
 
 ODD = "it's a \\ key"
 

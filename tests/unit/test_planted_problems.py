@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from pyspark.sql import functions as F
+from simulated import silver_frames
 
 from redline.jobs.defect_pareto import defect_pareto
 from redline.jobs.reliability import dtc_rates, weibull_fits
@@ -19,7 +20,6 @@ from redline.jobs.spc import (
     xbar_violations,
 )
 from redline.streaming.simulator import PLANTED, SimulationSpec
-from simulated import silver_frames
 
 SPEC = SimulationSpec(vehicles=200, days=60, seed=7)
 TOPICS = ("station_results", "vehicle_builds", "vehicle_dtc", "warranty_claims")

@@ -1,12 +1,13 @@
 """The SPC and MTBF jobs run from silver tables in a lake, write their gold tables and
 record every output in ops.job_runs."""
 
+from simulated import typed
+
 from redline import catalog
 from redline import lake as lake_io
 from redline.jobs.runner import JOBS
 from redline.jobs.runner import run as run_job
 from redline.streaming.simulator import SimulationSpec, Simulator
-from simulated import typed
 
 SPEC = SimulationSpec(vehicles=60, days=20, seed=11)
 TOPICS = ("station_results", "vehicle_builds", "warranty_claims")

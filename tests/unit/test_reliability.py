@@ -42,7 +42,7 @@ def _independent_fit(t, failed):
     p0 = np.array([k, lam])
     for i in range(2):
         for j in range(2):
-            def f(di, dj):
+            def f(di, dj, i=i, j=j):
                 p = p0.copy()
                 p[i] += di * h[i]
                 p[j] += dj * h[j]

@@ -4,6 +4,7 @@ a broken row."""
 from datetime import timedelta
 
 from pyspark.sql import functions as F
+from simulated import silver_frames
 
 from redline import catalog
 from redline import lake as lake_io
@@ -17,7 +18,6 @@ from redline.jobs.spc import (
 )
 from redline.quality.gate import run_gate
 from redline.streaming.simulator import SimulationSpec
-from simulated import silver_frames
 
 TABLES = ["gold.spc_subgroups", "gold.spc_violations", "gold.mtbf"]
 SPEC = SimulationSpec(vehicles=120, days=40, seed=5)

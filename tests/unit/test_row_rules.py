@@ -10,11 +10,12 @@ from pyspark.sql.types import StructField
 
 from redline import catalog
 from redline.errors import RedlineError
-from redline.streaming.parse import annotate, classify
 from redline.quality.row_rules import Rule
 from redline.schemas import payloads as pl
-from redline.schemas.tables import BRONZE, silver as silver_schema
+from redline.schemas.tables import BRONZE
+from redline.schemas.tables import silver as silver_schema
 from redline.streaming import silver
+from redline.streaming.parse import annotate, classify
 
 GOOD = {
     "event_id": "e-1", "event_time": "2026-01-05T08:00:00.000Z", "schema_version": 1,

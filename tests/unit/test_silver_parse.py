@@ -3,9 +3,9 @@
 import json
 from datetime import datetime, timedelta
 
-from redline.streaming.parse import dedupe, parse
 from redline.schemas.payloads import latest
 from redline.schemas.tables import BRONZE
+from redline.streaming.parse import dedupe, parse
 
 GOOD = {
     "event_id": "e-1", "event_time": "2026-01-05T08:00:00.000Z", "schema_version": 1,
@@ -77,7 +77,8 @@ def test_nested_and_non_object_values_are_named(spark):
 
 
 def test_new_events_drops_repeats_and_ids_already_in_silver_on_both_paths(spark, lake):
-    from redline import catalog, lake as lake_io
+    from redline import catalog
+    from redline import lake as lake_io
     from redline.streaming.silver import new_events
 
     table = catalog.silver("station_results")
@@ -115,7 +116,8 @@ def test_the_dedupe_window_is_the_time_between_kafka_arrivals(spark, lake):
     count."""
     from pyspark.sql import functions as F
 
-    from redline import catalog, lake as lake_io
+    from redline import catalog
+    from redline import lake as lake_io
     from redline.streaming.silver import new_events
 
     table = catalog.silver("station_results")
@@ -147,7 +149,8 @@ def test_a_silver_table_of_an_older_release_is_aligned_with_the_catalog(spark, l
     """Before silver kept Kafka timestamps: no such column, statistics on three columns."""
     from delta.tables import DeltaTable
 
-    from redline import catalog, lake as lake_io
+    from redline import catalog
+    from redline import lake as lake_io
 
     table = catalog.silver("station_results")
     path = catalog.location(lake, table)

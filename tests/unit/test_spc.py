@@ -2,9 +2,14 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
-from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType, \
-    TimestampType
-
+from pyspark.sql.types import (
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 from pyspark.testing import assertSchemaEqual
 
 from redline.errors import RedlineError

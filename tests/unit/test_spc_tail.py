@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from pyspark.sql import functions as F
+from simulated import typed
 
 from redline import catalog
 from redline import lake as lake_io
@@ -13,7 +14,6 @@ from redline.jobs.runner import JOBS
 from redline.jobs.runner import run as run_job
 from redline.schemas.payloads import latest
 from redline.streaming.simulator import SimulationSpec, Simulator
-from simulated import typed
 
 SPEC = SimulationSpec(vehicles=240, days=8, seed=5)
 SPLIT_DAY = 3
