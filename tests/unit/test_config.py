@@ -64,7 +64,7 @@ def test_catalog_location_and_names():
 
 
 def test_job_plan_puts_dependencies_first():
-    from redline.jobs.runner import plan
+    from redline.pipeline import plan
 
     names = [j.name for j in plan(["gold_first_pass_yield"])]
     assert names == ["silver_station_results", "gold_first_pass_yield"]
