@@ -167,3 +167,24 @@ def screenshot(cfg: Config, url: str, out: Path, timeout: float = 300) -> Path:
     """Save a PNG of the dashboard at ``url`` once its charts have drawn; return ``out``."""
     capture(cfg, url, out, timeout)
     return out
+
+
+def page(url: str, out: Path, timeout: float = 60) -> str:
+    """Open ``url`` (a static page, e.g. the quality gate's Data Docs) in headless
+    chromium, save a screenshot to ``out`` and return the page's visible text."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    profile = Path(tempfile.mkdtemp(prefix="redline-chromium-"))
+    driver = _driver(profile)
+    try:
+        driver.set_window_size(1400, 1000)
+        driver.get(url)
+        WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.TAG_NAME, "body")))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(out))
+        return driver.find_element(By.TAG_NAME, "body").text
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -101,22 +101,68 @@ def rebuild(spark: SparkSession, lake_root: str, job: GoldJob) -> dict:
     return {**counts, **inputs.notes}
 
 
-def _execute(spark: SparkSession, lake_root: str, job: GoldJob, full: bool) -> dict:
-    return incremental.run(spark, lake_root, job, lambda: rebuild(spark, lake_root, job),
-                           full=full)
+Audit = Callable[["SparkSession", str, Sequence[Table]], "str | None"]
+"""Validates tables a job just wrote: None when they pass, else what failed."""
+
+
+def _execute(spark: SparkSession, lake_root: str, job: GoldJob, full: bool,
+             audit: Audit | None = None) -> dict:
+    if audit is None:
+        return incremental.run(spark, lake_root, job, lambda: rebuild(spark, lake_root, job),
+                               full=full)
+    before = {t: lake.table_version(spark, lake_root, t) for t in job.outputs}
+    out = incremental.run(spark, lake_root, job, lambda: rebuild(spark, lake_root, job),
+                          full=full)
+    if out.get("mode") == "unchanged":
+        return out
+    problems = audit(spark, lake_root, job.outputs)
+    if problems:
+        undone = unpublish(spark, lake_root, before)
+        raise RedlineError("QUALITY_GATE_FAILED",
+                           f"{job.name} wrote data that fails the quality gate, so it was "
+                           f"not published ({'; '.join(undone)}):\n{problems}")
+    out["audit"] = "passed"
+    return out
+
+
+def unpublish(spark: SparkSession, lake_root: str, before: Mapping[Table, int | None]
+              ) -> list[str]:
+    """Put every table back at its version in ``before`` (Delta RESTORE; a table that did
+    not exist is removed): write-audit-publish's undo. Returns what was done."""
+    from delta.tables import DeltaTable
+
+    done = []
+    for table, version in before.items():
+        now = lake.table_version(spark, lake_root, table)
+        if now is None or now == version:
+            continue
+        path = catalog.location(lake_root, table)
+        if version is None:
+            jvm = spark.sparkContext._jvm
+            hpath = jvm.org.apache.hadoop.fs.Path(path)
+            hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hpath, True)
+            jvm.org.apache.spark.sql.delta.DeltaLog.invalidateCache(spark._jsparkSession, hpath)
+            done.append(f"{table.qualified_name} removed (it did not exist before)")
+        else:
+            DeltaTable.forPath(spark, path).restoreToVersion(version)
+            done.append(f"{table.qualified_name} restored to version {version}")
+    return done
 
 
 def run(spark: SparkSession, lake_root: str, job: GoldJob, batch_id: str,
-        full: bool = False, record: bool = True) -> dict:
+        full: bool = False, record: bool = True, audit: Audit | None = None) -> dict:
     """Run ``job`` (incrementally by its strategy, or in full with ``full``); with
     ``record`` its ops.job_runs row is appended, a failed run's too. Without ``record``
-    there are no watermarks, so the job rebuilds in full."""
+    there are no watermarks, so the job rebuilds in full. With ``audit``
+    (write-audit-publish) the outputs are validated after the write; when they fail, every
+    output is restored to its version before the run and the run fails
+    (``QUALITY_GATE_FAILED``), so readers keep the published version."""
     if not record:
-        out = _execute(spark, lake_root, job, full)
+        out = _execute(spark, lake_root, job, full, audit)
         out.pop(runs.CONSUMED, None)
         return out
     return runs.recorded(spark, lake_root, job.name, batch_id, job.inputs, job.outputs,
-                         lambda: _execute(spark, lake_root, job, full))
+                         lambda: _execute(spark, lake_root, job, full, audit))
 
 
 def with_transform(job: GoldJob, transform) -> GoldJob:

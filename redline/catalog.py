@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from redline.errors import RedlineError
 from redline.schemas import tables as ts
-from redline.schemas.payloads import PAYLOADS, latest
+from redline.schemas.payloads import DATASET_TOPICS, PAYLOADS, latest
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -39,6 +39,14 @@ class Table:
     partition_by: tuple[str, ...] = ()
     topic: str | None = None
     """Logical topic whose events the table holds (bronze and silver)."""
+    key: tuple[str, ...] = ()
+    """Columns that identify a row: never null (unless nullable in the schema) and
+    unique together (the quality gate checks both)."""
+    arrival: str | None = None
+    """Timestamp column saying when a row reached the lake (the gate's freshness)."""
+    optional: bool = False
+    """Nothing having written the table yet is normal (replayed data sets, scores before
+    the first scoring, a quarantine nothing was sent to)."""
 
     @property
     def qualified_name(self) -> str:
@@ -52,86 +60,118 @@ def location(lake_root: str, table: Table) -> str:
 
 def _topic_tables() -> Iterable[Table]:
     for topic in PAYLOADS:
+        optional = topic in DATASET_TOPICS
         yield Table(Layer.BRONZE, topic, lambda: ts.BRONZE,
-                    f"Raw Kafka records of topic {topic}, append-only.", topic=topic)
+                    f"Raw Kafka records of topic {topic}, append-only.", topic=topic,
+                    key=("topic", "partition", "offset"), arrival="ingest_time",
+                    optional=optional)
         yield Table(Layer.SILVER, topic, (lambda t=topic: ts.silver(latest(t))),
-                    f"Parsed, typed and deduplicated {topic} events.", topic=topic)
+                    f"Parsed, typed and deduplicated {topic} events.", topic=topic,
+                    key=("event_id",), arrival="kafka_timestamp", optional=optional)
 
 
 QUARANTINE = Table(Layer.SILVER, "quarantine", lambda: ts.QUARANTINE,
     "Records that failed parsing, the schema or a rule, with a reason.",
-    partition_by=("source_table",))
+    partition_by=("source_table",),
+    key=("source_table", "kafka_topic", "kafka_partition", "kafka_offset"), arrival="quarantined_at", optional=True)
 
 FIRST_PASS_YIELD = Table(Layer.GOLD, "first_pass_yield", lambda: ts.FIRST_PASS_YIELD,
-    "First-pass yield per plant, line, station and day.")
+    "First-pass yield per plant, line, station and day.",
+    key=("day", "plant", "line", "station"))
 
 VEHICLE_FEATURES = Table(Layer.GOLD, "vehicle_features", lambda: ts.VEHICLE_FEATURES,
-    "Per-vehicle features as of a date, with the 30-day failure label.")
+    "Per-vehicle features as of a date, with the 30-day failure label.",
+    key=("vin", "as_of_date"))
 
 VEHICLE_RISK_SCORES = Table(Layer.GOLD, "vehicle_risk_scores", lambda: ts.VEHICLE_RISK_SCORES,
-    "Batch scores of the champion failure model.")
+    "Batch scores of the champion failure model.",
+    key=("vin", "as_of_date"), arrival="scored_at", optional=True)
 
 SPC_POINTS = Table(Layer.GOLD, "spc_points", lambda: ts.SPC_POINTS,
-    "Every measured value with its I-MR centre line and control limits.")
+    "Every measured value with its I-MR centre line and control limits.",
+    key=("plant", "line", "station", "characteristic", "seq"))
 
 SPC_VIOLATIONS = Table(Layer.GOLD, "spc_violations", lambda: ts.SPC_VIOLATIONS,
     "Nelson rule 1-8 violations per characteristic and chart ('I': individuals, "
-    "'XBAR': subgroup means): rule, window and points.")
+    "'XBAR': subgroup means): rule, window and points.",
+    key=("plant", "line", "station", "characteristic", "chart", "rule", "start_seq"))
 
 SPC_SUBGROUPS = Table(Layer.GOLD, "spc_subgroups", lambda: ts.SPC_SUBGROUPS,
     "X-bar/R chart: subgroups of consecutive measurements with their mean, range "
-    "and control limits.")
+    "and control limits.",
+    key=("plant", "line", "station", "characteristic", "subgroup"))
 
 CAPABILITY = Table(Layer.GOLD, "capability", lambda: ts.CAPABILITY,
-    "Cp, Cpk, Pp and Ppk per characteristic and period, with the sample size.")
+    "Cp, Cpk, Pp and Ppk per characteristic and period, with the sample size.",
+    key=("plant", "line", "station", "characteristic", "period", "period_start", "lsl", "usl"))
 
 WEIBULL_FITS = Table(Layer.GOLD, "weibull_fits", lambda: ts.WEIBULL_FITS,
-    "Censored Weibull fits per component and per supplier lot: shape, scale, B10.")
+    "Censored Weibull fits per component and per supplier lot: shape, scale, B10.",
+    key=("level", "component", "supplier", "lot"))
 
 DTC_RATES = Table(Layer.GOLD, "dtc_rates", lambda: ts.DTC_RATES,
     "DTC events per 1,000 vehicles per firmware version, each DTC under the "
-    "firmware the vehicle ran at its time (dtc_code null: all codes).")
+    "firmware the vehicle ran at its time (dtc_code null: all codes).",
+    key=("firmware_version", "dtc_code"))
 
 MTBF = Table(Layer.GOLD, "mtbf", lambda: ts.MTBF,
     "MTBF and failure rate per 1,000 vehicle-months per component, with a "
-    "chi-square confidence interval.")
+    "chi-square confidence interval.",
+    key=("component",))
 
 WARRANTY_TRIANGLE = Table(Layer.GOLD, "warranty_triangle", lambda: ts.WARRANTY_TRIANGLE,
-    "Warranty claims per 1,000 vehicles at risk by build month and months in service.")
+    "Warranty claims per 1,000 vehicles at risk by build month and months in service.",
+    key=("build_month", "months_in_service"))
 
 DEFECT_PARETO = Table(Layer.GOLD, "defect_pareto", lambda: ts.DEFECT_PARETO,
     "Defect Paretos by defect code, by station and by supplier lot per part and "
-    "station.")
+    "station.",
+    key=("pareto", "station", "component", "category", "supplier"))
 
 STATION_KPIS = Table(Layer.GOLD, "station_kpis", lambda: ts.STATION_KPIS,
-    "FPY, rework, scrap and DPMO per plant, line, station, shift and day.")
+    "FPY, rework, scrap and DPMO per plant, line, station, shift and day.",
+    key=("day", "plant", "line", "station", "shift"))
 
 LINE_KPIS = Table(Layer.GOLD, "line_kpis", lambda: ts.LINE_KPIS,
-    "Rolled throughput yield, FPY, rework, scrap and DPMO per plant, line, shift and day.")
+    "Rolled throughput yield, FPY, rework, scrap and DPMO per plant, line, shift and day.",
+    key=("day", "plant", "line", "shift"))
 
 KPI_ATTRIBUTION = Table(Layer.GOLD, "kpi_attribution", lambda: ts.KPI_ATTRIBUTION,
     "First-pass yield change between two periods attributed to dimension values "
-    "(mix and rate effects), ranked by contribution.")
+    "(mix and rate effects), ranked by contribution.",
+    key=("kpi", "scope", "dimension", "value"))
 
 DIM_VEHICLE = Table(Layer.GOLD, "dim_vehicle", lambda: ts.DIM_VEHICLE,
-    "Conformed vehicle dimension: build configuration per VIN.")
+    "Conformed vehicle dimension: build configuration per VIN.",
+    key=("vin",))
 
 DIM_STATION = Table(Layer.GOLD, "dim_station", lambda: ts.DIM_STATION,
-    "Conformed station dimension: operation and measured characteristics.")
+    "Conformed station dimension: operation and measured characteristics.",
+    key=("plant", "line", "station"))
 
 DIM_SUPPLIER_LOT = Table(Layer.GOLD, "dim_supplier_lot", lambda: ts.DIM_SUPPLIER_LOT,
-    "Conformed supplier lot dimension: component, supplier, lot and build dates.")
+    "Conformed supplier lot dimension: component, supplier, lot and build dates.",
+    key=("component", "supplier", "lot"))
 
 DIM_VEHICLE_FIRMWARE = Table(Layer.GOLD, "dim_vehicle_firmware", lambda: ts.DIM_VEHICLE_FIRMWARE,
-    "Firmware version of each vehicle with validity periods [valid_from, valid_to).")
+    "Firmware version of each vehicle with validity periods [valid_from, valid_to).",
+    key=("vin", "valid_from"))
 
 JOB_RUNS = Table(Layer.OPS, "job_runs", lambda: ts.JOB_RUNS,
     "One row per job run: status, times, inputs and outputs with Delta versions "
-    "(an incremental job's inputs: the versions it consumed, its next watermark).")
+    "(an incremental job's inputs: the versions it consumed, its next watermark).",
+    key=("run_id",), arrival="ended_at")
 
 SILVER_BATCHES = Table(Layer.OPS, "silver_batches", lambda: ts.SILVER_BATCHES,
     "One row per silver micro-batch: rows in, to silver, to quarantine, duplicates, "
-    "and the violations of each row rule.", partition_by=("topic",))
+    "and the violations of each row rule.", partition_by=("topic",),
+    key=("topic", "query_id", "batch_id"), arrival="ended_at")
+
+QUALITY_RESULTS = Table(Layer.OPS, "quality_results", lambda: ts.QUALITY_RESULTS,
+    "One row per expectation per table per quality gate run: the Delta version validated, "
+    "severity, success, observed value, unexpected count and percent, sample values.",
+    key=("run_id", "table", "check"), arrival="validated_at",
+    optional=True)
 
 TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     *_topic_tables(),
@@ -157,6 +197,7 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     DIM_VEHICLE_FIRMWARE,
     JOB_RUNS,
     SILVER_BATCHES,
+    QUALITY_RESULTS,
 ]}
 
 

@@ -87,6 +87,17 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    freshness_hours: str = _doc(
+        "Freshness limits of the quality gate, `table=hours` pairs separated by commas (e.g. "
+        "`silver.vehicle_telemetry=24,bronze.vehicle_telemetry=24`): a table whose newest row "
+        "arrived longer ago fails the gate. Empty: no freshness check.", "")
+    audit_gold: bool = _doc(
+        "Write-audit-publish: validate every gold job's outputs after it writes them and "
+        "restore the previous version when an error-severity check fails.", True)
+
+
+@dataclass(frozen=True)
 class ThriftConfig:
     host: str = _doc("Address the Spark Thrift Server binds to.", "127.0.0.1")
     port: int = _doc("HiveServer2 port of the Spark Thrift Server.", 10000)
@@ -147,6 +158,7 @@ class Config:
     superset: SupersetConfig
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     @property
     def lake_root(self) -> str:
@@ -166,6 +178,7 @@ _SECTIONS: Mapping[str, type] = {
     "superset": SupersetConfig,
     "replay": ReplayConfig,
     "ingest": IngestConfig,
+    "quality": QualityConfig,
 }
 
 ENV_HOME = "REDLINE_HOME"

@@ -24,7 +24,8 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     from redline.dashboards.screenshot import screenshot
     from redline.ml import score, train
     from redline.pipeline import run_jobs
-    from redline.quality.gate import run_gate
+    from redline.quality.gate import auditor, run_gate
+    from redline.quality.suites import freshness_limits
     from redline.schemas.payloads import SIMULATED_TOPICS
     from redline.services import managed, start_all
     from redline.services.thrift import ThriftServer
@@ -44,10 +45,15 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     ingested = ingest.run(spark, cfg, cfg.lake_root, list(SIMULATED_TOPICS), available_now=True)
     print("; ".join(f"{t}: " + ", ".join(f"{k}={n:,}" for k, n in r.items())
                     for t, r in ingested.items()))
-    _step(5, total, "gold jobs")
-    run_jobs(spark, cfg.lake_root, ["gold"], ingest=cfg.ingest)
-    _step(6, total, "quality gate")
-    gate = run_gate(spark, cfg.lake_root, cfg.home / "reports" / "quality")
+    freshness = freshness_limits(cfg.quality.freshness_hours)
+    reports = cfg.home / "reports" / "quality"
+    _step(5, total, "gold jobs (each output audited before it is published)")
+    run_jobs(spark, cfg.lake_root, ["gold"], ingest=cfg.ingest,
+             audit=auditor(reports, freshness) if cfg.quality.audit_gold else None)
+    _step(6, total, "quality gate over every table")
+    gate = run_gate(spark, cfg.lake_root, reports, freshness=freshness,
+                    docs_root=cfg.home / "quality")
+    print(gate.table_rows())
     print(gate.summary())
     _step(7, total, "training the failure model and scoring the fleet")
     model = train.train(spark, cfg, cfg.lake_root)
@@ -65,7 +71,11 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     for name, n in counts.items():
         print(f"    {name:<32} {n:>10,}")
     print(f"  quality gate: {'PASSED' if gate.success else 'FAILED'} "
-          f"({gate.evaluated - len(gate.failures)}/{gate.evaluated}); report {gate.report_md}")
+          f"({gate.evaluated - len(gate.failures)}/{gate.evaluated} on "
+          f"{len(gate.versions)} tables, {len(gate.warnings)} warnings); "
+          f"report {gate.report_md}")
+    if gate.docs_index is not None:
+        print(f"    Data Docs: {gate.docs_index}")
     print(f"  model {cfg.mlflow.model_name} v{model.version} (alias champion): "
           + ", ".join(f"{k}={_number(v)}" for k, v in model.metrics.items()))
     print(f"  scored vehicles: {scored}")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 GROUPS = ("all", "silver", "gold")
 """Names that stand for several steps: every step of the simulated fleet and plants
 (``all``: replayed data sets' silver drains run by name, their topics stay empty unless
-`redline replay` ran), every silver drain, every gold job."""
+`redline replay` ran), every silver drain, every gold job (on silver as it is)."""
 
 
 @dataclass(frozen=True)
@@ -71,26 +71,28 @@ def upstream(step: Step, every: dict[str, Step]) -> list[Step]:
 
 
 def plan(names: Sequence[str]) -> list[Step]:
-    """The steps ``names`` (step names or groups) stand for, with the steps writing their
-    inputs, each after those it reads from."""
+    """The steps ``names`` stand for, each after the steps it reads from. A step name
+    brings the steps writing its inputs along; a group (``silver``, ``gold``) is just its
+    steps, in order (``gold`` runs on silver as it is); ``all`` is both."""
     every = steps()
-    wanted: list[str] = []
+    wanted: list[tuple[str, bool]] = []
     for name in names or ["all"]:
         if name == "all":
-            wanted += [n for n, s in every.items() if s.in_all]
+            wanted += [(n, True) for n, s in every.items() if s.in_all]
         elif name == "silver":
-            wanted += [n for n, s in every.items() if s.topic is not None]
+            wanted += [(n, False) for n, s in every.items() if s.topic is not None]
         elif name == "gold":
-            wanted += [n for n, s in every.items() if s.job is not None]
+            wanted += [(n, False) for n, s in every.items() if s.job is not None]
         elif name in every:
-            wanted.append(name)
+            wanted.append((name, True))
         else:
             raise RedlineError("JOB_UNKNOWN", f"no job {name!r}; jobs: {', '.join(every)} "
                                               f"(or {', '.join(GROUPS)})")
     ordered: list[Step] = []
     visiting: set[str] = set()
+    chosen = {n for n, _ in wanted}
 
-    def visit(step: Step) -> None:
+    def visit(step: Step, closure: bool) -> None:
         if step in ordered:
             return
         if step.name in visiting:
@@ -98,12 +100,13 @@ def plan(names: Sequence[str]) -> list[Step]:
                                             f"{', '.join(sorted(visiting))}")
         visiting.add(step.name)
         for dep in upstream(step, every):
-            visit(dep)
+            if closure or dep.name in chosen:
+                visit(dep, closure)
         visiting.discard(step.name)
         ordered.append(step)
 
-    for name in wanted:
-        visit(every[name])
+    for name, closure in wanted:
+        visit(every[name], closure)
     return ordered
 
 
@@ -120,11 +123,12 @@ def _drain(spark: SparkSession, lake_root: str, topic: str,
 
 def run_step(spark: SparkSession, lake_root: str, step: Step, batch_id: str,
              full: bool = False, record: bool = True,
-             ingest: IngestConfig | None = None) -> dict:
+             ingest: IngestConfig | None = None, audit: runner.Audit | None = None) -> dict:
     """Run one step; with ``record`` its ops.job_runs row is appended (a failed run's
-    too)."""
+    too); a gold job's outputs pass ``audit`` before they stay published."""
     if step.job is not None:
-        return runner.run(spark, lake_root, step.job, batch_id, full=full, record=record)
+        return runner.run(spark, lake_root, step.job, batch_id, full=full, record=record,
+                          audit=audit)
     assert step.topic is not None
     settings = ingest or IngestConfig()
 
@@ -139,20 +143,22 @@ def run_step(spark: SparkSession, lake_root: str, step: Step, batch_id: str,
 
 def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
              progress: Callable[[str], None] = print, record: bool = True,
-             full: bool = False, ingest: IngestConfig | None = None) -> dict[str, dict]:
+             full: bool = False, ingest: IngestConfig | None = None,
+             audit: runner.Audit | None = None) -> dict[str, dict]:
     """Run ``names`` (or a group) in dependency order; with ``record`` each run appends a
     row to ops.job_runs (a failed run too, before its error propagates). Gold jobs run
     incrementally by their strategy unless ``full``; their watermarks are the input
     versions of their last recorded successful run, so without ``record`` they rebuild in
     full. Silver drains use ``ingest`` (the configuration's ingest settings) when given,
-    else the defaults."""
+    else the defaults. With ``audit`` each gold job's outputs are validated before they
+    stay published (write-audit-publish, ``jobs/runner.py``)."""
     results = {}
     todo = plan(names)
     batch_id = str(uuid.uuid4())
     for i, step in enumerate(todo, 1):
         began = time.monotonic()
         progress(f"[{i}/{len(todo)}] {step.name}: {step.description}")
-        out = run_step(spark, lake_root, step, batch_id, full, record, ingest)
+        out = run_step(spark, lake_root, step, batch_id, full, record, ingest, audit)
         out.pop(runs.CONSUMED, None)
         out["seconds"] = round(time.monotonic() - began, 1)
         results[step.name] = out

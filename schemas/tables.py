@@ -395,3 +395,22 @@ SILVER_BATCHES = StructType([
         StructField("rows", LongType(), False),
     ]), False), False),
 ])
+
+#: ops.quality_results: one row per expectation per table per gate run.
+QUALITY_RESULTS = StructType([
+    StructField("run_id", StringType(), False),
+    StructField("validated_at", TimestampType(), False),
+    StructField("table", StringType(), False),
+    StructField("delta_version", LongType(), True),
+    StructField("check", StringType(), False),
+    StructField("expectation", StringType(), False),
+    StructField("column", StringType(), True),
+    StructField("severity", StringType(), False),
+    StructField("mostly", DoubleType(), True),
+    StructField("success", BooleanType(), False),
+    StructField("observed_value", StringType(), True),
+    StructField("unexpected_count", LongType(), True),
+    StructField("unexpected_percent", DoubleType(), True),
+    StructField("sample_values", ArrayType(StringType(), True), True),
+    StructField("detail", StringType(), True),
+])
