@@ -26,6 +26,7 @@ from redline.streaming.guards import CheckpointLock
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from redline.query import Reader
 
 
 def topic_of(table: str) -> str:
@@ -52,6 +53,20 @@ def list_rows(spark: "SparkSession", lake_root: str, table: str | None = None,
         df = df.where(F.col("source_table") == catalog.bronze(topic_of(table)).qualified_name)
     df = df.orderBy(F.col("quarantined_at").desc(), "kafka_partition", "kafka_offset")
     return [r.asDict(recursive=True) for r in df.limit(limit).collect()]
+
+
+def list_rows_sql(reader: Reader, table: str | None = None, limit: int = 50) -> list[dict]:
+    """``list_rows`` through SQL (``redline.query``: the Thrift Server when it runs)."""
+    qt = catalog.QUARANTINE
+    if not reader.has(qt):
+        return []
+    where = ""
+    if table:
+        where = " WHERE source_table = " + lake.sql_literal(
+            catalog.bronze(topic_of(table)).qualified_name)
+    return reader.query(
+        f"SELECT * FROM {qt.qualified_name}{where} "
+        f"ORDER BY quarantined_at DESC, kafka_partition, kafka_offset LIMIT {int(limit)}").rows
 
 
 def replay(spark: "SparkSession", lake_root: str, table: str | None = None

@@ -22,6 +22,8 @@ from redline.streaming.kafka_options import topic_name
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from redline.query import Reader
+
 #: Rows/s is measured over the silver batches that ended in this many seconds.
 RATE_WINDOW_S = 300
 
@@ -74,11 +76,8 @@ def _silver_source_version(checkpoint: str) -> int | None:
     return None if found is None else int(found[1].get("reservoirVersion", 0))
 
 
-def topic_status(spark: "SparkSession", cfg: Config, lake_root: str, topic: str
-                 ) -> TopicStatus:
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
-
+def _stream_status(cfg: Config, lake_root: str, topic: str) -> TopicStatus:
+    """What Kafka and the checkpoints say about ``topic`` (no lake table is read)."""
     st = TopicStatus(topic)
     kafka_topic = topic_name(cfg, topic)
     b_ckpt, s_ckpt = bronze.checkpoint(lake_root, topic), silver.checkpoint(lake_root, topic)
@@ -93,12 +92,25 @@ def topic_status(spark: "SparkSession", cfg: Config, lake_root: str, topic: str
         stamps = [p.stat().st_mtime for p in commits.iterdir() if p.name.isdigit()]
         st.bronze_last_batch_at = _iso(max(stamps)) if stamps else None
     st.running = _locked(b_ckpt) or _locked(s_ckpt)
+    return st
 
+
+def _versions_behind(lake_root: str, topic: str, latest: int) -> int:
+    """Bronze commits up to version ``latest`` that the silver stream has not processed."""
+    todo = _silver_source_version(silver.checkpoint(lake_root, topic))
+    return latest + 1 if todo is None else max(0, latest - todo + 1)
+
+
+def topic_status(spark: "SparkSession", cfg: Config, lake_root: str, topic: str
+                 ) -> TopicStatus:
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    st = _stream_status(cfg, lake_root, topic)
     bronze_path = catalog.location(lake_root, catalog.bronze(topic))
     if DeltaTable.isDeltaTable(spark, bronze_path):
         latest = DeltaTable.forPath(spark, bronze_path).history(1).first().version
-        todo = _silver_source_version(s_ckpt)
-        st.bronze_versions_behind = latest + 1 if todo is None else max(0, latest - todo + 1)
+        st.bronze_versions_behind = _versions_behind(lake_root, topic, latest)
 
     batches_t = catalog.SILVER_BATCHES
     if catalog.exists(spark, lake_root, batches_t):
@@ -138,6 +150,67 @@ def topic_status(spark: "SparkSession", cfg: Config, lake_root: str, topic: str
 def status(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str]
            ) -> list[TopicStatus]:
     return [topic_status(spark, cfg, lake_root, t) for t in topics]
+
+
+def status_sql(reader: Reader, cfg: Config, lake_root: str, topics: Sequence[str]
+               ) -> list[TopicStatus]:
+    """``status`` with the lake read through SQL (``redline.query``: the Thrift Server
+    when it runs): two statements for all topics instead of Spark jobs per topic."""
+    out = {t: _stream_status(cfg, lake_root, t) for t in topics}
+    lake_status_sql(reader, lake_root, out)
+    return [out[t] for t in topics]
+
+
+def lake_status_sql(reader: Reader, lake_root: str, out: dict[str, TopicStatus]) -> None:
+    """Fill in what the lake says about each topic of ``out`` (the part of ``status_sql``
+    that reads tables)."""
+    from redline.lake import sql_literal
+
+    topics = list(out)
+    if not topics:
+        return
+    for table in reader.prepare([catalog.bronze(t) for t in topics]):
+        latest = reader.version(table)
+        if latest is not None:
+            out[table.topic].bronze_versions_behind = _versions_behind(
+                lake_root, table.topic, latest)
+
+    if reader.has(catalog.SILVER_BATCHES):
+        names = ", ".join(sql_literal(t) for t in topics)
+        recent = f"ended_at >= last_at - INTERVAL {RATE_WINDOW_S} SECONDS"
+        for r in reader.query(
+                "WITH b AS (SELECT *, max(ended_at) OVER (PARTITION BY topic) AS last_at "
+                f"FROM {catalog.SILVER_BATCHES.qualified_name} WHERE topic IN ({names})), "
+                "r AS (SELECT topic, map_from_entries(collect_list(struct(rule, n))) AS rules "
+                "FROM (SELECT topic, v.rule AS rule, sum(v.rows) AS n "
+                "FROM b LATERAL VIEW explode(rule_violations) e AS v GROUP BY topic, v.rule) "
+                "GROUP BY topic) "
+                "SELECT a.*, r.rules FROM (SELECT topic, count(1) AS n, "
+                "sum(input_rows) AS rows_in, sum(silver_rows) AS rows_silver, "
+                "sum(quarantined_rows) AS rows_q, sum(duplicate_rows) AS rows_dup, "
+                "max(ended_at) AS last_at, max_by(batch_id, ended_at) AS last_batch, "
+                # rows/s over the batches that ended in the window before the last one
+                f"sum(CASE WHEN {recent} THEN input_rows END) AS recent_rows, "
+                f"min(CASE WHEN {recent} THEN started_at END) AS recent_from "
+                "FROM b GROUP BY topic) a LEFT JOIN r ON a.topic = r.topic").rows:
+            st = out[r["topic"]]
+            st.silver_batches, st.rows_in = int(r["n"]), int(r["rows_in"])
+            st.rows_silver, st.rows_quarantined = int(r["rows_silver"]), int(r["rows_q"])
+            st.rows_duplicate = int(r["rows_dup"])
+            st.silver_last_batch = int(r["last_batch"])
+            st.silver_last_batch_at = _iso(r["last_at"])
+            span = (r["last_at"] - r["recent_from"]).total_seconds()
+            st.silver_rows_per_s = round(r["recent_rows"] / span, 1) if span > 0 else 0.0
+            st.rule_violations = {rule: int(n) for rule, n in (r["rules"] or {}).items() if n}
+
+    if reader.has(catalog.QUARANTINE):
+        sources = {catalog.bronze(t).qualified_name: t for t in topics}
+        for r in reader.query(
+                "SELECT source_table, reason_code, count(1) AS n FROM "
+                f"{catalog.QUARANTINE.qualified_name} WHERE source_table IN "
+                f"({', '.join(sql_literal(s) for s in sources)}) "
+                "GROUP BY source_table, reason_code").rows:
+            out[sources[r["source_table"]]].quarantine[r["reason_code"]] = int(r["n"])
 
 
 def as_json(rows: Sequence[TopicStatus]) -> str:

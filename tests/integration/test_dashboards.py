@@ -352,3 +352,98 @@ def test_mtbf_and_violation_tables(cfg, dashboard, api):
     rules = {(r["chart"], r["rule"], r["points"])
              for r in _chart_data(api, cfg, "Nelson rule violations")}
     assert rules == {("XBAR", 1, 1), ("I", 1, 1)}
+
+
+# --- read-only commands go through the running Thrift Server -----------------------------
+BY_STATION = ("SELECT station, sum(units) AS units, sum(first_pass_units) AS fp "
+              "FROM gold.first_pass_yield GROUP BY station ORDER BY station")
+
+
+def test_cli_sql_goes_through_the_thrift_server(thrift, fpy_table, capsys):
+    from redline.cli import main
+
+    capsys.readouterr()
+    assert main(["--verbose", "sql", BY_STATION, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert f"redline: via Spark Thrift Server {thrift.address}" in err
+    assert "starting" not in err
+    # By hand from ROWS: S1-weld 100 + 200 units, 95 + 180 first pass; S2-paint 100 + 50, 80 + 45.
+    assert json.loads(out) == [{"station": "S1-weld", "units": 300, "fp": 275},
+                               {"station": "S2-paint", "units": 150, "fp": 125}]
+    assert main(["sql", "SELECT day, fpy FROM gold.first_pass_yield ORDER BY day, fpy",
+                 "--limit", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "+----------+---+", "|day       |fpy|", "+----------+---+",
+        "|2024-05-01|0.8|", "+----------+---+", "only showing top 1 row"]
+
+    for query, message in [
+            ("SELEC 1", "[SQL_ERROR] [PARSE_SYNTAX_ERROR] Syntax error at or near 'SELEC'"),
+            ("SELECT * FROM gold.no_such_table",
+             "[SQL_ERROR] [TABLE_OR_VIEW_NOT_FOUND] The table or view `gold`.`no_such_table` "
+             "cannot be found.")]:
+        assert main(["sql", query]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f"redline: error {message}"), err
+
+
+def test_quarantine_list_and_ingest_status_through_the_thrift_server(
+        spark, thrift, tmp_path, monkeypatch, capsys):
+    """A fresh lake: the server has not seen its tables and registers them on the way. The
+    output is the local Spark code's (``list_rows``, ``status``) and the hand-made rows'."""
+    from redline.cli import main
+    from redline.config import load
+    from redline.streaming import quarantine, status
+
+    root = str(tmp_path / "lake")
+    monkeypatch.setenv("REDLINE_LAKE_ROOT", root)
+    cfg = load()
+    t0 = dt.datetime(2026, 3, 1, 12)
+    quarantined = [  # source table, partition, offset, reason code, seconds after t0
+        ("bronze.station_results", 0, 11, "MALFORMED_JSON", 30),
+        ("bronze.station_results", 1, 12, "TYPE_MISMATCH", 20),
+        ("bronze.station_results", 0, 13, "MALFORMED_JSON", 30),
+        ("bronze.vehicle_dtc", 0, 3, "RULE_FAILED", 40)]
+    lake.overwrite(spark.createDataFrame(
+        [(src, "t", p, o, "{", code, f"{code} at {o}", t0 + dt.timedelta(seconds=s))
+         for src, p, o, code, s in quarantined], catalog.QUARANTINE.schema()),
+        root, catalog.QUARANTINE)
+    batches = [  # topic, batch, started, ended (s after t0), rows in, silver, rules
+        ("station_results", 0, 0, 10, 100, 95, [("speed", 2)]),
+        ("station_results", 1, 990, 1000, 60, 50, [("speed", 1), ("soc", 4)]),
+        ("vehicle_dtc", 0, 0, 5, 7, 7, [])]
+    lake.overwrite(spark.createDataFrame(
+        [(t, "q", b, t0 + dt.timedelta(seconds=s), t0 + dt.timedelta(seconds=e), n, ok,
+          n - ok, 0, None, None, [(rule, "warn", k) for rule, k in rules])
+         for t, b, s, e, n, ok, rules in batches], catalog.SILVER_BATCHES.schema()),
+        root, catalog.SILVER_BATCHES)
+    bronze = catalog.bronze("station_results")
+    for offset in range(2):  # versions 0 and 1
+        lake.append(spark.createDataFrame([(b"k", b"{}", "t", 0, offset, t0, t0)],
+                                          bronze.schema()), root, bronze)
+
+    capsys.readouterr()
+    assert main(["--verbose", "quarantine", "list", "--json", "--table", "station_results"]) == 0
+    out, err = capsys.readouterr()
+    assert f"redline: via Spark Thrift Server {thrift.address}" in err
+    listed = json.loads(out)
+    # Newest first; equal times by partition, then offset.
+    assert [(r["kafka_partition"], r["kafka_offset"]) for r in listed] == [(0, 11), (0, 13),
+                                                                           (1, 12)]
+    assert listed == json.loads(json.dumps(
+        quarantine.list_rows(spark, root, "station_results", 50), default=str))
+
+    topics = ["station_results", "vehicle_dtc"]
+    assert main(["ingest", "status", "--json", "--verbose", "--topics", *topics]) == 0
+    out, err = capsys.readouterr()
+    assert f"redline: via Spark Thrift Server {thrift.address}" in err
+    got = json.loads(out)
+    assert got == json.loads(status.as_json(status.status(spark, cfg, root, topics)))
+    st, dtc = got
+    assert st["bronze_versions_behind"] == 2  # no silver checkpoint: both commits to do
+    assert (st["silver_batches"], st["rows_in"], st["rows_silver"], st["rows_quarantined"],
+            st["silver_last_batch"]) == (2, 160, 145, 15, 1)
+    assert st["silver_rows_per_s"] == 6.0  # only the last batch is in the 300 s window
+    assert st["rule_violations"] == {"speed": 3, "soc": 4}
+    assert st["quarantine"] == {"MALFORMED_JSON": 2, "TYPE_MISMATCH": 1}
+    assert (dtc["bronze_versions_behind"], dtc["rows_in"], dtc["quarantine"]) == (
+        None, 7, {"RULE_FAILED": 1})
