@@ -11,9 +11,9 @@ import json
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 from redline import config as config_mod
 from redline.errors import RedlineError
@@ -97,7 +97,7 @@ def _live(line: str) -> None:
         sys.stdout.flush()
     elif time.monotonic() - _live_last[0] >= _LIVE_EVERY_S:
         _live_last[0] = time.monotonic()
-        print(f"{datetime.now(timezone.utc):%H:%M:%S} {line}", flush=True)
+        print(f"{datetime.now(UTC):%H:%M:%S} {line}", flush=True)
 
 
 def cmd_replay(cfg, args) -> int:
@@ -124,10 +124,12 @@ def cmd_ingest(cfg, args) -> int:
 
     topics = args.topics or list(PAYLOADS)
     if args.action == "status":
+        from redline.query import open_reader
         from redline.streaming import status
 
-        spark = _session(cfg, "ingest-status")
-        rows = status.status(spark, cfg, cfg.lake_root, topics)
+        # Kafka offsets from the broker; the lake through the Thrift Server when it runs.
+        with open_reader(cfg, "ingest-status", verbose=args.verbose) as reader:
+            rows = status.status_sql(reader, cfg, cfg.lake_root, topics)
         print(status.as_json(rows) if args.json else status.render(rows))
         return 1 if any(r.data_loss for r in rows) else 0
     ensure_topics(cfg)
@@ -157,9 +159,11 @@ def cmd_ingest(cfg, args) -> int:
 def cmd_quarantine(cfg, args) -> int:
     from redline.streaming import quarantine
 
-    spark = _session(cfg, "quarantine")
     if args.action == "list":
-        rows = quarantine.list_rows(spark, cfg.lake_root, args.table, args.limit)
+        from redline.query import open_reader
+
+        with open_reader(cfg, "quarantine", verbose=args.verbose) as reader:
+            rows = quarantine.list_rows_sql(reader, args.table, args.limit)
         if args.json:
             print(json.dumps(rows, default=str))
         else:
@@ -168,6 +172,7 @@ def cmd_quarantine(cfg, args) -> int:
                       f"{r['reason_code']:<24} {r['reason'][:80]}")
             print(f"{len(rows)} quarantined record(s) shown (limit {args.limit})")
         return 0
+    spark = _session(cfg, "quarantine")
     result = quarantine.replay(spark, cfg.lake_root, args.table)
     for topic, r in result.items():
         print(f"{topic}: {r['replayed']} re-parsed, {r['landed']} landed in silver, "
@@ -217,18 +222,41 @@ def cmd_jobs(cfg, args) -> int:
         return 0
     spark = _session(cfg, "jobs")
     pipeline.run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full,
-                      ingest=cfg.ingest)
+                      ingest=cfg.ingest, audit=_audit(cfg))
     _thrift_refresh(cfg, spark)
     return 0
 
 
 def cmd_quality(cfg, args) -> int:
     from redline.quality.gate import run_gate
+    from redline.quality.suites import freshness_limits
 
+    freshness = freshness_limits(cfg.quality.freshness_hours)
     spark = _session(cfg, "quality")
-    gate = run_gate(spark, cfg.lake_root, cfg.home / "reports" / "quality", args.tables)
-    print(gate.summary())
-    return 0 if gate.success else 1
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
+    gate = run_gate(spark, cfg.lake_root, cfg.home / "reports" / "quality", args.tables,
+                    progress=say, as_of=args.as_of, freshness=freshness,
+                    docs_root=cfg.home / "quality")
+    if args.junit:
+        Path(args.junit).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.junit).write_text(gate.junit_xml())
+        say(f"JUnit report: {args.junit}")
+    if args.json:
+        print(json.dumps(gate.as_json(), default=str))
+    else:
+        print(gate.table_rows())
+        print(gate.summary())
+    return gate.exit_code
+
+
+def _audit(cfg):
+    """The write-audit-publish check of gold jobs, when the configuration turns it on."""
+    if not cfg.quality.audit_gold:
+        return None
+    from redline.quality.gate import auditor
+    from redline.quality.suites import freshness_limits
+
+    return auditor(cfg.home / "reports" / "quality", freshness_limits(cfg.quality.freshness_hours))
 
 
 def cmd_ml(cfg, args) -> int:
@@ -259,21 +287,18 @@ def cmd_dashboards(cfg, args) -> int:
     return 0
 
 
-def _query(spark, cfg, query: str):
-    from redline import catalog
-
-    catalog.register_all(spark, cfg.lake_root)
-    return spark.sql(query)
-
-
 def cmd_sql(cfg, args) -> int:
-    spark = _session(cfg, "sql")
-    df = _query(spark, cfg, args.query)
+    from redline import catalog
+    from redline.query import open_reader, render
+
+    # Through the running Thrift Server (about a second), else a local Spark session.
+    with open_reader(cfg, "sql", verbose=args.verbose) as reader:
+        reader.prepare(catalog.TABLES.values())
+        result = reader.query(args.query, limit=args.limit)
     if args.json:
-        rows = [r.asDict(recursive=True) for r in df.limit(args.limit).collect()]
-        print(json.dumps(rows, default=str))
+        print(json.dumps(result.rows, default=str))
     else:
-        df.show(args.limit, truncate=False)
+        print(render(result))
     return 0
 
 
@@ -287,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="redline", description=__doc__.splitlines()[0])
     p.add_argument("--profile", help="profile of redline.toml (default: REDLINE_PROFILE "
                                      "or 'local')")
+    verbose = "say on stderr how a command reads the lake (Thrift Server or local Spark)"
+    p.add_argument("--verbose", action="store_true", help=verbose)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("up", help="start the local services (kafka, mlflow, spark-thrift, "
@@ -354,9 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="list: print the jobs as JSON")
     s.set_defaults(fn=cmd_jobs)
 
-    s = sub.add_parser("quality", help="data-quality gate (exits 1 when it fails)")
+    s = sub.add_parser("quality", help="data-quality gate over every table: exit 0 passed, "
+                                       "1 failed, 2 could not run (a table missing)")
     s.add_argument("action", choices=["gate"])
-    s.add_argument("--tables", nargs="*")
+    s.add_argument("--tables", nargs="*", help="qualified table names (default: every table "
+                                               "of the catalog)")
+    s.add_argument("--as-of", type=int, metavar="VERSION",
+                   help="validate this Delta version of the one table named by --tables")
+    s.add_argument("--json", action="store_true", help="print the results as JSON")
+    s.add_argument("--junit", metavar="PATH", help="also write a JUnit XML report here")
     s.set_defaults(fn=cmd_quality)
 
     s = sub.add_parser("ml", help="train the failure model or score the fleet")
@@ -379,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--days", type=int, default=60)
     s.add_argument("--seed", type=int, default=7)
     s.set_defaults(fn=cmd_demo)
+    # `--verbose` after the command too; SUPPRESS keeps a leading one from being reset.
+    for s in sub.choices.values():
+        s.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help=verbose)
     return p
 
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from redline import catalog, lake
 from redline.errors import RedlineError
-from redline.streaming.parse import annotate, classify
 from redline.quality import row_rules
 from redline.schemas.payloads import PAYLOADS, latest
 from redline.streaming import silver
 from redline.streaming.guards import CheckpointLock
+from redline.streaming.parse import annotate, classify
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -40,7 +40,7 @@ def topic_of(table: str) -> str:
     return name
 
 
-def list_rows(spark: "SparkSession", lake_root: str, table: str | None = None,
+def list_rows(spark: SparkSession, lake_root: str, table: str | None = None,
               limit: int = 50) -> list[dict]:
     """Newest quarantined records first (optionally of one topic), as plain dicts."""
     from pyspark.sql import functions as F
@@ -69,7 +69,7 @@ def list_rows_sql(reader: Reader, table: str | None = None, limit: int = 50) -> 
         f"ORDER BY quarantined_at DESC, kafka_partition, kafka_offset LIMIT {int(limit)}").rows
 
 
-def replay(spark: "SparkSession", lake_root: str, table: str | None = None
+def replay(spark: SparkSession, lake_root: str, table: str | None = None
            ) -> dict[str, dict[str, int]]:
     """Re-parse quarantined records of ``table`` (default: every topic); see module doc."""
     from pyspark.sql import functions as F
@@ -86,7 +86,7 @@ def replay(spark: "SparkSession", lake_root: str, table: str | None = None
     return {t: _replay_topic(spark, lake_root, t, F) for t in topics}
 
 
-def _replay_topic(spark: "SparkSession", lake_root: str, topic: str, F) -> dict[str, int]:
+def _replay_topic(spark: SparkSession, lake_root: str, topic: str, F) -> dict[str, int]:
     from delta.tables import DeltaTable
 
     source = catalog.bronze(topic)

@@ -8,10 +8,11 @@ process and after it stopped: Kafka's end offsets, the bronze and silver checkpo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from redline import catalog
 from redline.config import Config
@@ -55,7 +56,7 @@ def _iso(ts: datetime | float | None) -> str | None:
     if ts is None:
         return None
     if isinstance(ts, (int, float)):
-        ts = datetime.fromtimestamp(ts, timezone.utc)
+        ts = datetime.fromtimestamp(ts, UTC)
     return ts.replace(microsecond=0).isoformat()
 
 
@@ -101,7 +102,7 @@ def _versions_behind(lake_root: str, topic: str, latest: int) -> int:
     return latest + 1 if todo is None else max(0, latest - todo + 1)
 
 
-def topic_status(spark: "SparkSession", cfg: Config, lake_root: str, topic: str
+def topic_status(spark: SparkSession, cfg: Config, lake_root: str, topic: str
                  ) -> TopicStatus:
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
@@ -147,7 +148,7 @@ def topic_status(spark: "SparkSession", cfg: Config, lake_root: str, topic: str
     return st
 
 
-def status(spark: "SparkSession", cfg: Config, lake_root: str, topics: Sequence[str]
+def status(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str]
            ) -> list[TopicStatus]:
     return [topic_status(spark, cfg, lake_root, t) for t in topics]
 
