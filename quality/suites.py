@@ -228,8 +228,8 @@ MAY_BE_EMPTY = {"silver.quarantine", "gold.spc_violations", "gold.kpi_attributio
                 "ops.quality_results", "gold.vehicle_risk_scores"}
 
 #: Nullable columns that may be null in every row, and why. Every other nullable column
-#: fails the gate when it is entirely null in a bronze, silver or ops table (a feed or a
-#: join broke), and is reported as a warning in a gold table.
+#: fails the gate when it is entirely null in a bronze or silver table (a feed broke), and
+#: is reported as a warning in a gold or ops table.
 MAY_BE_ALL_NULL: dict[str, dict[str, str]] = {
     "*": {"key": "Kafka records need no key", "raw_value": "quarantined before parsing",
           "description": "free text", "error": "null when every run succeeded",
@@ -248,6 +248,11 @@ MAY_BE_ALL_NULL: dict[str, dict[str, str]] = {
     "gold.kpi_attribution": {"scope_plant": "fleet scope", "scope_line": "plant scope",
                              "scope_station": "line scope"},
     "silver.station_results": {"defect_codes": "no defects"},
+    "ops.quality_results": {c: "only some checks have it" for c in (
+        "delta_version", "column", "mostly", "observed_value", "unexpected_count",
+        "unexpected_percent", "sample_values", "detail")},
+    "ops.silver_batches": {"min_kafka_timestamp": "empty batches",
+                           "max_kafka_timestamp": "empty batches"},
 }
 
 #: Columns of free text or raw bytes: blank values are allowed.
@@ -257,6 +262,7 @@ _FREE_TEXT = {"description", "reason", "raw_value", "error", "rule_name"}
 #: table is reported when it more than ``VOLUME_GROWTH`` folds or loses over half.
 VOLUME_GROWTH = 10.0
 _APPEND_ONLY = (Layer.BRONZE, Layer.OPS)
+_FEEDS = (Layer.BRONZE, Layer.SILVER)
 
 
 def _simple(dtype) -> str:
@@ -306,10 +312,11 @@ def checks_for(table: Table, previous: Mapping[str, object] | None = None,
         if f.nullable and column not in allowed_null and _simple(f.dataType) in (
                 "string", "double", "float", "int", "bigint", "boolean", "date", "timestamp"):
             # A feed column entirely null is a broken feed; a gold statistic entirely
-            # null can be a small sample (too few failures to fit): reported, not fatal.
+            # null can be a small sample (too few failures to fit), an ops record's
+            # optional field unused so far: reported, not fatal.
             out.append(Check("ExpectColumnProportionOfNonNullValuesToBeBetween",
                              {"column": column, "min_value": 1e-12},
-                             WARN if table.layer is Layer.GOLD else ERROR, label="all null"))
+                             ERROR if table.layer in _FEEDS else WARN, label="all null"))
     for column, (low, high, mostly) in RANGES.get(name, {}).items():
         kwargs: dict = {"column": column, "min_value": low, "max_value": high}
         if mostly < 1.0:
