@@ -658,10 +658,14 @@ def run_mode(spark, probe: Probe, base_df, mode: str, args, validate, diffs: lis
     hand = out["handwritten"].pop("value")
     gx_dec = gx_decisions(out["gate"].pop("value"))
     diffs += compare(gx_dec, hand, f"{mode}/gate")
-    out["decisions"] = [{"expectation": h["expectation"], "column": h["column"],
-                         "gx": g["success"], "handwritten": h["success"],
-                         "gx_observed": g["observed"], "handwritten_observed": h["observed"]}
-                        for g, h in zip(gx_dec, hand, strict=False)]
+    by_key = {(g["type"], g["column"]): g for g in gx_dec}  # GX's order is not the suite's
+    out["decisions"] = []
+    for h in hand:
+        g = by_key.get((_snake(h["expectation"]), h["column"]), {})
+        out["decisions"].append({"expectation": h["expectation"], "column": h["column"],
+                                 "gx": g.get("success"), "handwritten": h["success"],
+                                 "gx_observed": g.get("observed"),
+                                 "handwritten_observed": h["observed"]})
     singles = out["one_by_one"].pop("value")
     diffs += compare([d for r in singles for d in gx_decisions(r)], hand, f"{mode}/one-by-one")
     if args.variants:
