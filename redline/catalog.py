@@ -87,6 +87,41 @@ VEHICLE_RISK_SCORES = Table(Layer.GOLD, "vehicle_risk_scores", lambda: ts.VEHICL
     "Batch scores of the champion failure model.",
     key=("vin", "as_of_date"), arrival="scored_at", optional=True)
 
+CMAPSS_FEATURES = Table(Layer.GOLD, "cmapss_features", lambda: ts.CMAPSS_FEATURES,
+    "C-MAPSS turbofan cycles as model inputs: operating condition, sensors z-scored per "
+    "data set and condition on training engines, RUL target capped at 125 (training engines).",
+    partition_by=("dataset",), key=("engine_id", "cycle"), optional=True)
+
+CMAPSS_SENSOR_STATS = Table(Layer.GOLD, "cmapss_sensor_stats", lambda: ts.CMAPSS_SENSOR_STATS,
+    "Per data set, operating condition and sensor: the training mean and standard deviation "
+    "that normalise it, and whether it varies enough to be a feature (near-zero variance).",
+    key=("dataset", "condition", "sensor"), optional=True)
+
+AI4I_FEATURES = Table(Layer.GOLD, "ai4i_features", lambda: ts.AI4I_FEATURES,
+    "AI4I 2020 process runs as model inputs with the machine-failure label; the failure-mode "
+    "flags (TWF, HDF, PWF, OSF, RNF) are causes of the label and are not carried.",
+    key=("udi",), optional=True)
+
+CMAPSS_RUL_SCORES = Table(Layer.GOLD, "cmapss_rul_scores", lambda: ts.CMAPSS_RUL_SCORES,
+    "Remaining useful life of every C-MAPSS engine at its last recorded cycle, with the "
+    "ensemble's spread, by the champion model of its data set.",
+    key=("engine_id",), arrival="scored_at", optional=True)
+
+AI4I_FAILURE_SCORES = Table(Layer.GOLD, "ai4i_failure_scores", lambda: ts.AI4I_FAILURE_SCORES,
+    "Failure probability of every AI4I process run by the champion classifier, with its "
+    "predictive entropy.",
+    key=("udi",), arrival="scored_at", optional=True)
+
+REVIEW_QUEUE = Table(Layer.GOLD, "review_queue", lambda: ts.REVIEW_QUEUE,
+    "Vehicles, engines and process runs ranked for a person to look at: high risk and "
+    "high model uncertainty first.",
+    key=("task", "entity"), arrival="scored_at", optional=True)
+
+MODEL_DRIFT = Table(Layer.GOLD, "model_drift", lambda: ts.MODEL_DRIFT,
+    "Population stability index of every model feature and of the scores, per day, against "
+    "the champion's training window.",
+    key=("task", "model_version", "day", "feature"), arrival="computed_at", optional=True)
+
 SPC_POINTS = Table(Layer.GOLD, "spc_points", lambda: ts.SPC_POINTS,
     "Every measured value with its I-MR centre line and control limits.",
     key=("plant", "line", "station", "characteristic", "seq"))
@@ -179,6 +214,13 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     FIRST_PASS_YIELD,
     VEHICLE_FEATURES,
     VEHICLE_RISK_SCORES,
+    CMAPSS_FEATURES,
+    CMAPSS_SENSOR_STATS,
+    AI4I_FEATURES,
+    CMAPSS_RUL_SCORES,
+    AI4I_FAILURE_SCORES,
+    REVIEW_QUEUE,
+    MODEL_DRIFT,
     SPC_POINTS,
     SPC_VIOLATIONS,
     SPC_SUBGROUPS,

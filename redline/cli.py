@@ -259,18 +259,81 @@ def _audit(cfg):
     return auditor(cfg.home / "reports" / "quality", freshness_limits(cfg.quality.freshness_hours))
 
 
-def cmd_ml(cfg, args) -> int:
-    from redline.ml import score, train
+def _progress(args):
+    """Progress lines: stdout normally, stderr under ``--json`` (stdout is the JSON)."""
+    out = sys.stderr if getattr(args, "json", False) else sys.stdout
+    return lambda line: print(line, file=out, flush=True)
 
+
+def _emit(args, value, text: str) -> None:
+    print(json.dumps(value, default=str, indent=2) if args.json else text)
+
+
+def cmd_ml(cfg, args) -> int:
+    from redline.ml import run
+
+    progress = _progress(args)
+    if args.action == "review-queue":
+        return _review_queue(cfg, args)
+    if args.action in ("predict", "evaluate"):
+        return _cmapss_files(cfg, args, progress)
     spark = _session(cfg, "ml")
     if args.action == "train":
-        result = train.train(spark, cfg, cfg.lake_root)
-        print(f"trained {cfg.mlflow.model_name} version {result.version} "
-              f"(run {result.run_id}), alias champion: {result.metrics}")
-    else:
-        n = score.score(spark, cfg, cfg.lake_root)
-        print(f"scored {n} vehicles into gold.vehicle_risk_scores")
-        _thrift_refresh(cfg, spark)
+        result = run.train(spark, cfg, args.task, args.subset, progress)
+        _emit(args, result.as_dict(),
+              f"trained {result.model_name} version {result.version} (run {result.run_id}, "
+              f"{result.seconds}s), alias challenger; `redline ml promote {args.task}"
+              f"{' --subset ' + args.subset if args.subset else ''}` to make it champion")
+        return 0
+    if args.action == "promote":
+        decision = run.promote(spark, cfg, args.task, args.subset, progress)
+        _emit(args, decision.as_dict(),
+              ("promoted: " if decision.promoted else "not promoted: ") + decision.reason)
+        return 0 if decision.promoted else 3
+    results = run.score(spark, cfg, args.tasks, progress)
+    _thrift_refresh(cfg, spark)
+    _emit(args, results, "scored: " + "; ".join(f"{k}: {v}" for k, v in results.items()))
+    return 0
+
+
+def _review_queue(cfg, args) -> int:
+    from redline import catalog
+    from redline.query import open_reader, render
+
+    if args.top < 1:
+        raise RedlineError("ML_TOP", f"--top must be at least 1, got {args.top}")
+    with open_reader(cfg, "ml", verbose=args.verbose) as reader:
+        if not reader.prepare([catalog.REVIEW_QUEUE]):
+            raise RedlineError("TABLE_EMPTY", "gold.review_queue has no data yet: train and "
+                                              "promote a model, then `redline ml score`")
+        result = reader.query("SELECT * FROM gold.review_queue ORDER BY rank", limit=args.top)
+    _emit(args, result.rows, render(result))
+    return 0
+
+
+def _cmapss_files(cfg, args, progress) -> int:
+    from redline.ml import cmapss_task
+
+    if args.task != "cmapss":
+        raise RedlineError("ML_TASK", f"`ml {args.action}` is for cmapss (one RUL per test "
+                                      f"engine), not {args.task}")
+    spark = _session(cfg, "ml")
+    if args.action == "predict":
+        if not args.out:
+            raise RedlineError("ML_ARGS", "ml predict needs --out PATH (a CSV: unit,rul_pred)")
+        written = cmapss_task.predict_file(spark, cfg, args.subset, Path(args.out),
+                                           args.alias, progress)
+        _emit(args, written, f"wrote {written['rows']} test engines to {written['path']} "
+                             f"({written['model_name']} v{written['model_version']})")
+        return 0
+    if not args.labels:
+        raise RedlineError("ML_ARGS", "ml evaluate needs --labels PATH (RUL_FD00x.txt: the "
+                                      "true RUL of each test engine, one per line)")
+    result = cmapss_task.evaluate_file(spark, cfg, args.subset, Path(args.labels),
+                                       args.alias, progress)
+    _emit(args, result, f"{args.subset}: RMSE {result['rmse']:.2f}, PHM08 score "
+                        f"{result['phm08_score']:.1f} over {result['engines']} test engines "
+                        f"({result['model_name']} v{result['model_version']})")
     return 0
 
 
@@ -392,8 +455,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--junit", metavar="PATH", help="also write a JUnit XML report here")
     s.set_defaults(fn=cmd_quality)
 
-    s = sub.add_parser("ml", help="train the failure model or score the fleet")
-    s.add_argument("action", choices=["train", "score"])
+    s = sub.add_parser("ml", help="risk models: train, promote, score, predict, evaluate, "
+                                  "review queue")
+    ml = s.add_subparsers(dest="action", required=True)
+    tasks = ["vehicle", "cmapss", "ai4i"]
+    for action, text in (("train", "train a model; it becomes the challenger"),
+                         ("promote", "make the challenger champion if it beats the "
+                                     "champion on held-out data (exit 3 when it does not)")):
+        a = ml.add_parser(action, help=text)
+        a.add_argument("task", choices=tasks)
+        a.add_argument("--subset", help="C-MAPSS data set: FD001, FD002, FD003 or FD004")
+    a = ml.add_parser("score", help="score with every champion (or the tasks named) and "
+                                    "rebuild the review queue and drift")
+    a.add_argument("tasks", nargs="*", metavar="task", help=f"any of {', '.join(tasks)}")
+    a = ml.add_parser("predict", help="one predicted RUL per C-MAPSS test engine, to CSV")
+    a.add_argument("task", choices=["cmapss"])
+    a.add_argument("--subset", required=True)
+    a.add_argument("--out", required=True, metavar="CSV")
+    a.add_argument("--alias", default="champion", help="model alias (default champion)")
+    a = ml.add_parser("evaluate", help="RMSE and PHM08 score of the C-MAPSS test "
+                                       "predictions against a true-RUL file")
+    a.add_argument("task", choices=["cmapss"])
+    a.add_argument("--subset", required=True)
+    a.add_argument("--labels", required=True, metavar="PATH",
+                   help="RUL_FD00x.txt: true RUL per test engine, one per line")
+    a.add_argument("--alias", default="champion", help="model alias (default champion)")
+    a = ml.add_parser("review-queue", help="what a person should look at first: high risk "
+                                           "and high model uncertainty")
+    a.add_argument("--top", type=int, default=20)
+    for a in ml.choices.values():
+        a.add_argument("--json", action="store_true", help="print the result as JSON "
+                                                           "(progress goes to stderr)")
+        a.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_ml)
 
     s = sub.add_parser("dashboards", help="deploy the Superset dashboards kept in dashboards/")

@@ -109,9 +109,8 @@ class MlflowConfig:
     tracking_uri: str = _doc("Tracking server URI. Empty means the managed local server.", "")
     host: str = _doc("Address the managed tracking server binds to.", "127.0.0.1")
     port: int = _doc("Port of the managed tracking server.", 5000)
-    experiment: str = _doc("Experiment that training runs log to.", "redline")
-    model_name: str = _doc("Registered model name of the vehicle failure model.",
-                           "redline-vehicle-failure-30d")
+    experiment: str = _doc("Prefix of the experiment of each model task (<prefix>-vehicle, "
+                           "-cmapss, -ai4i) and of the registered model names.", "redline")
 
     @property
     def uri(self) -> str:

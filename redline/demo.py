@@ -22,7 +22,7 @@ def _step(n: int, total: int, text: str) -> None:
 def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) -> int:
     from redline.dashboards.deploy import deploy
     from redline.dashboards.screenshot import screenshot
-    from redline.ml import score, train
+    from redline.ml import run
     from redline.pipeline import run_jobs
     from redline.quality.gate import auditor, run_gate
     from redline.quality.suites import freshness_limits
@@ -56,8 +56,10 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
     print(gate.table_rows())
     print(gate.summary())
     _step(7, total, "training the failure model and scoring the fleet")
-    model = train.train(spark, cfg, cfg.lake_root)
-    scored = score.score(spark, cfg, cfg.lake_root)
+    model = run.train(spark, cfg, "vehicle")
+    promotion = run.promote(spark, cfg, "vehicle")
+    print(("promoted: " if promotion.promoted else "not promoted: ") + promotion.reason)
+    scored = run.score(spark, cfg, ["vehicle"])["vehicle"]
     _step(8, total, "registering tables in the Thrift Server and deploying dashboards")
     tables = [t for t in catalog.TABLES.values() if catalog.exists(spark, cfg.lake_root, t)]
     ThriftServer(cfg).register_tables(cfg.lake_root, tables)
@@ -76,9 +78,10 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) ->
           f"report {gate.report_md}")
     if gate.docs_index is not None:
         print(f"    Data Docs: {gate.docs_index}")
-    print(f"  model {cfg.mlflow.model_name} v{model.version} (alias champion): "
+    print(f"  model {model.model_name} v{model.version} "
+          f"({'champion' if promotion.promoted else 'challenger'}): "
           + ", ".join(f"{k}={_number(v)}" for k, v in model.metrics.items()))
-    print(f"  scored vehicles: {scored}")
+    print(f"  scored vehicle rows: {scored} (review queue: `redline ml review-queue`)")
     print(f"  Superset dashboard: {url}")
     print(f"    user {cfg.superset.admin_user}, password in "
           f"{path_of(cfg.home, 'superset_admin_password')} (mode 0600)")

@@ -84,13 +84,111 @@ VEHICLE_FEATURES = StructType([
     StructField("failure_within_30d", IntegerType(), False),
 ])
 
+#: Which model version scored a row, and when (every score table ends with these).
+_SCORED_BY = [
+    StructField("model_name", StringType(), False),
+    StructField("model_version", StringType(), False),
+    StructField("scored_at", TimestampType(), False),
+]
+
 VEHICLE_RISK_SCORES = StructType([
     StructField("vin", StringType(), False),
     StructField("as_of_date", DateType(), False),
     StructField("failure_probability", DoubleType(), False),
+    StructField("uncertainty", DoubleType(), False),
+    *_SCORED_BY,
+])
+
+# --- public data sets: model features and scores ---------------------------------------
+CMAPSS_SENSORS = tuple(f"sensor_{i}" for i in range(1, 22))
+
+CMAPSS_FEATURES = StructType([
+    StructField("engine_id", StringType(), False),
+    StructField("dataset", StringType(), False),
+    StructField("split", StringType(), False),
+    StructField("unit_id", IntegerType(), False),
+    StructField("cycle", IntegerType(), False),
+    StructField("condition", StringType(), False),
+    *(StructField(f"op_setting_{i}", DoubleType(), False) for i in range(1, 4)),
+    *(StructField(s, DoubleType(), False) for s in CMAPSS_SENSORS),
+    StructField("last_cycle", IntegerType(), False),
+    # Known for training engines only: a test engine's failure cycle is what is predicted.
+    StructField("rul", IntegerType(), True),
+    StructField("rul_target", IntegerType(), True),
+])
+
+CMAPSS_SENSOR_STATS = StructType([
+    StructField("dataset", StringType(), False),
+    StructField("condition", StringType(), False),
+    StructField("sensor", StringType(), False),
+    StructField("rows", LongType(), False),
+    StructField("mean", DoubleType(), False),
+    StructField("std", DoubleType(), False),
+    StructField("distinct_values", LongType(), False),
+    StructField("top_count", LongType(), False),
+    StructField("second_count", LongType(), False),
+    StructField("near_zero_variance", BooleanType(), False),
+    StructField("kept", BooleanType(), False),
+])
+
+AI4I_FEATURES = StructType([
+    StructField("udi", IntegerType(), False),
+    StructField("product_id", StringType(), False),
+    StructField("type", StringType(), False),
+    StructField("event_time", TimestampType(), False),
+    StructField("air_temperature_k", DoubleType(), False),
+    StructField("process_temperature_k", DoubleType(), False),
+    StructField("rotational_speed_rpm", IntegerType(), False),
+    StructField("torque_nm", DoubleType(), False),
+    StructField("tool_wear_min", IntegerType(), False),
+    StructField("temperature_difference_k", DoubleType(), False),
+    StructField("power_w", DoubleType(), False),
+    StructField("overstrain_nm_min", DoubleType(), False),
+    StructField("machine_failure", IntegerType(), False),
+])
+
+CMAPSS_RUL_SCORES = StructType([
+    StructField("engine_id", StringType(), False),
+    StructField("dataset", StringType(), False),
+    StructField("split", StringType(), False),
+    StructField("unit_id", IntegerType(), False),
+    StructField("cycle", IntegerType(), False),
+    StructField("rul_pred", DoubleType(), False),
+    StructField("rul_spread", DoubleType(), False),
+    *_SCORED_BY,
+])
+
+AI4I_FAILURE_SCORES = StructType([
+    StructField("udi", IntegerType(), False),
+    StructField("product_id", StringType(), False),
+    StructField("event_time", TimestampType(), False),
+    StructField("failure_probability", DoubleType(), False),
+    StructField("uncertainty", DoubleType(), False),
+    *_SCORED_BY,
+])
+
+REVIEW_QUEUE = StructType([
+    StructField("rank", IntegerType(), False),
+    StructField("task", StringType(), False),
+    StructField("entity", StringType(), False),
+    StructField("risk", DoubleType(), False),
+    StructField("uncertainty", DoubleType(), False),
+    StructField("priority", DoubleType(), False),
+    StructField("detail", StringType(), False),
+    *_SCORED_BY,
+])
+
+MODEL_DRIFT = StructType([
+    StructField("task", StringType(), False),
     StructField("model_name", StringType(), False),
     StructField("model_version", StringType(), False),
-    StructField("scored_at", TimestampType(), False),
+    StructField("day", DateType(), False),
+    StructField("feature", StringType(), False),
+    StructField("rows", LongType(), False),
+    StructField("psi", DoubleType(), False),
+    StructField("warn_threshold", DoubleType(), False),
+    StructField("drifted", BooleanType(), False),
+    StructField("computed_at", TimestampType(), False),
 ])
 
 

@@ -9,7 +9,9 @@ stopped at the end of the run).
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import uuid
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -20,8 +22,8 @@ from redline import catalog
 from redline import lake as lakeio
 from redline.errors import RedlineError
 from redline.jobs import runner
-from redline.ml.score import score
-from redline.ml.train import CHAMPION, train
+from redline.ml import run
+from redline.ml.registry import CHALLENGER, CHAMPION
 from redline.schemas import tables
 from redline.schemas.payloads import latest
 
@@ -81,51 +83,74 @@ def _write_silver(spark, lake: str, topic: str, rows: list[dict]) -> None:
     lakeio.overwrite(df, lake, catalog.silver(topic))
 
 
-def test_features_train_register_score(spark, cfg, lake, mlflow_server):
+@pytest.fixture
+def ml_cfg(cfg, lake):
+    """The session configuration on this test's lake, with its own experiment prefix so
+    registered model names do not meet another test's on the shared MLflow server."""
+    return dataclasses.replace(
+        cfg, lake=dataclasses.replace(cfg.lake, root=lake),
+        mlflow=dataclasses.replace(cfg.mlflow, experiment=f"t{uuid.uuid4().hex[:8]}"))
+
+
+def test_features_train_register_score(spark, ml_cfg, lake, mlflow_server):
+    cfg = ml_cfg
     fleet = _fleet()
     for topic in ("vehicle_builds", "vehicle_telemetry", "vehicle_dtc", "warranty_claims"):
         _write_silver(spark, lake, topic, fleet[topic])
 
     assert runner.run(spark, lake, runner.get("gold_vehicle_features"), "b1",
                       record=False)["rows"] > 0
-    result = train(spark, cfg, lake)
+    result = run.train(spark, cfg, "vehicle")
 
     client = MlflowClient(cfg.mlflow.uri)
-    champion = client.get_model_version_by_alias(cfg.mlflow.model_name, CHAMPION)
-    assert champion.version == result.version
-    assert champion.run_id == result.run_id
-    logged = client.get_run(result.run_id).data.metrics
-    for name in ("roc_auc", "pr_auc", "base_rate", "n_train", "n_test"):
-        assert logged[name] == pytest.approx(result.metrics[name])
-    assert logged["n_train"] > 0 and logged["n_test"] > 0
+    name = f"{cfg.mlflow.experiment}-vehicle-failure-30d"
+    challenger = client.get_model_version_by_alias(name, CHALLENGER)
+    assert (challenger.version, challenger.run_id) == (result.version, result.run_id)
+    logged = client.get_run(result.run_id)
+    for metric in ("roc_auc", "pr_auc", "base_rate", "n_train", "n_test"):
+        assert logged.data.metrics[metric] == pytest.approx(result.metrics[metric])
+    assert logged.data.metrics["n_train"] > 0 and logged.data.metrics["n_test"] > 0
     # Positives are almost all bad-lot pumps (a feature) near their failure, whose
     # coolant visibly heats up; the few random failures are the only unpredictable ones.
     # A ranking no better than chance scores 0.5; 0.8 leaves room for the random ones.
-    assert logged["roc_auc"] > 0.8
+    assert logged.data.metrics["roc_auc"] > 0.8
     # Average precision of a random ranking equals the base rate.
-    assert logged["pr_auc"] > 2 * logged["base_rate"]
+    assert logged.data.metrics["pr_auc"] > 2 * logged.data.metrics["base_rate"]
+    # Lineage: the Delta table and version the model was trained on.
+    inputs = logged.inputs.dataset_inputs
+    assert [i.dataset.name for i in inputs] == ["gold.vehicle_features"]
+    assert logged.data.params["input_version"] == "0"
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert {"plots/pr_curve.png", "plots/calibration.png",
+            "plots/feature_importance.png"} <= artifacts
 
-    rows = score(spark, cfg, lake)
+    decision = run.promote(spark, cfg, "vehicle", progress=lambda _: None)
+    assert decision.promoted and decision.reason.startswith("no champion yet")
+    assert client.get_model_version_by_alias(name, CHAMPION).version == result.version
 
-    # Scored at the day after the last telemetry day: every vehicle built before it that
-    # has not failed by then, worked out from the generator, not from the features.
-    scored_at = START + timedelta(days=DAYS)
-    expected = sum(1 for b in fleet["vehicle_builds"] if b["build_date"] < scored_at
-                   and fleet["_failure_day"].get(b["vin"], DAYS + 1) > DAYS)
-    assert rows == expected
-    scores = catalog.read(spark, lake, catalog.get("gold.vehicle_risk_scores"))
+    rows = run.score(spark, cfg, ["vehicle"], progress=lambda _: None)["vehicle"]
+
+    # Every vehicle at every as-of date: the rows of the feature table.
+    features = catalog.read(spark, lake, catalog.VEHICLE_FEATURES)
+    assert rows == features.count()
+    scores = catalog.read(spark, lake, catalog.VEHICLE_RISK_SCORES)
     summary = scores.agg(F.count("*").alias("n"), F.min("failure_probability").alias("lo"),
                          F.max("failure_probability").alias("hi"),
-                         F.countDistinct("vin").alias("vins"),
-                         F.collect_set("as_of_date").alias("dates"),
+                         F.min("uncertainty").alias("u_lo"), F.max("uncertainty").alias("u_hi"),
                          F.collect_set("model_version").alias("versions")).first()
-    assert summary.n == summary.vins == expected
+    assert summary.n == rows
     assert 0.0 <= summary.lo <= summary.hi <= 1.0
-    assert summary.dates == [scored_at]
+    assert 0.0 <= summary.u_lo <= summary.u_hi <= 1.0
     assert summary.versions == [result.version]
+    # The queue holds each vehicle once, at its latest as-of date, ranked 1..n.
+    queue = catalog.read(spark, lake, catalog.REVIEW_QUEUE).toPandas()
+    assert sorted(queue["rank"]) == list(range(1, len(queue) + 1))
+    assert set(queue["entity"]) == {r.vin for r in features.select("vin").distinct().collect()}
+    drift = catalog.read(spark, lake, catalog.MODEL_DRIFT).toPandas()
+    assert set(drift["feature"]) == {*run.module(run.get("vehicle")).FEATURES, "score"}
 
 
-def test_training_set_with_one_class_fails_clearly(spark, cfg, lake):
+def test_training_set_with_one_class_fails_clearly(spark, ml_cfg, lake):
     dates = [date(2024, 1, 1) + timedelta(days=7 * k) for k in range(20)]
     rows = [(f"V{v}", d, "M1", "PLT-A", "FW-1", "ThermaFlow", "LOT-CP-1", 10 + 7 * k,
              100.0, 68.0, 0.0, 70.0, 28.0, 0, 0)
@@ -133,4 +158,4 @@ def test_training_set_with_one_class_fails_clearly(spark, cfg, lake):
     df = spark.createDataFrame(rows, tables.VEHICLE_FEATURES)
     lakeio.overwrite(df, lake, catalog.get("gold.vehicle_features"))
     with pytest.raises(RedlineError, match=r"ML_ONE_CLASS.*only failure_within_30d=0"):
-        train(spark, cfg, lake)
+        run.train(spark, ml_cfg, "vehicle", progress=lambda _: None)

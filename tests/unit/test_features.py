@@ -220,7 +220,7 @@ def test_vehicle_features_needs_as_of_dates(spark):
 
 
 def test_time_split_holds_out_the_latest_dates_and_purges_overlap():
-    from redline.ml.train import time_split
+    from redline.ml.vehicle_task import time_split
 
     dates = [date(2024, 1, 1) + timedelta(days=7 * k) for k in range(16)]  # to 2024-04-15
     split = time_split(dates, horizon_days=30, test_fraction=0.25)
@@ -233,14 +233,14 @@ def test_time_split_holds_out_the_latest_dates_and_purges_overlap():
 
 
 def test_time_split_needs_enough_history():
-    from redline.ml.train import time_split
+    from redline.ml.vehicle_task import time_split
 
     with pytest.raises(RedlineError, match="ML_NOT_ENOUGH_HISTORY"):
         time_split([date(2024, 1, 1) + timedelta(days=7 * k) for k in range(6)])
 
 
 def test_time_split_without_purge_keeps_the_overlapping_dates():
-    from redline.ml.train import time_split
+    from redline.ml.vehicle_task import time_split
 
     dates = [date(2024, 1, 1) + timedelta(days=7 * k) for k in range(16)]
     split = time_split(dates, horizon_days=30, test_fraction=0.25, purge=False)

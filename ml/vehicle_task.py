@@ -1,4 +1,4 @@
-"""Build gold.vehicle_features, train the 30-day failure model on it, register it.
+"""The vehicle task: 30-day failure of a vehicle, trained on gold.vehicle_features.
 
 The split is by time, never by row: the latest as-of dates are the test set, and a
 training date is kept only if its whole label horizon ends before the first test date
@@ -7,13 +7,16 @@ dates whose horizon runs past the end of the data have unknown labels and are le
 
 The fitted scikit-learn pipeline is logged with the sklearn flavour (skops format,
 explicit pip requirements, an explicit signature whose pyfunc output is
-``predict_proba``), registered as ``cfg.mlflow.model_name`` and made the ``champion``.
+``predict_proba``) and registered as the task's model, alias ``challenger``
+(``ml/registry.py`` promotes it). Scoring writes every as-of date of every vehicle with
+the champion, its predictive entropy as the uncertainty, and the drift of each day.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import mlflow
@@ -22,22 +25,23 @@ import pandas as pd
 import sklearn
 import skops
 import skops.io
-from mlflow import MlflowClient
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema, TensorSpec
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
+from sklearn.inspection import permutation_importance
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from redline import catalog
+from redline import catalog, lake
 from redline.config import Config
 from redline.errors import RedlineError
+from redline.ml import registry, scoring, tracking
 from redline.ml.features import CATEGORICAL, HORIZON_DAYS, LABEL, NUMERIC
+from redline.ml.tasks import SCORE, VEHICLE, TrainResult, log_drift_reference, shown
 
-CHAMPION = "champion"
 TEST_FRACTION = 0.25
 """Share of the labelled as-of dates (the latest ones) held out for testing."""
 
@@ -56,14 +60,6 @@ _INPUT_TYPES = {**{c: "string" for c in CATEGORICAL}, "age_days": "integer",
                 "coolant_temp_rise_c": "double", "max_motor_temp_c": "double",
                 "mean_battery_temp_c": "double", "dtc_count_30d": "long"}
 FEATURES: tuple[str, ...] = (*CATEGORICAL, *NUMERIC)
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_id: str
-    model_name: str
-    version: str
-    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,24 +137,48 @@ def _check_classes(y: pd.Series, where: str, dates: Sequence[date]) -> None:
             f"non-failures: add history with warranty claims or lower TEST_FRACTION")
 
 
-def train(spark, cfg: Config, lake_root: str | None = None,
-          progress: Callable[[str], None] = print) -> TrainResult:
-    """Fit on gold.vehicle_features, log to MLflow, register and promote to champion."""
-    lake_root = lake_root or cfg.lake_root
-    table = catalog.VEHICLE_FEATURES
-    frame = catalog.read(spark, lake_root, table).select(
-        "as_of_date", *FEATURES, LABEL).toPandas()
+def _frame(spark, lake_root: str) -> pd.DataFrame:
+    return catalog.read(spark, lake_root, catalog.VEHICLE_FEATURES).select(
+        "vin", "as_of_date", *FEATURES, LABEL).toPandas()
+
+
+def _split(frame: pd.DataFrame, progress: Callable[[str], None]) -> TimeSplit:
     dates = frame["as_of_date"].tolist()
     try:
-        split = time_split(dates)
+        return time_split(dates)
     except RedlineError as exc:
         if exc.code != "ML_NOT_ENOUGH_HISTORY":
             raise
-        # A short history (the 60-day demo) has no room for a purge gap; train anyway,
-        # say so, and record it with the run.
-        split = time_split(dates, purge=False)
+        # A short history has no room for a purge gap; train anyway, say so, and
+        # record it with the run.
         progress(f"warning: {exc.message}. Training without the purge gap: training "
                  f"labels overlap the test period, so the test metrics are optimistic")
+        return time_split(dates, purge=False)
+
+
+def held_out(spark, cfg: Config, subset: str | None = None) -> pd.DataFrame:
+    """The test rows of the time split of gold.vehicle_features as it is now."""
+    frame = _frame(spark, cfg.lake_root)
+    split = _split(frame, lambda _: None)
+    return frame[frame["as_of_date"].isin(split.test_dates)]
+
+
+def evaluate(model_uri: str, frame: pd.DataFrame) -> float:
+    """PR AUC of the model at ``model_uri`` on ``frame`` (the primary metric)."""
+    y = frame[LABEL]
+    if y.nunique() < 2:
+        raise RedlineError("ML_ONE_CLASS", f"the held-out rows have only {LABEL}="
+                                           f"{int(y.iloc[0])}: PR AUC is undefined")
+    p = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(frame[list(FEATURES)]))[:, 1]
+    return float(average_precision_score(y, p))
+
+
+def train(spark, cfg: Config, subset: str | None = None,
+          progress: Callable[[str], None] = print) -> TrainResult:
+    """Fit on gold.vehicle_features, log to the vehicle experiment, register a challenger."""
+    began = time.monotonic()
+    frame = _frame(spark, cfg.lake_root)
+    split = _split(frame, progress)
     train_rows = frame[frame["as_of_date"].isin(split.train_dates)]
     test_rows = frame[frame["as_of_date"].isin(split.test_dates)]
     x_train, y_train = train_rows[list(FEATURES)], train_rows[LABEL]
@@ -170,16 +190,15 @@ def train(spark, cfg: Config, lake_root: str | None = None,
     model = pipeline().fit(x_train, y_train)
     metrics = {"n_train": float(len(x_train)), "n_test": float(len(x_test)),
                "base_rate_train": float(y_train.mean()), "base_rate": float(y_test.mean())}
+    p_test = model.predict_proba(x_test)[:, 1]
     if y_test.nunique() == 2:
-        p_test = model.predict_proba(x_test)[:, 1]
         metrics["roc_auc"] = float(roc_auc_score(y_test, p_test))
         metrics["pr_auc"] = float(average_precision_score(y_test, p_test))
     else:
         progress(f"test set has only {LABEL}={int(y_test.iloc[0])}: "
                  "ROC AUC and PR AUC are undefined and not logged")
-
-    mlflow.set_tracking_uri(cfg.mlflow.uri)
-    mlflow.set_experiment(cfg.mlflow.experiment)
+    model_name = VEHICLE.model_name(cfg)
+    tracking.use_experiment(cfg, VEHICLE.name)
     with mlflow.start_run(run_name="vehicle-failure-30d") as run:
         mlflow.log_params({
             "estimator": type(model[-1]).__name__, **HYPERPARAMETERS,
@@ -189,20 +208,57 @@ def train(spark, cfg: Config, lake_root: str | None = None,
             "test_from": split.test_dates[0], "test_to": split.test_dates[-1],
             "categorical": ",".join(CATEGORICAL), "numeric": ",".join(NUMERIC),
         })
+        tracking.log_table_input(spark, cfg.lake_root, catalog.VEHICLE_FEATURES)
         mlflow.log_metrics(metrics)
-        info = mlflow.sklearn.log_model(
-            model, name="model",
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
-            pip_requirements=pip_requirements(),
-            signature=signature(),
-            pyfunc_predict_fn="predict_proba",
-            registered_model_name=cfg.mlflow.model_name,
-        )
+        importances = permutation_importance(
+            model, x_test, y_test, n_repeats=5, random_state=0,
+            scoring="average_precision" if y_test.nunique() == 2 else "neg_log_loss")
+        tracking.log_classifier_plots(y_test.to_numpy(), p_test, dict(zip(
+            FEATURES, importances.importances_mean)), "vehicle failure in 30 days")
+        log_drift_reference(train_rows.assign(
+            **{SCORE: model.predict_proba(x_train)[:, 1]}), [*FEATURES, SCORE])
+        info = tracking.log_sklearn(model, signature(), x_train.head(5), model_name,
+                                    pip_requirements())
     version = str(info.registered_model_version)
-    MlflowClient(cfg.mlflow.uri).set_registered_model_alias(
-        cfg.mlflow.model_name, CHAMPION, version)
-    shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if not k.startswith("n_"))
-    progress(f"registered {cfg.mlflow.model_name} version {version} as @{CHAMPION} "
-             f"(run {run.info.run_id}): {shown}")
-    return TrainResult(run.info.run_id, cfg.mlflow.model_name, version, metrics)
+    registry.name_challenger(cfg, model_name, version)
+    progress(f"registered {model_name} version {version} as @{registry.CHALLENGER} "
+             f"(run {run.info.run_id}): "
+             f"{shown({k: v for k, v in metrics.items() if not k.startswith('n_')})}")
+    return TrainResult(VEHICLE.name, model_name, version, run.info.run_id, metrics,
+                       round(time.monotonic() - began, 1))
+
+
+def score(spark, cfg: Config, progress: Callable[[str], None] = print) -> int:
+    """Score every vehicle at every as-of date with the champion into
+    gold.vehicle_risk_scores, and the drift of each as-of date; rows written."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, DoubleType
+
+    lake_root = cfg.lake_root
+    model_name = VEHICLE.model_name(cfg)
+    version = registry.require(cfg, model_name, registry.CHAMPION)
+    features = catalog.read(spark, lake_root, catalog.VEHICLE_FEATURES)
+    mlflow.set_tracking_uri(cfg.mlflow.uri)
+    # The version the alias pointed at is loaded by number, so the rows record exactly
+    # the model that produced them even if the alias moves meanwhile.
+    predict = mlflow.pyfunc.spark_udf(spark, registry.uri(model_name, version),
+                                      result_type=ArrayType(DoubleType()), env_manager="local")
+    entropy = scoring.entropy_udf()
+    scored = (features.withColumn(SCORE, predict(*FEATURES)[1])
+              .withColumn("uncertainty", entropy(F.col(SCORE))).cache())
+    try:
+        table = catalog.VEHICLE_RISK_SCORES
+        lake.overwrite(scored.select(
+            "vin", "as_of_date", F.col(SCORE).alias("failure_probability"), "uncertainty",
+            F.lit(model_name).alias("model_name"), F.lit(version).alias("model_version"),
+            F.current_timestamp().alias("scored_at")), lake_root, table)
+        rows = scored.count()
+        progress(f"{table.qualified_name}: {rows} rows (vehicles x as-of dates) scored "
+                 f"with {model_name} v{version}")
+        run_id = registry.client(cfg).get_model_version(model_name, version).run_id
+        scoring.write_drift(spark, lake_root, VEHICLE.name, model_name, version, run_id,
+                            scored.select("as_of_date", *FEATURES, SCORE).toPandas(),
+                            "as_of_date", progress)
+    finally:
+        scored.unpersist()
+    return rows
