@@ -35,3 +35,18 @@ def silver_frames(spark: SparkSession, spec: SimulationSpec, topics: Iterable[st
         if event.topic in rows:
             rows[event.topic].append(typed(event.payload))
     return {t: spark.createDataFrame(r, latest(t).struct) for t, r in rows.items()}
+
+
+def silver_table(spark: SparkSession, topic: str, payloads: Iterable[dict]) -> DataFrame:
+    """Typed payloads of ``topic`` as rows of its silver table (envelope and lineage filled
+    in: event ids, offsets in order), for tests that start at silver."""
+    from redline.schemas import tables
+
+    schema = tables.silver(latest(topic))
+    rows = []
+    for n, payload in enumerate(payloads):
+        row = {"event_id": f"{topic}-{n}", "event_time": datetime(2024, 1, 1),
+               "schema_version": latest(topic).version, "kafka_topic": topic,
+               "kafka_partition": 0, "kafka_offset": n, **payload}
+        rows.append(tuple(row.get(f.name) for f in schema.fields))
+    return spark.createDataFrame(rows, schema)
