@@ -129,8 +129,8 @@ def _forward(model: rul.RulEnsemble, X: np.ndarray) -> np.ndarray:
 
 def signature(window: int, n_inputs: int) -> ModelSignature:
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype("float32"), (-1, window, n_inputs), "windows")]),
-        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 2), "rul_mean_spread")]))
+        inputs=Schema([TensorSpec(np.dtype("float32"), (-1, window, n_inputs))]),
+        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 2))]))
 
 
 def train(spark, cfg: Config, subset: str, progress: Progress = print,
@@ -189,6 +189,9 @@ def train(spark, cfg: Config, subset: str, progress: Progress = print,
         info = mlflow.pytorch.log_model(
             model, name="model", signature=signature(params.window, len(columns)),
             input_example=example[:2], registered_model_name=model_name,
+            # The module itself (pickle), not a torch.export graph: it keeps the sensors,
+            # conditions and window it was trained on, which prediction rebuilds inputs by.
+            serialization_format="pickle",
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
                               f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"])
     version = str(info.registered_model_version)
@@ -198,7 +201,7 @@ def train(spark, cfg: Config, subset: str, progress: Progress = print,
     baseline = _baseline(fit_rows, validation_in, columns, params, subset, version_in, progress)
     metrics.update({f"baseline_{k}": v for k, v in baseline.items()})
     return TrainResult(CMAPSS.name, model_name, version, run.info.run_id, metrics,
-                       round(time.monotonic() - began, 1))
+                       round(time.monotonic() - began, 1), model)
 
 
 def _baseline(fit_rows: pd.DataFrame, validation: pd.DataFrame, columns: list[str],

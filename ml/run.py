@@ -25,9 +25,10 @@ def module(task: Task) -> ModuleType:
 
 
 def train(spark, cfg: Config, task: str, subset: str | None = None,
-          progress: Progress = print) -> TrainResult:
+          progress: Progress = print, **options) -> TrainResult:
+    """Train ``task`` (``options``: the task module's training settings, e.g. ``params``)."""
     t = get(task)
-    return module(t).train(spark, cfg, t.subset(subset), progress=progress)
+    return module(t).train(spark, cfg, t.subset(subset), progress=progress, **options)
 
 
 def promote(spark, cfg: Config, task: str, subset: str | None = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import mlflow
 import pandas as pd
@@ -62,7 +62,7 @@ class Task:
 
 
 VEHICLE = Task("vehicle", "30-day failure of a vehicle (simulated fleet)",
-               "pr_auc", True, "vehicle-failure-30d")
+               "log_loss", False, "vehicle-failure-30d")
 CMAPSS = Task("cmapss", "remaining useful life of a C-MAPSS turbofan engine",
               "rmse", False, "cmapss-{subset}-rul", ("FD001", "FD002", "FD003", "FD004"))
 AI4I = Task("ai4i", "machine failure of an AI4I 2020 process run", "f1", True,
@@ -86,9 +86,11 @@ class TrainResult:
     run_id: str
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    model: object = field(default=None, repr=False, compare=False)
+    """The fitted model in memory (what was logged), for callers that go on using it."""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
 
 
 def log_drift_reference(frame: pd.DataFrame, columns: Iterable[str]) -> None:

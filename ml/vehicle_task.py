@@ -31,7 +31,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
@@ -164,13 +164,10 @@ def held_out(spark, cfg: Config, subset: str | None = None) -> pd.DataFrame:
 
 
 def evaluate(model_uri: str, frame: pd.DataFrame) -> float:
-    """PR AUC of the model at ``model_uri`` on ``frame`` (the primary metric)."""
-    y = frame[LABEL]
-    if y.nunique() < 2:
-        raise RedlineError("ML_ONE_CLASS", f"the held-out rows have only {LABEL}="
-                                           f"{int(y.iloc[0])}: PR AUC is undefined")
+    """Log loss of the model at ``model_uri`` on ``frame`` (the primary metric: a proper
+    scoring rule, defined even when a short held-out window has no failure, unlike PR AUC)."""
     p = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(frame[list(FEATURES)]))[:, 1]
-    return float(average_precision_score(y, p))
+    return float(log_loss(frame[LABEL], p, labels=[0, 1]))
 
 
 def train(spark, cfg: Config, subset: str | None = None,
@@ -188,9 +185,10 @@ def train(spark, cfg: Config, subset: str | None = None,
              f" testing on {len(x_test)} ({split.test_dates[0]}..{split.test_dates[-1]})")
 
     model = pipeline().fit(x_train, y_train)
-    metrics = {"n_train": float(len(x_train)), "n_test": float(len(x_test)),
-               "base_rate_train": float(y_train.mean()), "base_rate": float(y_test.mean())}
     p_test = model.predict_proba(x_test)[:, 1]
+    metrics = {"n_train": float(len(x_train)), "n_test": float(len(x_test)),
+               "base_rate_train": float(y_train.mean()), "base_rate": float(y_test.mean()),
+               "log_loss": float(log_loss(y_test, p_test, labels=[0, 1]))}
     if y_test.nunique() == 2:
         metrics["roc_auc"] = float(roc_auc_score(y_test, p_test))
         metrics["pr_auc"] = float(average_precision_score(y_test, p_test))

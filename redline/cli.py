@@ -502,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="everything end to end on the local default")
     s.add_argument("--vehicles", type=int, default=200)
-    s.add_argument("--days", type=int, default=60)
+    s.add_argument("--days", type=int, default=90,
+                   help="days of history (90: room for the failure model's purged split)")
     s.add_argument("--seed", type=int, default=7)
     s.set_defaults(fn=cmd_demo)
     # `--verbose` after the command too; SUPPRESS keeps a leading one from being reset.

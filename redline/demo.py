@@ -19,7 +19,7 @@ def _step(n: int, total: int, text: str) -> None:
     print(f"\n== [{n}/{total}] {text}", flush=True)
 
 
-def run_demo(cfg: Config, vehicles: int = 200, days: int = 60, seed: int = 7) -> int:
+def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) -> int:
     from redline.dashboards.deploy import deploy
     from redline.dashboards.screenshot import screenshot
     from redline.ml import run
