@@ -8,7 +8,7 @@ and scored at their last remaining cycle, the test protocol. The test engines' t
 is not in the lake and never needed: ``ml predict`` writes one prediction per test
 engine, ``ml evaluate`` scores them against a true-RUL file given by path.
 
-The model (``ml/rul.py``: an ensemble of 1D-CNNs) is logged with the pytorch flavour
+The model (``ml/rul.py``: an ensemble of GRUs) is logged with the pytorch flavour
 (tensor signature: windows of cycles x features in, mean and spread out) and registered
 as ``<prefix>-cmapss-fd00x-rul``, alias ``challenger``. The gradient-boosted baseline is
 its own run in the same experiment, not registered.
@@ -64,11 +64,14 @@ def conditions(frame: pd.DataFrame) -> list[str]:
 
 def inputs(frame: pd.DataFrame, sensors: Sequence[str],
            known_conditions: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
-    """``frame`` with the model's input columns, and their names."""
-    if not known_conditions:
-        return frame, list(sensors)
-    frame, onehot = rul.add_condition_columns(frame, known_conditions)
-    return frame, [*sensors, *onehot]
+    """``frame`` with the model's input columns, and their names: the kept sensors, the
+    engine's age, and the operating condition one-hot where there are several."""
+    frame, age = rul.add_age_column(frame)
+    columns = [*sensors, *age]
+    if known_conditions:
+        frame, onehot = rul.add_condition_columns(frame, known_conditions)
+        columns += onehot
+    return frame, columns
 
 
 def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -135,7 +138,7 @@ def signature(window: int, n_inputs: int) -> ModelSignature:
 
 def train(spark, cfg: Config, subset: str, progress: Progress = print,
           params: rul.RulParams | None = None) -> TrainResult:
-    """Fit the CNN ensemble and the baseline on ``subset``, log both, register the
+    """Fit the GRU ensemble and the baseline on ``subset``, log both, register the
     ensemble as the challenger."""
     params = params or rul.RulParams()
     began = time.monotonic()
@@ -148,7 +151,7 @@ def train(spark, cfg: Config, subset: str, progress: Progress = print,
     progress(f"{subset}: training on {fit_rows['engine_id'].nunique()} engines "
              f"({len(fit_rows)} cycles), validating on {validation['engine_id'].nunique()} "
              f"truncated engines; {len(columns)} inputs, windows of {params.window} cycles, "
-             f"{params.members} CNNs, up to {params.epochs} epochs")
+             f"{params.members} GRUs, {params.epochs} epochs")
     model_name = CMAPSS.model_name(cfg, subset)
     tracking.use_experiment(cfg, CMAPSS.name)
     history: list[dict[str, float]] = []
@@ -158,8 +161,8 @@ def train(spark, cfg: Config, subset: str, progress: Progress = print,
         mlflow.log_metrics(metrics, step=epoch)
         progress(f"  epoch {epoch}/{params.epochs}: {shown(metrics)}")
 
-    with mlflow.start_run(run_name=f"cmapss-{subset}-cnn-ensemble") as run:
-        mlflow.log_params({"subset": subset, "model": "1D-CNN ensemble",
+    with mlflow.start_run(run_name=f"cmapss-{subset}-gru-ensemble") as run:
+        mlflow.log_params({"subset": subset, "model": "GRU ensemble",
                            **{k: v for k, v in vars(params).items()},
                            "sensors": ",".join(sensors), "conditions": ",".join(known),
                            "rul_cap": rul.CAP, "validation_fraction": VALIDATION_FRACTION,

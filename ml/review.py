@@ -22,12 +22,11 @@ import numpy as np
 import pandas as pd
 
 from redline.errors import RedlineError
+from redline.ml.cmapss import RUL_CAP as CMAPSS_RUL_CAP
 
-RUL_CAP = 125.0
-"""Cycles at which remaining useful life is capped: the piecewise-linear target usual for
-C-MAPSS (Heimes 2008; 125 in e.g. Li, Ding and Sun 2018), since an engine early in life
-shows no degradation to tell 200 cycles left from 300. At or beyond the cap, risk is 0.
-Kept equal to ``redline.ml.rul.CAP`` by hand: this module stays free of the model code."""
+RUL_CAP = float(CMAPSS_RUL_CAP)
+"""Cycles at which remaining useful life is capped (the target's cap, ``ml/cmapss.py``);
+at or beyond it, risk is 0."""
 
 RUL_SPREAD_FRACTION = 0.2
 """The ensemble spread, as a fraction of the cap, that counts as fully uncertain (25
