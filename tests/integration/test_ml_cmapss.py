@@ -134,3 +134,32 @@ def test_train_promote_predict_evaluate_score(spark, ml_cfg, lake, mlflow_server
     np.testing.assert_allclose(by_unit["rul_pred"], csv["rul_pred"], atol=1e-3)
     queue = catalog.read(spark, lake, catalog.REVIEW_QUEUE).toPandas()
     assert sorted(queue["entity"]) == [f"FD001-test-{k:03d}" for k in range(1, TEST_UNITS + 1)]
+
+
+def test_replayed_fd001_gives_one_prediction_per_test_engine(spark, kafka_only, mlflow_server,
+                                                             lake, monkeypatch, tmp_path):
+    """The acceptance path: replay -> Kafka -> bronze -> silver -> gold -> train -> CSV."""
+    from redline.config import load
+    from redline.pipeline import run_jobs
+    from redline.streaming import ingest
+    from redline.streaming.replay import replay
+
+    monkeypatch.setenv("REDLINE_KAFKA_TOPIC_PREFIX", "ml-replay.")
+    monkeypatch.setenv("REDLINE_LAKE_ROOT", lake)
+    cfg = load()
+    cfg = dataclasses.replace(cfg, mlflow=dataclasses.replace(
+        cfg.mlflow, experiment=f"t{uuid.uuid4().hex[:8]}"))
+    replay(cfg, "cmapss", ["train_FD001", "test_FD001"], rate=0)
+    ingest.run(spark, cfg, cfg.lake_root, ["cmapss_cycles"], available_now=True,
+               progress=lambda _: None)
+    run_jobs(spark, cfg.lake_root, ["gold_cmapss_features"], progress=lambda _: None)
+    trained = run.train(spark, cfg, "cmapss", "FD001", params=GOOD, progress=lambda _: None)
+    assert trained.version == "1"
+
+    out = tmp_path / "predictions.csv"
+    cmapss_task.predict_file(spark, cfg, "FD001", out, alias=CHALLENGER,
+                             progress=lambda _: None)
+    csv = pd.read_csv(out)
+    # test_FD001 holds 100 engines: one prediction each, at its last cycle.
+    assert csv["unit"].tolist() == list(range(1, 101))
+    assert csv["rul_pred"].between(0, 200).all()
