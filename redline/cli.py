@@ -270,13 +270,19 @@ def _emit(args, value, text: str) -> None:
 
 
 def cmd_ml(cfg, args) -> int:
-    from redline.ml import run
+    from redline.ml import run, tasks
 
     progress = _progress(args)
     if args.action == "review-queue":
         return _review_queue(cfg, args)
     if args.action in ("predict", "evaluate"):
         return _cmapss_files(cfg, args, progress)
+    # A wrong task or subset fails before Spark starts.
+    if args.action == "score":
+        for name in args.tasks:
+            tasks.get(name)
+    else:
+        tasks.get(args.task).subset(args.subset)
     spark = _session(cfg, "ml")
     if args.action == "train":
         result = run.train(spark, cfg, args.task, args.subset, progress)
@@ -313,10 +319,9 @@ def _review_queue(cfg, args) -> int:
 
 def _cmapss_files(cfg, args, progress) -> int:
     from redline.ml import cmapss_task
+    from redline.ml.tasks import CMAPSS
 
-    if args.task != "cmapss":
-        raise RedlineError("ML_TASK", f"`ml {args.action}` is for cmapss (one RUL per test "
-                                      f"engine), not {args.task}")
+    CMAPSS.subset(args.subset)
     spark = _session(cfg, "ml")
     if args.action == "predict":
         if not args.out:

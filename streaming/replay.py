@@ -235,3 +235,21 @@ def replay(cfg: Config, name: str, files: Sequence[str] | None = None, rate: flo
     stream = events(cfg.replay.datasets_dir, name, files, limit)
     ensure_topics(cfg)
     return produce(cfg, stream, rate=rate, **produce_kwargs)
+
+
+def silver_offline(spark, root: Path, name: str, files: Sequence[str] | None = None):
+    """Data set ``name`` as rows of its silver table without Kafka (benchmarks and tests
+    that start at silver): the payloads the replay would publish, with the silver
+    envelope filled in as if every event had landed in partition 0 in file order."""
+    from redline.schemas import tables
+    from redline.schemas.payloads import latest
+
+    ds = dataset(name)
+    schema = tables.silver(latest(ds.topic))
+    rows = []
+    for offset, event in enumerate(events(root, name, files)):
+        row = {**event.payload, "kafka_topic": ds.topic, "kafka_partition": 0,
+               "kafka_offset": offset,
+               "event_time": datetime.fromisoformat(event.payload["event_time"])}
+        rows.append(tuple(row.get(f.name) for f in schema.fields))
+    return spark.createDataFrame(rows, schema)

@@ -17,7 +17,6 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 from pyspark.sql import functions as F
-from simulated import silver_table, typed
 
 from redline import catalog
 from redline import lake as lakeio
@@ -25,7 +24,7 @@ from redline.jobs import runner
 from redline.ml import ai4i_task, run
 from redline.ml.ai4i import FAILURE_MODES
 from redline.ml.registry import CHAMPION
-from redline.streaming.replay import dataset, locate, read_ai4i
+from redline.streaming.replay import silver_offline
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +43,7 @@ def ml_cfg(cfg, lake):
 def test_train_promote_score_and_drift(spark, ml_cfg, lake, mlflow_server):
     cfg = ml_cfg
     quiet = {"progress": lambda _: None}
-    payloads = []
-    for event in read_ai4i(locate(DATASETS, dataset("ai4i"), "ai4i2020")):
-        p = typed(event.payload)
-        p.pop("event_id"), p.pop("schema_version")
-        payloads.append(p)
-    lakeio.overwrite(silver_table(spark, "ai4i_process", payloads), lake,
+    lakeio.overwrite(silver_offline(spark, DATASETS, "ai4i"), lake,
                      catalog.silver("ai4i_process"))
     runner.run(spark, lake, runner.get("gold_ai4i_features"), "b1", record=False)
 
