@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="redline-models-"))
     os.environ.setdefault("REDLINE_HOME", str(scratch / "home"))
+    os.chdir(scratch)  # MLflow's SQLite store keeps artifacts in ./mlruns
 
     from redline import catalog, lake
     from redline.config import load
