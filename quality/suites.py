@@ -192,7 +192,17 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, float]]] = {
     "silver.cmapss_cycles": {"cycle": (1, 10_000, 1.0), "unit_id": (1, 10_000, 1.0)},
     "gold.first_pass_yield": {"fpy": (0.0, 1.0, 1.0)},
     "gold.capability": {"n": (1, None, 1.0)},
-    "gold.vehicle_risk_scores": {"failure_probability": (0.0, 1.0, 1.0)},
+    "gold.vehicle_risk_scores": {"failure_probability": (0.0, 1.0, 1.0),
+                                  "uncertainty": (0.0, 1.0, 1.0)},
+    "gold.cmapss_features": {"cycle": (1, 10_000, 1.0), "rul_target": (0, 125, 1.0)},
+    "gold.cmapss_sensor_stats": {"std": (0.0, None, 1.0), "rows": (1, None, 1.0)},
+    "gold.ai4i_features": {"power_w": (0.0, None, 1.0), "machine_failure": (0, 1, 1.0)},
+    "gold.cmapss_rul_scores": {"rul_pred": (0.0, None, 1.0), "rul_spread": (0.0, None, 1.0)},
+    "gold.ai4i_failure_scores": {"failure_probability": (0.0, 1.0, 1.0),
+                                 "uncertainty": (0.0, 1.0, 1.0)},
+    "gold.review_queue": {"rank": (1, None, 1.0), "priority": (0.0, 1.0, 1.0),
+                          "risk": (0.0, 1.0, 1.0), "uncertainty": (0.0, 1.0, 1.0)},
+    "gold.model_drift": {"psi": (0.0, None, 1.0), "rows": (1, None, 1.0)},
     "ops.job_runs": {"seconds": (0.0, None, 1.0)},
 }
 
@@ -225,7 +235,8 @@ DISTRIBUTION_TOLERANCE = 0.25
 
 #: Tables that may hold no rows: nothing quarantined, a process in control, no scores.
 MAY_BE_EMPTY = {"silver.quarantine", "gold.spc_violations", "gold.kpi_attribution",
-                "ops.quality_results", "gold.vehicle_risk_scores"}
+                "ops.quality_results", "gold.vehicle_risk_scores", "gold.cmapss_rul_scores",
+                "gold.ai4i_failure_scores", "gold.review_queue", "gold.model_drift"}
 
 #: Nullable columns that may be null in every row, and why. Every other nullable column
 #: fails the gate when it is entirely null in a bronze or silver table (a feed broke), and
@@ -248,6 +259,8 @@ MAY_BE_ALL_NULL: dict[str, dict[str, str]] = {
     "gold.kpi_attribution": {"scope_plant": "fleet scope", "scope_line": "plant scope",
                              "scope_station": "line scope"},
     "silver.station_results": {"defect_codes": "no defects"},
+    "gold.cmapss_features": {"rul": "only test engines replayed",
+                             "rul_target": "only test engines replayed"},
     "ops.quality_results": {c: "only some checks have it" for c in (
         "delta_version", "column", "mostly", "observed_value", "unexpected_count",
         "unexpected_percent", "sample_values", "detail")},
