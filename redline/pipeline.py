@@ -31,8 +31,8 @@ GROUPS = ("all", "silver", "gold")
 """Names that stand for several steps: every step (``all``: the simulated fleet's and
 plants' silver drains, the gold jobs, and the replayed data sets' drains their gold jobs
 read), every silver drain, every gold job (on silver as it is). A step a group brings
-along is skipped, not failed, while an optional input (a data set nobody replayed) has no
-data."""
+along is skipped, not failed, while one of its inputs has no data yet (a data set nobody
+replayed); a step named explicitly fails then."""
 
 
 @dataclass(frozen=True)
@@ -145,12 +145,12 @@ def run_step(spark: SparkSession, lake_root: str, step: Step, batch_id: str,
 
 _REPLAY_HINT = {"cmapss_cycles": " (`redline replay cmapss` publishes it)",
                 "ai4i_process": " (`redline replay ai4i` publishes it)"}
+_PRODUCE_HINT = " (`redline simulate` or a producer publishes it, `redline ingest` lands it)"
 
 
-def _absent_optional(spark: SparkSession, lake_root: str, step: Step) -> list[str]:
-    """Optional input tables of ``step`` nothing has written yet."""
-    return [t.qualified_name for t in step.inputs
-            if t.optional and not catalog.exists(spark, lake_root, t)]
+def _absent(spark: SparkSession, lake_root: str, step: Step) -> list[str]:
+    """Input tables of ``step`` nothing has written yet (a skipped step upstream)."""
+    return [t.qualified_name for t in step.inputs if not catalog.exists(spark, lake_root, t)]
 
 
 def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
@@ -171,12 +171,13 @@ def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
     for i, step in enumerate(todo, 1):
         began = time.monotonic()
         progress(f"[{i}/{len(todo)}] {step.name}: {step.description}")
-        absent = [] if step.name in named else _absent_optional(spark, lake_root, step)
+        absent = [] if step.name in named else _absent(spark, lake_root, step)
         if absent:
-            # A replayed data set's steps, brought along by a group before any replay.
+            # Brought along by a group with nothing to read yet (a data set nobody
+            # replayed, a fleet nobody simulated); a step named explicitly fails instead.
             results[step.name] = {"skipped": f"{', '.join(absent)} has no data yet"}
             progress(f"[{i}/{len(todo)}] {step.name}: skipped, {results[step.name]['skipped']}"
-                     f"{_REPLAY_HINT.get(step.topic or '', '')}")
+                     f"{_REPLAY_HINT.get(step.topic, _PRODUCE_HINT) if step.topic else ''}")
             continue
         out = run_step(spark, lake_root, step, batch_id, full, record, ingest, audit)
         out.pop(runs.CONSUMED, None)

@@ -105,3 +105,17 @@ def test_a_transform_producing_an_undeclared_table_fails_and_is_recorded(spark, 
     run = catalog.read(spark, lake, catalog.JOB_RUNS).first()
     assert (run.job, run.status) == ("gold_first_pass_yield", "FAILED")
     assert not catalog.exists(spark, lake, catalog.MTBF)
+
+
+def test_a_group_skips_steps_with_nothing_to_read_and_a_named_step_fails(spark, lake):
+    from redline.pipeline import run_jobs
+
+    lines: list[str] = []
+    results = run_jobs(spark, lake, ["all"], progress=lines.append, record=False)
+    assert set(results) == {s.name for s in plan(["all"])}
+    assert all("skipped" in r for r in results.values())
+    assert results["silver_cmapss_cycles"] == {"skipped": "bronze.cmapss_cycles has no data yet"}
+    assert any("`redline replay cmapss` publishes it" in line for line in lines)
+    # Named, the job runs and says what it lacks; the drain it brings along is skipped.
+    with pytest.raises(RedlineError, match="TABLE_EMPTY.*silver.cmapss_cycles has no data"):
+        run_jobs(spark, lake, ["gold_cmapss_features"], progress=lines.append, record=False)
