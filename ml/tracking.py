@@ -8,6 +8,7 @@ here from plain arrays; the training modules hand over numbers only.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -51,9 +52,13 @@ def log_table_input(spark: SparkSession, lake_root: str, table: Table,
                     context: str = "training") -> int:
     """Log ``table`` at its current Delta version as the active run's input; the version."""
     version = delta_version(spark, lake_root, table)
-    dataset = mlflow.data.load_delta(path=catalog.location(lake_root, table),
-                                     version=str(version), name=table.qualified_name)
-    mlflow.log_input(dataset, context=context)
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values: the catalog's
+        # schema already says which columns are nullable.
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        dataset = mlflow.data.load_delta(path=catalog.location(lake_root, table),
+                                         version=str(version), name=table.qualified_name)
+        mlflow.log_input(dataset, context=context)
     mlflow.log_params({"input_table": table.qualified_name, "input_version": version})
     return version
 

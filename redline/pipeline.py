@@ -175,7 +175,8 @@ def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
         if absent:
             # Brought along by a group with nothing to read yet (a data set nobody
             # replayed, a fleet nobody simulated); a step named explicitly fails instead.
-            results[step.name] = {"skipped": f"{', '.join(absent)} has no data yet"}
+            verb = "has" if len(absent) == 1 else "have"
+            results[step.name] = {"skipped": f"{', '.join(absent)} {verb} no data yet"}
             progress(f"[{i}/{len(todo)}] {step.name}: skipped, {results[step.name]['skipped']}"
                      f"{_REPLAY_HINT.get(step.topic, _PRODUCE_HINT) if step.topic else ''}")
             continue
