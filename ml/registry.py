@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -100,6 +101,8 @@ def promote(cfg: Config, model_name: str, metric: str, higher_is_better: bool,
             evaluate: Callable[[str], float],
             progress: Callable[[str], None] = print) -> Decision:
     """Score challenger and champion with ``evaluate(model_uri)`` and move the aliases."""
+    # ``evaluate`` loads models by URI through the client's global tracking server.
+    mlflow.set_tracking_uri(cfg.mlflow.uri)
     challenger = require(cfg, model_name, CHALLENGER)
     champion = version_by_alias(cfg, model_name, CHAMPION)
     progress(f"scoring challenger {model_name} v{challenger} on the held-out data")

@@ -530,6 +530,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("redline: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not type(exc).__module__.startswith("mlflow"):
+            raise
+        # The tracking server answered with an error (a model or run that is not there):
+        # its message says what, a traceback would not.
+        message = getattr(exc, "message", None) or str(exc)
+        print(f"redline: error [MLFLOW] {message.splitlines()[0]}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
