@@ -166,9 +166,10 @@ def reference(values, bins: int = 10) -> Reference:
     s = _series(values, what)
     present = s[s.notna()]
     if present.empty:
-        raise RedlineError("DRIFT_INPUT_INVALID",
-                           f"{what}: all {len(s)} training values are missing, so there is "
-                           f"no distribution to compare with; drop it from the drift features")
+        # Missing in every training row (a rolling statistic on a short history): all
+        # the mass is in the missing bin, so values arriving later read as drift.
+        kind = NUMERIC if _is_numeric(s) else CATEGORICAL
+        return Reference(kind, (), (), (0.0, 1.0), len(s))
     if _is_numeric(s):
         x = present.to_numpy(dtype=float)
         # inverted_cdf returns training values themselves, so with right-closed bins each

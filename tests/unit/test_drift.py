@@ -165,16 +165,24 @@ def test_from_dict_rejects_unknown_and_missing_keys():
 
 @pytest.mark.parametrize(("call", "match"), [
     (lambda: reference([]), "no values"),
-    (lambda: reference(pd.Series([math.nan] * 3, name="torque")),
-     "column 'torque': all 3 training values are missing"),
     (lambda: reference([1.0, 2.0], bins=1), "bins is 1"),
     (lambda: psi(reference([1.0, 2.0]), ["high"]), "reference is numeric but a value is not"),
     (lambda: psi(reference([1.0, 2.0]), []), "no values"),
-], ids=["empty", "all-missing", "one-bin", "string-for-numeric", "empty-batch"])
+], ids=["empty", "one-bin", "string-for-numeric", "empty-batch"])
 def test_bad_input(call, match):
     with pytest.raises(RedlineError, match=match) as err:
         call()
     assert err.value.code == "DRIFT_INPUT_INVALID"
+
+
+def test_a_feature_missing_in_every_training_row_drifts_when_values_arrive():
+    ref = reference(pd.Series([math.nan] * 3, name="rise"))
+    # Two bins: the one value bin (-inf, +inf), empty, and the missing bin with it all.
+    assert ref.expected == (0.0, 1.0) and ref.rows == 3
+    assert psi(ref, [math.nan, math.nan]) == pytest.approx(0.0)
+    # Values now, none missing: a = (1, 1e-4), e = (1e-4, 1) after the floor, so
+    # PSI = 2 * (1 - 1e-4) * ln(1e4) = 18.4188.
+    assert psi(ref, [1.0, 2.0]) == pytest.approx(2 * 0.9999 * math.log(1e4), rel=1e-9)
 
 
 def test_drift_by_day():
