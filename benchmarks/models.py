@@ -44,6 +44,11 @@ AI4I_PUBLISHED_F1 = 0.8952  # XGBoost, stratified CV (Rismawan & Nirmala 2026)
 AI4I_TARGET_F1 = 0.92
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (results stay portable)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--subsets", nargs="*", default=["FD001", "FD002", "FD003", "FD004"])
@@ -101,7 +106,7 @@ def main(argv=None) -> int:
             "baseline_validation_rmse": m["baseline_rmse"],
             "baseline_validation_phm08": m["baseline_phm08_score"],
             "baseline_train_seconds": m["baseline_train_seconds"],
-            "test_predictions": str(predictions), "test_engines": written["rows"],
+            "test_predictions": _shown(predictions), "test_engines": written["rows"],
             "published_test": PUBLISHED[subset], "target_test": TARGETS[subset]}
     if not args.no_ai4i:
         say("\n== AI4I 2020")
@@ -135,7 +140,7 @@ def main(argv=None) -> int:
             f"F1 {AI4I_PUBLISHED_F1}, target {AI4I_TARGET_F1}")
     path = out / "models.json"
     path.write_text(json.dumps(results, indent=2, default=str))
-    say(f"\nwrote {path} in {results['seconds']:.0f}s")
+    say(f"\nwrote {_shown(path)} in {results['seconds']:.0f}s")
     return 0
 
 
