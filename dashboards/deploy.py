@@ -1,85 +1,88 @@
-"""Deploy the dashboards kept as code (``dashboards/bundle``) to the running Superset.
+"""Deploy the dashboards kept as code (``dashboards/spec``) to the running Superset.
 
-The bundle is a Superset export (format v1: metadata, databases, datasets, charts,
-dashboards) with stable UUIDs, so deploying again updates the same objects instead of
-adding copies. ``${thrift_host}`` / ``${thrift_port}`` placeholders are filled in from the
-configuration. ``superset import-directory --overwrite`` is used because
-``import-dashboards`` leaves existing charts and datasets untouched.
+``bundle.build`` writes Superset's export format (v1) with stable UUIDs, so deploying
+again updates the same objects instead of adding copies; ``superset import-directory
+--overwrite`` is used because ``import-dashboards`` leaves existing charts and datasets
+untouched. Tables the dashboards read that no job has written yet get an empty
+placeholder view in the Thrift Server, so their charts say "no results" instead of
+failing. Then the read-only role and its user are created (``viewer_role.py``), with a
+generated password kept 0600 under ``<home>/secrets`` like the admin's.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
-import string
+import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from redline import secrets
 from redline.config import Config
+from redline.dashboards import bundle
 from redline.errors import RedlineError
-from redline.services.superset import SupersetServer, api_session
+from redline.query import in_lake
+from redline.services.superset import SupersetServer, api_session, venv_bin
+from redline.services.thrift import ThriftServer
 
-BUNDLE = Path(__file__).resolve().parent / "bundle"
-
-
-def bundle_values(cfg: Config) -> dict[str, str]:
-    """Values of the bundle's ``${...}`` placeholders for ``cfg``."""
-    return {"thrift_host": cfg.thrift.host, "thrift_port": str(cfg.thrift.port)}
-
-
-def render_bundle(out: Path, values: Mapping[str, str], source: Path = BUNDLE) -> Path:
-    """Copy the bundle's YAML files into ``out`` with placeholders filled in; return ``out``.
-
-    A placeholder without a value, or a file that is not valid YAML afterwards, fails here
-    rather than half-way through Superset's import.
-    """
-    files = sorted(source.rglob("*.yaml"))
-    if not any(f.name == "metadata.yaml" for f in files):
-        raise RedlineError("BUNDLE_INVALID", f"{source} has no metadata.yaml")
-    for src in files:
-        rel = src.relative_to(source)
-        try:
-            text = string.Template(src.read_text()).substitute(values)
-        except KeyError as exc:
-            raise RedlineError(
-                "BUNDLE_INVALID",
-                f"{rel}: placeholder ${{{exc.args[0]}}} has no value; known: "
-                f"{', '.join(sorted(values))}") from None
-        except ValueError as exc:
-            raise RedlineError("BUNDLE_INVALID", f"{rel}: {exc} (write $$ for a dollar)") from None
-        try:
-            yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RedlineError("BUNDLE_INVALID", f"{rel} is not valid YAML: {exc}") from None
-        dest = out / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(text)
-    return out
+VIEWER_ROLE = "redline_viewer"
+VIEWER_PASSWORD_NAME = "superset_viewer_password"
+_VIEWER_SCRIPT = Path(__file__).resolve().parent / "viewer_role.py"
 
 
-def _expected(bundle: Path = BUNDLE) -> tuple[str, set[str]]:
-    """(slug, chart names) of the bundle's dashboard, to check the import took effect."""
-    found = sorted((bundle / "dashboards").glob("*.yaml"))
-    if len(found) != 1:
-        raise RedlineError("BUNDLE_INVALID",
-                           f"{bundle}/dashboards must hold exactly one dashboard, found "
-                           f"{[f.name for f in found]}")
-    doc = yaml.safe_load(found[0].read_text())
-    names = {node["meta"]["sliceName"] for node in doc["position"].values()
-             if isinstance(node, dict) and node.get("type") == "CHART"}
-    return doc["slug"], names
+@dataclass(frozen=True)
+class Deployed:
+    """What ``deploy`` set up."""
+
+    urls: dict[str, str]
+    """Dashboard title -> URL."""
+    viewer_user: str
+    viewer_password_file: Path
+    placeholders: list[str]
+    """Tables not written yet, shown empty until they are."""
 
 
-def dashboard_url(cfg: Config, bundle: Path = BUNDLE) -> str:
-    slug, _ = _expected(bundle)
+def dashboard_url(cfg: Config, slug: str) -> str:
     return f"{cfg.superset.url}/superset/dashboard/{slug}/"
 
 
+def viewer_credentials(cfg: Config) -> tuple[str, str]:
+    """(user, password) of the read-only user; the password is generated on first use."""
+    return cfg.superset.viewer_user, secrets.get_or_create(cfg.home, VIEWER_PASSWORD_NAME)
+
+
+def _placeholders(cfg: Config, dashboards: list[bundle.Dashboard]) -> list[str]:
+    tables = {t.qualified_name: t for d in dashboards for ds in d.datasets
+              for t in ds.tables}
+    missing = [t for t in tables.values() if in_lake(cfg.lake_root, t) is False]
+    if not missing:
+        return []
+    server = ThriftServer(cfg)
+    if not server.check():
+        raise RedlineError(
+            "THRIFT_DOWN",
+            f"the Spark Thrift Server is not answering on {server.address}; `redline up`")
+    return [t.qualified_name for t in server.add_placeholders(missing)]
+
+
+def _viewer(server: SupersetServer, cfg: Config) -> tuple[str, Path]:
+    user, password = viewer_credentials(cfg)
+    result = subprocess.run(
+        [str(venv_bin("python")), str(_VIEWER_SCRIPT), VIEWER_ROLE, user,
+         bundle.DATABASE_NAME], input=password + "\n", env=server.environment(),
+        cwd=server.dir, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RedlineError("DASHBOARD_VIEWER_FAILED",
+                           f"creating the read-only user {user!r} failed (exit "
+                           f"{result.returncode}):\n{(result.stdout + result.stderr)[-2000:]}")
+    return user, secrets.path_of(cfg.home, VIEWER_PASSWORD_NAME)
+
+
 def deploy(cfg: Config, progress: Callable[[str], None] = print,
-           bundle: Path = BUNDLE) -> str:
-    """Import ``bundle`` into the running Superset (idempotent); return the dashboard URL."""
+           spec: Path = bundle.SPEC) -> Deployed:
+    """Import every dashboard of ``spec`` into the running Superset (idempotent)."""
     server = SupersetServer(cfg)
     if not server.check():
         raise RedlineError(
@@ -87,9 +90,13 @@ def deploy(cfg: Config, progress: Callable[[str], None] = print,
             f"Superset is not answering on {server.url}; start it with `redline up`")
     workdir = Path(tempfile.mkdtemp(prefix="redline-bundle-"))
     try:
-        render_bundle(workdir / "bundle", bundle_values(cfg), source=bundle)
-        progress(f"superset: importing {bundle}/ (database redline_lake -> "
-                 f"hive://{cfg.thrift.host}:{cfg.thrift.port}) ...")
+        dashboards = bundle.build(workdir / "bundle", cfg.thrift.host, cfg.thrift.port, spec)
+        placeholders = _placeholders(cfg, dashboards)
+        if placeholders:
+            progress(f"superset: {len(placeholders)} tables are not written yet and show "
+                     f"empty: {', '.join(placeholders)}")
+        progress(f"superset: importing {len(dashboards)} dashboards from {spec}/ (database "
+                 f"{bundle.DATABASE_NAME} -> hive://{cfg.thrift.host}:{cfg.thrift.port}) ...")
         result = server.cli("import-directory", "--overwrite", str(workdir / "bundle"))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -100,15 +107,35 @@ def deploy(cfg: Config, progress: Callable[[str], None] = print,
             "DASHBOARD_IMPORT_FAILED",
             f"`superset import-directory` failed (exit {result.returncode}):\n"
             f"{output[-3000:]}")
-    slug, names = _expected(bundle)
     api = api_session(cfg)
-    r = api.get(f"{cfg.superset.url}/api/v1/dashboard/{slug}/charts", timeout=30)
-    found = {c["slice_name"] for c in r.json().get("result", [])} if r.ok else set()
-    if not names <= found:
-        raise RedlineError(
-            "DASHBOARD_IMPORT_FAILED",
-            f"after the import, dashboard {slug!r} shows charts {sorted(found)} instead of "
-            f"{sorted(names)} (HTTP {r.status_code}); import output:\n{output[-3000:]}")
-    url = dashboard_url(cfg, bundle)
-    progress(f"superset: dashboard deployed: {url}")
-    return url
+    urls = {}
+    for dash in dashboards:
+        r = api.get(f"{cfg.superset.url}/api/v1/dashboard/{dash.slug}/charts", timeout=30)
+        found = {c["slice_name"] for c in r.json().get("result", [])} if r.ok else set()
+        wanted = {c.title for c in dash.charts}
+        if not wanted <= found:
+            raise RedlineError(
+                "DASHBOARD_IMPORT_FAILED",
+                f"after the import, dashboard {dash.slug!r} lacks charts "
+                f"{sorted(wanted - found)} (HTTP {r.status_code}); import output:\n"
+                f"{output[-3000:]}")
+        urls[dash.title] = dashboard_url(cfg, dash.slug)
+    user, password_file = _viewer(server, cfg)
+    for title, url in urls.items():
+        progress(f"superset: {title}: {url}")
+    progress(f"superset: read-only user {user!r}; password in {password_file}")
+    return Deployed(urls=urls, viewer_user=user, viewer_password_file=password_file,
+                    placeholders=placeholders)
+
+
+def describe(deployed: Deployed) -> str:
+    """``deployed`` as JSON for scripts (no password, only where it is kept)."""
+    return json.dumps({"dashboards": deployed.urls, "viewer_user": deployed.viewer_user,
+                       "viewer_password_file": str(deployed.viewer_password_file),
+                       "placeholders": deployed.placeholders}, indent=2)
+
+
+def known_dashboards(spec: Path = bundle.SPEC) -> dict[str, str]:
+    """Slug -> title of every dashboard of ``spec``."""
+    return {d.slug: d.title for d in bundle.load_dashboards(spec)}
+

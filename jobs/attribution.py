@@ -3,7 +3,9 @@
 The KPI is the first-pass yield of station tests: a test is a unit's attempt 1 at a
 station (as in gold.first_pass_yield), on the day of that attempt. For a *scope* (the
 whole factory ``all``, a line ``PLT-A/L1`` or a station ``PLT-A/L1/S010``) and two
-periods, baseline B and current C (inclusive date ranges)::
+periods, baseline B and current C (inclusive date ranges: ``attribution_baseline`` and
+``attribution_current`` of ``redline.config.AnalysisConfig`` when set, else the last 7
+days with station results and the 7 before)::
 
     FPY_p = 1 - F_p / N_p          N_p tests and F_p failed tests of the scope in period p
 
@@ -42,6 +44,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from redline import catalog
+from redline.config import AnalysisConfig
 from redline.errors import RedlineError
 from redline.jobs.declare import Full, GoldJob
 from redline.schemas.tables import KPI_ATTRIBUTION
@@ -224,13 +227,29 @@ def fpy_attribution(station_results: DataFrame, vehicle_builds: DataFrame,
 
 
 
+def configured_periods(settings: AnalysisConfig) -> tuple[Period, Period] | None:
+    """(baseline, current) of ``attribution_baseline``/``attribution_current``, or None
+    when they are not set."""
+    periods = settings.attribution_periods
+    if periods is None:
+        return None
+    (b0, b1), (c0, c1) = periods
+    return Period(b0, b1), Period(c0, c1)
+
+
 def _attribution(t: Inputs) -> Outputs:
-    """FPY attribution of the last ``DEFAULT_DAYS`` days with station results against the
-    ``DEFAULT_DAYS`` before."""
+    """FPY attribution between the configured periods, else of the last ``DEFAULT_DAYS``
+    days with station results against the ``DEFAULT_DAYS`` before."""
     from pyspark.sql import functions as F
 
     results = t[catalog.silver("station_results")]
     builds = t[catalog.silver("vehicle_builds")]
+    configured = configured_periods(t.settings)
+    if configured is not None:
+        baseline, current = configured
+        t.note(baseline=f"{baseline.start}..{baseline.end}",
+               current=f"{current.start}..{current.end}", periods="configured")
+        return {catalog.KPI_ATTRIBUTION: fpy_attribution(results, builds, baseline, current)}
     last = results.where("attempt = 1").agg(F.max(F.to_date("event_time"))).first()[0]
     if last is None:
         t.note(periods="none: no first-pass station results yet")
@@ -245,9 +264,11 @@ def _attribution(t: Inputs) -> Outputs:
 JOB = GoldJob(
     name="gold_kpi_attribution",
     description="silver.station_results + vehicle_builds -> gold.kpi_attribution "
-                "(FPY, last 7 days against the 7 before)",
+                "(FPY, the configured periods, else the last 7 days against the 7 before)",
     inputs=(catalog.silver("station_results"), catalog.silver("vehicle_builds")),
     outputs=(catalog.KPI_ATTRIBUTION,),
     transform=_attribution,
-    incremental=Full("its periods are the last 7 days of data and the 7 before"),
+    incremental=Full("its periods are the last 7 days of data and the 7 before, or "
+                     "configured ones"),
+    settings=("attribution_baseline", "attribution_current"),
 )

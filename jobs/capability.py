@@ -1,17 +1,31 @@
 """Silver station results -> gold process capability per characteristic and period.
 
 For every characteristic key (plant, line, station, characteristic), spec limits and
-period (a day, or an ISO week starting on Monday):
+period:
 
     Cp  = (USL - LSL) / (6 sigma_within)      sigma_within  = MRbar / d2 (d2 = 1.128)
     Cpk = min(USL - mean, mean - LSL) / (3 sigma_within)
     Pp  = (USL - LSL) / (6 sigma_overall)     sigma_overall = sample standard deviation
     Ppk = min(USL - mean, mean - LSL) / (3 sigma_overall)              (n - 1 divisor)
 
+Periods (``period``, the kinds ``capability_periods`` of ``redline.config.AnalysisConfig``
+names for the series; all four by default):
+
+- ``day``: a UTC day; ``week``: an ISO week, from Monday; ``month``: a calendar month
+  (``period_start`` is the first day of each);
+- ``baseline``: the points of the series' SPC I-MR baseline (``spc``: its first points or
+  a date range), once that baseline is full; ``period_start`` is the day of its first
+  point. Its sigma_within is the I-MR chart's sigma.
+
 Moving ranges are taken between consecutive points of the same period only, so a
 period's indices do not depend on its neighbours. With one spec limit, Cp and Pp are null
 and Cpk/Ppk use the side that exists. Points are the first-pass measurements charted by
 SPC (``spc.measurements``); a change of spec limits starts a new row.
+
+Incremental strategy: keyed by station (plant, line, station). A changed result can move
+a day, a week, a month and, when it is early in its series, the baseline's points; the
+station's rows are all recomputed from its silver rows (the baseline needs the whole
+series' numbering), so a late result is handled like any other.
 """
 
 from __future__ import annotations
@@ -19,8 +33,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from redline import catalog
+from redline.config import CAPABILITY_PERIODS, AnalysisConfig
 from redline.errors import RedlineError
-from redline.jobs import incremental
+from redline.jobs import spc
 from redline.jobs.declare import GoldJob, Keyed, Source
 from redline.jobs.spc import D2, KEY, measurements
 from redline.schemas.tables import CAPABILITY
@@ -28,22 +43,38 @@ from redline.schemas.tables import CAPABILITY
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-PERIODS = ("day", "week")
+    from redline.jobs.declare import Inputs, Outputs
+
+PERIODS = CAPABILITY_PERIODS
+"""day, week, month, baseline."""
 
 
-def capability(points: DataFrame, period: str = "day") -> DataFrame:
-    """Cp, Cpk, Pp, Ppk and n per key and ``period`` of ``spc.measurements`` points."""
+def _period_points(points: DataFrame, period: str, settings: AnalysisConfig) -> DataFrame:
+    """``points`` of each period with its ``period_start``."""
+    from pyspark.sql import functions as F
+
+    if period == "baseline":
+        pts = spc.with_moving_range(points, settings)
+        full = spc.baseline_limits(pts, settings).select(
+            *KEY, F.to_date("baseline_start").alias("period_start"))
+        return pts.where("in_baseline").select(*points.columns).join(full, list(KEY))
+    unit = {"day": "day", "week": "week", "month": "month"}[period]
+    return points.withColumn("period_start", F.to_date(F.date_trunc(unit, "event_time")))
+
+
+def capability(points: DataFrame, period: str = "day",
+               settings: AnalysisConfig = spc.DEFAULTS) -> DataFrame:
+    """Cp, Cpk, Pp, Ppk and n per key and ``period`` (day, week, month or baseline) of
+    ``spc.measurements`` points, for every series (``settings`` decides the baseline)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     if period not in PERIODS:
         raise RedlineError("CAPABILITY_PERIOD_INVALID",
                            f"period must be one of {', '.join(PERIODS)}; got {period!r}")
-    start = (F.to_date("event_time") if period == "day"
-             else F.to_date(F.date_trunc("week", "event_time")))
     group = [*KEY, "period_start", "lsl", "usl"]
     w = Window.partitionBy(*group).orderBy("seq")
-    pts = points.withColumn("period_start", start)
+    pts = _period_points(points, period, settings)
     pts = pts.withColumn("_mr", F.abs(F.col("value") - F.lag("value").over(w)))
     agg = pts.groupBy(*group).agg(
         F.count("*").alias("n"), F.avg("value").alias("mean"),
@@ -66,14 +97,42 @@ def capability(points: DataFrame, period: str = "day") -> DataFrame:
     return out.select(*[f.name for f in CAPABILITY.fields])
 
 
+def capability_table(points: DataFrame, settings: AnalysisConfig = spc.DEFAULTS
+                     ) -> DataFrame:
+    """gold.capability: for each series, the periods its settings name."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    branches = [s.periods for _, s in settings.branches()]
+    kinds = [p for p in PERIODS if any(p in b for b in branches)]
+    out = reduce(lambda a, b: a.unionByName(b),
+                 [capability(points, p, settings) for p in kinds])
+    if any(set(b) != set(kinds) for b in branches):
+        out = out.where(F.array_contains(spc.series_settings(settings)["periods"],
+                                         F.col("period")))
+    return out
+
+
+def _capability(t: Inputs) -> Outputs:
+    points = measurements(t[catalog.silver("station_results")])
+    t.note(periods=t.settings.capability_periods)
+    return {catalog.CAPABILITY: capability_table(points, t.settings)}
+
+
+def _station(df: DataFrame) -> DataFrame:
+    """Rows keyed by their station (the columns are there already)."""
+    return df
+
 
 JOB = GoldJob(
     name="gold_capability",
-    description="silver.station_results -> gold.capability (daily periods)",
+    description="silver.station_results -> gold.capability (the configured periods: day, "
+                "week, month, SPC baseline)",
     inputs=(catalog.silver("station_results"),),
     outputs=(catalog.CAPABILITY,),
-    transform=lambda t: {catalog.CAPABILITY: capability(
-        measurements(t[catalog.silver("station_results")]), "day")},
-    incremental=Keyed(("plant", "line", "station", "period_start"), (
-        Source(catalog.silver("station_results"), incremental.period_day),)),
+    transform=_capability,
+    incremental=Keyed(("plant", "line", "station"), (
+        Source(catalog.silver("station_results"), _station),)),
+    settings=("capability_periods", "spc_baseline_points", "spc_baseline_dates"),
 )

@@ -12,15 +12,23 @@ DataFrames by table, in the order they are written. An output computed from an e
 output is given as a function of the outputs written before it (``Derived``): a full run
 hands it those tables as written (read back, not recomputed), an incremental run the
 DataFrames just computed.
+
+A transform that reads analysis settings (``redline.config.AnalysisConfig``: SPC
+baselines, capability periods, attribution periods) gets them as plain values from its
+inputs (``Inputs.settings``; the defaults when the caller gives none) and names the ones it
+reads in its declaration (``GoldJob.settings``): each run records them, and a change
+between runs makes the next run recompute what they decide.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 from redline.catalog import Layer, Table
+from redline.config import AnalysisConfig
 from redline.errors import RedlineError
 
 if TYPE_CHECKING:
@@ -36,13 +44,16 @@ Outputs = Mapping[Table, Union["DataFrame", Derived]]
 class Inputs(Mapping[Table, "DataFrame"]):
     """The input DataFrames of one run of a transform, by table.
 
-    Besides the DataFrames it carries what a transform may ask of its run: a DataFrame
-    kept in memory until the outputs are written (``cache``), and figures recorded with
-    the run (``note``).
+    Besides the DataFrames it carries what a transform may ask of its run: the analysis
+    settings (``settings``), a DataFrame kept in memory until the outputs are written
+    (``cache``), and figures recorded with the run (``note``).
     """
 
-    def __init__(self, frames: Mapping[Table, DataFrame]) -> None:
+    def __init__(self, frames: Mapping[Table, DataFrame],
+                 settings: AnalysisConfig | None = None) -> None:
         self._frames = dict(frames)
+        self.settings = settings if settings is not None else AnalysisConfig()
+        """The analysis settings of the run (the defaults unless configured)."""
         self._cached: list[DataFrame] = []
         self.notes: dict[str, object] = {}
 
@@ -111,9 +122,10 @@ class Tail:
     ``spc_tail``)."""
 
     table: Table
-    update: Callable[[SparkSession, str, DataFrame, DataFrame], dict]
-    """(spark, lake root, the input at the version read, its changed rows) -> metrics,
-    with ``mode``; writes the outputs."""
+    update: Callable[[SparkSession, str, DataFrame, DataFrame, AnalysisConfig, bool], dict]
+    """(spark, lake root, the input at the version read, its changed rows (maybe none),
+    the analysis settings, whether the job's settings changed since its last run) ->
+    metrics, with ``mode``; writes the outputs."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,10 @@ class GoldJob:
     outputs: tuple[Table, ...]
     transform: Transform
     incremental: Strategy = Full()
+    settings: tuple[str, ...] = ()
+    """The ``AnalysisConfig`` fields its transform reads (overrides included): a run
+    records their fingerprint, and when it differs from the last run's, a ``Keyed`` or
+    ``Full`` job rebuilds in full and a ``Tail`` job's update is told."""
 
     def __post_init__(self) -> None:
         if not self.name.startswith("gold_"):
@@ -152,6 +168,12 @@ class GoldJob:
                            if isinstance(self.incremental, Keyed)
                            else [self.incremental.table]
                            if isinstance(self.incremental, Tail) else [])
+        known = {f.name for f in dataclasses.fields(AnalysisConfig)} - {"characteristic"}
+        unknown = sorted(set(self.settings) - known)
+        if unknown:
+            raise RedlineError("JOB_DECLARATION", f"gold job {self.name!r} reads settings "
+                                                  f"{unknown}: not fields of AnalysisConfig "
+                                                  f"({', '.join(sorted(known))})")
         stray = [t.qualified_name for t in strategy_tables if t not in self.inputs]
         if stray:
             raise RedlineError("JOB_DECLARATION", f"gold job {self.name!r}: its incremental "

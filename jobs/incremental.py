@@ -13,7 +13,9 @@ of:
   commit (``lake.replace_keys``). A late event (an old event time arriving now) simply
   makes an old key affected, so late data needs no special case.
 - ``full``: the job's ordinary rebuild; on the first run, with ``--full``, when an input
-  was recreated or its CDF does not cover the range needed, when an output is missing,
+  was recreated or its CDF does not cover the range needed, when an output is missing or
+  lacks columns of its schema, when the analysis settings the job reads changed since its
+  last run (``GoldJob.settings``; a ``Tail`` job's update is told instead),
   when the affected keys hold most of the input rows (``REBUILD_ABOVE_SCOPE_SHARE``:
   replacing nearly every key costs more than a rebuild), and for jobs whose outputs are
   global (their reason is declared with the job and
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from redline import catalog, lake
 from redline.catalog import Table
+from redline.config import AnalysisConfig
 from redline.jobs.declare import Full, GoldJob, Inputs, Keyed, Tail
 from redline.runs import CONSUMED
 
@@ -56,27 +59,31 @@ def day(df: DataFrame) -> DataFrame:
     return df.withColumn("day", F.to_date("event_time"))
 
 
-def period_day(df: DataFrame) -> DataFrame:
-    """Rows keyed by the daily period of their event time (``period_start``)."""
+# --- edges ------------------------------------------------------------------------------
+
+SETTINGS = "settings"
+"""Metric of a run holding the fingerprint of the analysis settings its job reads."""
+
+
+def _last_run(spark: SparkSession, lake_root: str, job: str):
     from pyspark.sql import functions as F
 
-    return df.withColumn("period_start", F.to_date("event_time"))
+    if not catalog.exists(spark, lake_root, catalog.JOB_RUNS):
+        return None
+    return (catalog.read(spark, lake_root, catalog.JOB_RUNS)
+            .where((F.col("job") == job) & (F.col("status") == "SUCCEEDED")
+                   & F.col("metrics")["mode"].isin(*MODES))
+            .orderBy(F.col("ended_at").desc()).select("inputs", "metrics").first())
 
-
-# --- edges ------------------------------------------------------------------------------
 
 def watermarks(spark: SparkSession, lake_root: str, job: str) -> dict[str, int]:
     """Input table -> the Delta version the last successful run of ``job`` consumed: the
     input versions of its latest SUCCEEDED row in ops.job_runs (the runner records the
     versions a run read, so the run and its watermark are one commit)."""
-    from pyspark.sql import functions as F
+    return _marks(_last_run(spark, lake_root, job))
 
-    if not catalog.exists(spark, lake_root, catalog.JOB_RUNS):
-        return {}
-    last = (catalog.read(spark, lake_root, catalog.JOB_RUNS)
-            .where((F.col("job") == job) & (F.col("status") == "SUCCEEDED")
-                   & F.col("metrics")["mode"].isin(*MODES))
-            .orderBy(F.col("ended_at").desc()).select("inputs").first())
+
+def _marks(last) -> dict[str, int]:
     if last is None:
         return {}
     return {i.table: i.version for i in last.inputs if i.version is not None}
@@ -122,13 +129,18 @@ def computed(job: GoldJob, inputs: Inputs) -> dict[Table, DataFrame]:
 # --- the run ----------------------------------------------------------------------------
 
 def run(spark: SparkSession, lake_root: str, job: GoldJob,
-        full_run: Callable[[], dict], full: bool = False) -> dict:
+        full_run: Callable[[], dict], full: bool = False,
+        settings: AnalysisConfig | None = None) -> dict:
     """Run ``job`` incrementally by its strategy where it can, else ``full_run``. Metrics
     say the mode and why; ``CONSUMED`` holds the input versions read, for the runner to
-    record."""
+    record, and ``SETTINGS`` the fingerprint of the analysis ``settings`` the job reads
+    (``GoldJob.settings``): when it differs from the last run's, a run follows even without
+    new input rows (``Keyed`` and ``Full`` jobs rebuild; a ``Tail`` update is told)."""
     from pyspark.errors import AnalysisException
 
     strategy = job.incremental
+    settings = settings if settings is not None else AnalysisConfig()
+    fingerprint = settings.fingerprint(job.settings) if job.settings else None
     inputs = job.inputs
     clock = _Phases()
     turned_on = []
@@ -139,8 +151,12 @@ def run(spark: SparkSession, lake_root: str, job: GoldJob,
     # Versions are taken before reading: rows committed meanwhile are next run's changes.
     now = {t: lake.table_version(spark, lake_root, t) for t in inputs}
     consumed = {t.qualified_name: v for t, v in now.items()}
-    recorded = {} if full else watermarks(spark, lake_root, job.name)
+    last = None if full else _last_run(spark, lake_root, job.name)
+    recorded = _marks(last)
     marks = {t: recorded[t.qualified_name] for t in inputs if t.qualified_name in recorded}
+    settings_changed = fingerprint is not None and last is not None and \
+        last.metrics.get(SETTINGS) != fingerprint
+    stamp = {SETTINGS: fingerprint} if fingerprint is not None else {}
     reason = None
     if full:
         reason = "full rebuild requested"
@@ -152,8 +168,14 @@ def run(spark: SparkSession, lake_root: str, job: GoldJob,
         reason = "an input table was recreated (its version went back)"
     elif not all(catalog.exists(spark, lake_root, t) for t in job.outputs):
         reason = "an output table is missing"
-    elif all(marks[t] == now[t] for t in inputs):
-        return {"mode": "unchanged", CONSUMED: consumed}
+    elif all(marks[t] == now[t] for t in inputs) and not settings_changed:
+        return {"mode": "unchanged", CONSUMED: consumed, **stamp}
+    elif any(set(t.schema().fieldNames()) - set(catalog.read(spark, lake_root, t).columns)
+             for t in job.outputs):
+        reason = "an output table lacks columns of its schema (written by an older release)"
+    elif settings_changed and not isinstance(strategy, Tail):
+        reason = (f"analysis settings it reads changed since the last run "
+                  f"({', '.join(job.settings)})")
     elif isinstance(strategy, Full):
         reason = strategy.reason
     clock.lap("plan")
@@ -177,19 +199,23 @@ def run(spark: SparkSession, lake_root: str, job: GoldJob,
         out.update(mode="full", reason=reason)
         clock.lap("rebuild")
     elif isinstance(strategy, Tail):
-        out = strategy.update(spark, lake_root,
-                              _read_at(spark, lake_root, strategy.table, now[strategy.table]),
-                              changes[strategy.table])
+        table = _read_at(spark, lake_root, strategy.table, now[strategy.table])
+        out = strategy.update(spark, lake_root, table,
+                              changes.get(strategy.table, table.limit(0)), settings,
+                              settings_changed)
         out["changed_rows"] = changed_rows
+        if settings_changed:
+            out["settings_changed"] = ",".join(job.settings)
         clock.lap("write")
     else:
-        out = _run_keyed(spark, lake_root, job, now, changes, clock)
+        out = _run_keyed(spark, lake_root, job, now, changes, clock, settings)
         out["changed_rows"] = changed_rows
         if out["mode"] == "full":  # the scope was most of the input: a rebuild is cheaper
             out.update(full_run() or {})
             clock.lap("rebuild")
     if turned_on:
         out["cdf_enabled"] = ",".join(turned_on)
+    out.update(stamp)
     out[CONSUMED] = consumed
     clock.lap("record")
     out["seconds_by_phase"] = clock.summary()
@@ -220,7 +246,7 @@ REBUILD_ABOVE_SCOPE_SHARE = 0.5
 
 def _run_keyed(spark: SparkSession, lake_root: str, job: GoldJob,
                versions: Mapping[Table, int], changes: Mapping[Table, DataFrame],
-               clock: _Phases) -> dict:
+               clock: _Phases, settings: AnalysisConfig) -> dict:
     spec = job.incremental
     assert isinstance(spec, Keyed)
     key = list(spec.key)
@@ -267,7 +293,7 @@ def _run_keyed(spark: SparkSession, lake_root: str, job: GoldJob,
                           f"{REBUILD_ABOVE_SCOPE_SHARE:.0%}): rebuilding costs less than "
                           f"replacing them key by key"}
     written = {}
-    inputs = Inputs(scope)
+    inputs = Inputs(scope, settings)
     try:
         for table, df in computed(job, inputs).items():
             lake.replace_keys(_semi(df, keys_df, key), lake_root, table, keys_df, key)

@@ -1,6 +1,6 @@
 """Silver builds, warranty claims and DTCs -> gold field reliability.
 
-Three tables, all relative to an observation end (the last day with data: the job takes
+Four tables, all relative to an observation end (the last day with data: the job takes
 the last event day of the builds, claims and DTCs it reads):
 
 - gold.weibull_fits: a two-parameter Weibull life model per component (``level`` =
@@ -12,7 +12,13 @@ the last event day of the builds, claims and DTCs it reads):
   (Brent's method), the scale follows in closed form. Confidence intervals are Fisher
   matrix bounds: the inverse of the observed information (the analytic Hessian of the
   log-likelihood at the MLE) gives standard errors, and the Wald interval is taken on the
-  log scale so that both bounds stay positive (``ci_method`` says so per row).
+  log scale so that both bounds stay positive (``ci_method`` says so per row). B10 gets
+  bounds the same way: the variance of ln B10 by the delta method from the full
+  covariance matrix (covariance of shape and scale included).
+- gold.weibull_plot: the points of a Weibull probability plot of each fit, one row per
+  failure: its days in service and its median rank, with suspensions handled by
+  Johnson's adjusted ranks and Bernard's approximation, on the linearised axes (ln days,
+  ln(-ln(1 - F))) together with the fitted line's ordinate at the same days.
 - gold.dtc_rates: DTC events per 1,000 vehicles and per 1,000 vehicle-days, per
   firmware version and DTC code, plus a row per firmware with ``dtc_code`` null for all
   codes together, on the firmware validity periods of gold.dim_vehicle_firmware
@@ -41,7 +47,7 @@ from redline import catalog
 from redline.errors import RedlineError
 from redline.jobs import dimensions
 from redline.jobs.declare import Full, GoldJob
-from redline.schemas.tables import DTC_RATES, WARRANTY_TRIANGLE, WEIBULL_FITS
+from redline.schemas.tables import DTC_RATES, WARRANTY_TRIANGLE, WEIBULL_FITS, WEIBULL_PLOT
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -67,12 +73,31 @@ class WeibullFit:
     scale: float | None = None
     shape_ci: tuple[float, float] | None = None
     scale_ci: tuple[float, float] | None = None
+    covariance: tuple[tuple[float, float], tuple[float, float]] | None = None
+    """Inverse observed Fisher information of (shape, scale) at the MLE."""
+    confidence: float = 0.95
 
     def life(self, fraction_failed: float) -> float | None:
         """Time by which ``fraction_failed`` of units fail (0.1 gives B10)."""
         if self.status != "OK":
             return None
         return self.scale * (-math.log1p(-fraction_failed)) ** (1.0 / self.shape)
+
+    def life_ci(self, fraction_failed: float) -> tuple[float, float] | None:
+        """Fisher-matrix bounds on ``life(fraction_failed)`` at ``confidence``: Wald on
+        ln life, whose variance comes by the delta method from the full covariance
+        matrix, since ln life = ln scale + ln(-ln(1 - p)) / shape."""
+        if self.status != "OK" or self.covariance is None:
+            return None
+        from scipy.stats import norm
+
+        life = self.life(fraction_failed)
+        u = math.log(-math.log1p(-fraction_failed))
+        d_shape, d_scale = -u / self.shape ** 2, 1.0 / self.scale
+        (v_kk, v_kl), (_, v_ll) = self.covariance
+        variance = d_shape ** 2 * v_kk + 2 * d_shape * d_scale * v_kl + d_scale ** 2 * v_ll
+        spread = float(norm.ppf(0.5 + self.confidence / 2.0)) * math.sqrt(variance)
+        return life * math.exp(-spread), life * math.exp(spread)
 
     @property
     def mean_life(self) -> float | None:
@@ -138,7 +163,42 @@ def fit_weibull(times: Sequence[float], failed: Sequence[bool],
         return value * math.exp(-spread), value * math.exp(spread)
 
     return WeibullFit("OK", units, int(round(r)), k, lam,
-                      bounds(k, cov[0, 0]), bounds(lam, cov[1, 1]))
+                      bounds(k, cov[0, 0]), bounds(lam, cov[1, 1]),
+                      ((float(cov[0, 0]), float(cov[0, 1])), (float(cov[1, 0]), float(cov[1, 1]))),
+                      confidence)
+
+
+def plotting_positions(times: Sequence[float], failed: Sequence[bool],
+                       weights: Sequence[float] | None = None
+                       ) -> list[tuple[float, float, float]]:
+    """(days, adjusted rank, median rank) of each failure, in time order, for a Weibull
+    probability plot of the same data ``fit_weibull`` takes.
+
+    Suspensions shift the ranks by Johnson's method: the units in time order (at equal
+    times failures first, a unit suspended at t having been at risk at t), each failure's
+    rank is the previous one plus (n + 1 - previous) / (1 + units from this one on).
+    The median rank is Bernard's (rank - 0.3) / (n + 0.4). As in the fit, a failure on
+    day 0 is put at half a day and a unit censored at day 0 is left out (n too).
+    """
+    import numpy as np
+
+    t = np.asarray(times, dtype=float)
+    f = np.asarray(failed, dtype=bool)
+    w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=float)
+    t = np.where(f, np.maximum(t, SAME_DAY_FAILURE_DAYS), t)
+    keep = (t > 0) & (w > 0)
+    t, f, w = t[keep], f[keep], np.rint(w[keep]).astype(int)
+    n = int(w.sum())
+    at_risk, rank, out = n, 0.0, []
+    for i in np.lexsort((~f, t)):  # by time, failures first
+        if not f[i]:
+            at_risk -= int(w[i])
+            continue
+        for _ in range(int(w[i])):
+            rank += (n + 1 - rank) / (1 + at_risk)
+            at_risk -= 1
+            out.append((float(t[i]), rank, (rank - 0.3) / (n + 0.4)))
+    return out
 
 
 # --- Spark transforms -------------------------------------------------------------------
@@ -167,10 +227,15 @@ def unit_lives(vehicle_builds: DataFrame, warranty_claims: DataFrame,
                     F.col("failure_date").isNotNull().alias("failed")))
 
 
-def weibull_fits(vehicle_builds: DataFrame, warranty_claims: DataFrame,
-                 observation_end: date, confidence: float = 0.95,
-                 min_failures: int = DEFAULT_MIN_FAILURES) -> DataFrame:
-    """Weibull fits per component and per component lot (gold.weibull_fits)."""
+def weibull_tables(vehicle_builds: DataFrame, warranty_claims: DataFrame,
+                   observation_end: date, confidence: float = 0.95,
+                   min_failures: int = DEFAULT_MIN_FAILURES) -> tuple[DataFrame, DataFrame]:
+    """Weibull fits per component and per component lot (gold.weibull_fits) and the
+    points of their probability plots (gold.weibull_plot), from one pass over the fleet.
+
+    Every group with failures has its points; ``fitted_y`` is null where the group has
+    no fit (too few failures, no MLE).
+    """
     from pyspark.sql import functions as F
 
     lives = unit_lives(vehicle_builds, warranty_claims, observation_end)
@@ -181,19 +246,44 @@ def weibull_fits(vehicle_builds: DataFrame, warranty_claims: DataFrame,
         for key in (("component", row.component, None, None),
                     ("lot", row.component, row.supplier, row.lot)):
             groups.setdefault(key, []).append((row.days, row.failed, row.n))
-    rows = []
+    fits, points = [], []
     for (level, component, supplier, lot), obs in sorted(
             groups.items(), key=lambda kv: tuple("" if v is None else v for v in kv[0])):
         days, failed, n = zip(*obs)
         fit = fit_weibull(days, failed, n, confidence, min_failures)
         ok = fit.status == "OK"
-        rows.append((level, component, supplier, lot, fit.units, fit.failures,
+        b10_ci = fit.life_ci(0.1)
+        fits.append((level, component, supplier, lot, fit.units, fit.failures,
                      observation_end, fit.status, fit.shape, fit.scale, fit.life(0.1),
                      fit.mean_life,
                      fit.shape_ci[0] if ok else None, fit.shape_ci[1] if ok else None,
                      fit.scale_ci[0] if ok else None, fit.scale_ci[1] if ok else None,
+                     b10_ci[0] if b10_ci else None, b10_ci[1] if b10_ci else None,
                      CI_METHOD))
-    return vehicle_builds.sparkSession.createDataFrame(rows, WEIBULL_FITS)
+        for t, rank, median_rank in plotting_positions(days, failed, n):
+            ln_t = math.log(t)
+            points.append((level, component, supplier, lot, observation_end, t, rank,
+                           median_rank, ln_t, math.log(-math.log1p(-median_rank)),
+                           fit.shape * (ln_t - math.log(fit.scale)) if ok else None))
+    spark = vehicle_builds.sparkSession
+    return (spark.createDataFrame(fits, WEIBULL_FITS),
+            spark.createDataFrame(points, WEIBULL_PLOT))
+
+
+def weibull_fits(vehicle_builds: DataFrame, warranty_claims: DataFrame,
+                 observation_end: date, confidence: float = 0.95,
+                 min_failures: int = DEFAULT_MIN_FAILURES) -> DataFrame:
+    """Weibull fits per component and per component lot (gold.weibull_fits)."""
+    return weibull_tables(vehicle_builds, warranty_claims, observation_end, confidence,
+                          min_failures)[0]
+
+
+def weibull_plot(vehicle_builds: DataFrame, warranty_claims: DataFrame,
+                 observation_end: date, confidence: float = 0.95,
+                 min_failures: int = DEFAULT_MIN_FAILURES) -> DataFrame:
+    """Weibull probability plot points per component and per lot (gold.weibull_plot)."""
+    return weibull_tables(vehicle_builds, warranty_claims, observation_end, confidence,
+                          min_failures)[1]
 
 
 def dtc_rates(vehicle_builds: DataFrame, vehicle_dtc: DataFrame,
@@ -296,18 +386,20 @@ def _reliability(t: Inputs) -> Outputs:
     claims = t[catalog.silver("warranty_claims")]
     dtc = t[catalog.silver("vehicle_dtc")]
     end = observation_end(builds, claims, dtc)
-    return {catalog.WEIBULL_FITS: weibull_fits(builds, claims, end),
+    fits, plot = weibull_tables(builds, claims, end)
+    return {catalog.WEIBULL_FITS: fits, catalog.WEIBULL_PLOT: plot,
             catalog.DTC_RATES: dtc_rates(builds, dtc, end),
             catalog.WARRANTY_TRIANGLE: warranty_triangle(builds, claims, end)}
 
 
 JOB = GoldJob(
     name="gold_reliability",
-    description="silver builds, claims, DTCs -> gold.weibull_fits, gold.dtc_rates, "
-                "gold.warranty_triangle",
+    description="silver builds, claims, DTCs -> gold.weibull_fits, gold.weibull_plot, "
+                "gold.dtc_rates, gold.warranty_triangle",
     inputs=(catalog.silver("vehicle_builds"), catalog.silver("warranty_claims"),
             catalog.silver("vehicle_dtc")),
-    outputs=(catalog.WEIBULL_FITS, catalog.DTC_RATES, catalog.WARRANTY_TRIANGLE),
+    outputs=(catalog.WEIBULL_FITS, catalog.WEIBULL_PLOT, catalog.DTC_RATES,
+             catalog.WARRANTY_TRIANGLE),
     transform=_reliability,
     incremental=Full("censoring, vehicles in service and months at risk are relative to "
                      "the last event day"),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from redline import catalog, lake, runs
 from redline.catalog import Table
+from redline.config import AnalysisConfig
 from redline.errors import RedlineError
 from redline.jobs import incremental
 from redline.jobs.declare import Full, GoldJob, Inputs, Keyed, Tail
@@ -69,15 +70,17 @@ def strategy(job: GoldJob) -> str:
     return f"full ({s.reason})"
 
 
-def _read_inputs(spark: SparkSession, lake_root: str, job: GoldJob) -> Inputs:
-    return Inputs({t: catalog.read(spark, lake_root, t) for t in job.inputs})
+def _read_inputs(spark: SparkSession, lake_root: str, job: GoldJob,
+                 settings: AnalysisConfig | None) -> Inputs:
+    return Inputs({t: catalog.read(spark, lake_root, t) for t in job.inputs}, settings)
 
 
-def rebuild(spark: SparkSession, lake_root: str, job: GoldJob) -> dict:
-    """Recompute every output of ``job`` from all of its inputs and overwrite it. Returns
-    the rows written per output (``rows`` for a single output) and the transform's
-    notes."""
-    inputs = _read_inputs(spark, lake_root, job)
+def rebuild(spark: SparkSession, lake_root: str, job: GoldJob,
+            settings: AnalysisConfig | None = None) -> dict:
+    """Recompute every output of ``job`` from all of its inputs with the analysis
+    ``settings`` (default: the defaults) and overwrite it. Returns the rows written per
+    output (``rows`` for a single output) and the transform's notes."""
+    inputs = _read_inputs(spark, lake_root, job, settings)
     written: dict[Table, DataFrame] = {}
     rows: dict[str, int] = {}
     try:
@@ -106,13 +109,14 @@ Audit = Callable[["SparkSession", str, Sequence[Table]], "str | None"]
 
 
 def _execute(spark: SparkSession, lake_root: str, job: GoldJob, full: bool,
-             audit: Audit | None = None) -> dict:
+             audit: Audit | None = None, settings: AnalysisConfig | None = None) -> dict:
+    def full_run() -> dict:
+        return rebuild(spark, lake_root, job, settings)
+
     if audit is None:
-        return incremental.run(spark, lake_root, job, lambda: rebuild(spark, lake_root, job),
-                               full=full)
+        return incremental.run(spark, lake_root, job, full_run, full=full, settings=settings)
     before = {t: lake.table_version(spark, lake_root, t) for t in job.outputs}
-    out = incremental.run(spark, lake_root, job, lambda: rebuild(spark, lake_root, job),
-                          full=full)
+    out = incremental.run(spark, lake_root, job, full_run, full=full, settings=settings)
     if out.get("mode") == "unchanged":
         return out
     problems = audit(spark, lake_root, job.outputs)
@@ -150,19 +154,21 @@ def unpublish(spark: SparkSession, lake_root: str, before: Mapping[Table, int | 
 
 
 def run(spark: SparkSession, lake_root: str, job: GoldJob, batch_id: str,
-        full: bool = False, record: bool = True, audit: Audit | None = None) -> dict:
-    """Run ``job`` (incrementally by its strategy, or in full with ``full``); with
-    ``record`` its ops.job_runs row is appended, a failed run's too. Without ``record``
-    there are no watermarks, so the job rebuilds in full. With ``audit``
-    (write-audit-publish) the outputs are validated after the write; when they fail, every
-    output is restored to its version before the run and the run fails
-    (``QUALITY_GATE_FAILED``), so readers keep the published version."""
+        full: bool = False, record: bool = True, audit: Audit | None = None,
+        settings: AnalysisConfig | None = None) -> dict:
+    """Run ``job`` (incrementally by its strategy, or in full with ``full``) with the
+    analysis ``settings`` (``cfg.analysis``; default: the defaults); with ``record`` its
+    ops.job_runs row is appended, a failed run's too. Without ``record`` there are no
+    watermarks, so the job rebuilds in full. With ``audit`` (write-audit-publish) the
+    outputs are validated after the write; when they fail, every output is restored to its
+    version before the run and the run fails (``QUALITY_GATE_FAILED``), so readers keep
+    the published version."""
     if not record:
-        out = _execute(spark, lake_root, job, full, audit)
+        out = _execute(spark, lake_root, job, full, audit, settings)
         out.pop(runs.CONSUMED, None)
         return out
     return runs.recorded(spark, lake_root, job.name, batch_id, job.inputs, job.outputs,
-                         lambda: _execute(spark, lake_root, job, full, audit))
+                         lambda: _execute(spark, lake_root, job, full, audit, settings))
 
 
 def with_transform(job: GoldJob, transform) -> GoldJob:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from redline import catalog
 from redline.catalog import Layer, Table
+from redline.config import CAPABILITY_PERIODS
 from redline.errors import RedlineError
 
 ERROR = "error"
@@ -137,6 +138,13 @@ HAND_WRITTEN.update({
           "ignore_row_if": "either_value_is_missing"}),
         ("ExpectCompoundColumnsToBeUnique",
          {"column_list": ["plant", "line", "station", "characteristic", "subgroup"]}),
+        ("ExpectColumnPairValuesAToBeGreaterThanB",
+         {"column_A": "baseline_end", "column_B": "baseline_start", "or_equal": True,
+          "ignore_row_if": "either_value_is_missing"}),
+    ],
+    "gold.capability": [
+        ("ExpectColumnValuesToBeInSet", {"column": "period",
+                                         "value_set": list(CAPABILITY_PERIODS)}),
     ],
     # No row count: a process in control has no violations.
     "gold.spc_violations": [
@@ -164,6 +172,14 @@ HAND_WRITTEN.update({
           "ignore_row_if": "either_value_is_missing"}),
         ("ExpectColumnPairValuesAToBeGreaterThanB",
          {"column_A": "mtbf_ci_high_days", "column_B": "mtbf_days",
+          "ignore_row_if": "either_value_is_missing"}),
+    ],
+    "gold.weibull_fits": [
+        ("ExpectColumnPairValuesAToBeGreaterThanB",
+         {"column_A": "b10_days", "column_B": "b10_ci_low_days",
+          "ignore_row_if": "either_value_is_missing"}),
+        ("ExpectColumnPairValuesAToBeGreaterThanB",
+         {"column_A": "b10_ci_high_days", "column_B": "b10_days",
           "ignore_row_if": "either_value_is_missing"}),
     ],
 })
@@ -203,6 +219,8 @@ RANGES: dict[str, dict[str, tuple[float | None, float | None, float]]] = {
     "gold.review_queue": {"rank": (1, None, 1.0), "priority": (0.0, 1.0, 1.0),
                           "risk": (0.0, 1.0, 1.0), "uncertainty": (0.0, 1.0, 1.0)},
     "gold.model_drift": {"psi": (0.0, None, 1.0), "rows": (1, None, 1.0)},
+    "gold.weibull_plot": {"days": (0.0, None, 1.0), "failure_order": (1.0, None, 1.0),
+                          "median_rank": (0.0, 1.0, 1.0)},
     "ops.job_runs": {"seconds": (0.0, None, 1.0)},
 }
 
@@ -233,10 +251,12 @@ DISTRIBUTION: dict[str, tuple[str, ...]] = {
 }
 DISTRIBUTION_TOLERANCE = 0.25
 
-#: Tables that may hold no rows: nothing quarantined, a process in control, no scores.
+#: Tables that may hold no rows: nothing quarantined, a process in control, no scores, no
+#: warranty failures to plot yet.
 MAY_BE_EMPTY = {"silver.quarantine", "gold.spc_violations", "gold.kpi_attribution",
                 "ops.quality_results", "gold.vehicle_risk_scores", "gold.cmapss_rul_scores",
-                "gold.ai4i_failure_scores", "gold.review_queue", "gold.model_drift"}
+                "gold.ai4i_failure_scores", "gold.review_queue", "gold.model_drift",
+                "gold.weibull_plot"}
 
 #: Nullable columns that may be null in every row, and why. Every other nullable column
 #: fails the gate when it is entirely null in a bronze or silver table (a feed broke), and
@@ -266,6 +286,8 @@ MAY_BE_ALL_NULL: dict[str, dict[str, str]] = {
         "unexpected_percent", "sample_values", "detail")},
     "ops.silver_batches": {"min_kafka_timestamp": "empty batches",
                            "max_kafka_timestamp": "empty batches"},
+    "ops.spc_alerts": {"http_status": "only skipped episodes so far",
+                       "text": "only skipped episodes so far"},
 }
 
 #: Columns of free text or raw bytes: blank values are allowed.

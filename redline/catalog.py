@@ -141,8 +141,14 @@ CAPABILITY = Table(Layer.GOLD, "capability", lambda: ts.CAPABILITY,
     key=("plant", "line", "station", "characteristic", "period", "period_start", "lsl", "usl"))
 
 WEIBULL_FITS = Table(Layer.GOLD, "weibull_fits", lambda: ts.WEIBULL_FITS,
-    "Censored Weibull fits per component and per supplier lot: shape, scale, B10.",
+    "Censored Weibull fits per component and per supplier lot: shape, scale, B10, with "
+    "Fisher-matrix bounds.",
     key=("level", "component", "supplier", "lot"))
+
+WEIBULL_PLOT = Table(Layer.GOLD, "weibull_plot", lambda: ts.WEIBULL_PLOT,
+    "Weibull probability plot points of each weibull_fits group: one row per failure with "
+    "its median rank (Johnson's adjusted ranks for suspensions) and the fitted line.",
+    key=("level", "component", "supplier", "lot", "failure_order"))
 
 DTC_RATES = Table(Layer.GOLD, "dtc_rates", lambda: ts.DTC_RATES,
     "DTC events per 1,000 vehicles per firmware version, each DTC under the "
@@ -208,6 +214,12 @@ QUALITY_RESULTS = Table(Layer.OPS, "quality_results", lambda: ts.QUALITY_RESULTS
     key=("run_id", "table", "check"), arrival="validated_at",
     optional=True)
 
+SPC_ALERTS = Table(Layer.OPS, "spc_alerts", lambda: ts.SPC_ALERTS,
+    "One row per Nelson-rule episode `redline alerts` posted to the webhook (status POSTED, "
+    "with the HTTP status and the text) or skipped as older than its --since (SKIPPED).",
+    key=("plant", "line", "station", "characteristic", "chart", "rule", "start_seq"),
+    arrival="recorded_at", optional=True)
+
 TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     *_topic_tables(),
     QUARANTINE,
@@ -226,6 +238,7 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     SPC_SUBGROUPS,
     CAPABILITY,
     WEIBULL_FITS,
+    WEIBULL_PLOT,
     DTC_RATES,
     MTBF,
     WARRANTY_TRIANGLE,
@@ -240,6 +253,7 @@ TABLES: dict[str, Table] = {t.qualified_name: t for t in [
     JOB_RUNS,
     SILVER_BATCHES,
     QUALITY_RESULTS,
+    SPC_ALERTS,
 ]}
 
 

@@ -76,6 +76,10 @@ def cmd_config(cfg, args) -> int:
     print("\nsettings (environment variable, type, default, meaning):")
     for var, typ, default, doc in config_mod.describe():
         print(f"  {var:<36} {typ:<5} {default!r:<28} {doc}")
+    print(f"\nanalysis settings in force ([{cfg.profile}.analysis]: SPC, capability, "
+          f"attribution):")
+    for line in cfg.analysis.in_force():
+        print(f"  {line}")
     return 0
 
 
@@ -223,8 +227,13 @@ def cmd_jobs(cfg, args) -> int:
         return 0
     spark = _session(cfg, "jobs")
     pipeline.run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full,
-                      ingest=cfg.ingest, audit=_audit(cfg))
+                      ingest=cfg.ingest, audit=_audit(cfg), analysis=cfg.analysis)
     _thrift_refresh(cfg, spark)
+    from redline.dashboards import alerts
+
+    # Out-of-control episodes the run found reach people now, not at the next `alerts`.
+    if alerts.webhook_configured(cfg):
+        alerts.post_new(spark, cfg, progress=print)
     return 0
 
 
@@ -344,15 +353,39 @@ def _cmapss_files(cfg, args, progress) -> int:
 
 
 def cmd_dashboards(cfg, args) -> int:
-    from redline.dashboards.deploy import deploy
+    from redline.dashboards import deploy as dashboards
 
-    url = deploy(cfg)
-    print(f"dashboard deployed: {url}")
-    if args.screenshot:
-        from redline.dashboards.screenshot import screenshot
+    if args.action == "list":
+        found = {slug: {"title": title, "url": dashboards.dashboard_url(cfg, slug)}
+                 for slug, title in dashboards.known_dashboards().items()}
+        _emit(args, found, "\n".join(f"{slug:24} {d['title']:24} {d['url']}"
+                                     for slug, d in found.items()))
+        return 0
+    if args.action == "screenshot":
+        from redline.dashboards.screenshot import capture
 
-        out = screenshot(cfg, url, Path(args.screenshot))
-        print(f"screenshot: {out}")
+        known = dashboards.known_dashboards()
+        slug = args.dashboard or ""
+        by_title = {title.lower(): s for s, title in known.items()}
+        slug = slug if slug in known else by_title.get(slug.lower(), "")
+        if not slug:
+            raise RedlineError("DASHBOARD_UNKNOWN",
+                               f"--dashboard {args.dashboard!r} is not a dashboard; known: "
+                               f"{', '.join(known)} (`redline dashboards list`)")
+        if not args.out:
+            raise RedlineError("SCREENSHOT_OUT", "give the report file: --out FILE.png|.pdf")
+        say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else print
+        say(f"rendering {known[slug]} to {args.out} (waits until every chart drew) ...")
+        state = capture(cfg, dashboards.dashboard_url(cfg, slug), Path(args.out))
+        _emit(args, {"dashboard": slug, "out": args.out, "charts": state.charts,
+                     "empty_charts": state.empty, "seconds": round(state.seconds, 2)},
+              f"{args.out}: {state.charts} charts ({len(state.empty)} without data yet), "
+              f"drawn in {state.seconds:.1f}s")
+        return 0
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else print
+    deployed = dashboards.deploy(cfg, progress=say)
+    if args.json:
+        print(dashboards.describe(deployed))
     return 0
 
 
@@ -495,9 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_ml)
 
-    s = sub.add_parser("dashboards", help="deploy the Superset dashboards kept in dashboards/")
-    s.add_argument("action", choices=["deploy"])
-    s.add_argument("--screenshot", metavar="PNG", help="also save a screenshot here")
+    s = sub.add_parser("dashboards", help="deploy the Superset dashboards kept in "
+                                          "dashboards/spec, list them, or render one to "
+                                          "PNG/PDF")
+    s.add_argument("action", choices=["deploy", "list", "screenshot"])
+    s.add_argument("--dashboard", metavar="NAME",
+                   help="screenshot: the dashboard's slug or title (see `list`)")
+    s.add_argument("--out", metavar="FILE", help="screenshot: FILE.png or FILE.pdf")
+    s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_dashboards)
 
     s = sub.add_parser("sql", help="Spark SQL over the lake tables by catalog name")
@@ -512,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="days of history (90: room for the failure model's purged split)")
     s.add_argument("--seed", type=int, default=7)
     s.set_defaults(fn=cmd_demo)
+    from redline.dashboards.alerts_cli import add_alerts_parser
+
+    add_alerts_parser(sub)
     # `--verbose` after the command too; SUPPRESS keeps a leading one from being reset.
     for s in sub.choices.values():
         s.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,

@@ -15,6 +15,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,9 @@ class SupersetConfig:
     host: str = _doc("Address Superset binds to.", "127.0.0.1")
     port: int = _doc("Port of the Superset web server.", 8088)
     admin_user: str = _doc("Superset admin user name (its password is generated).", "admin")
+    viewer_user: str = _doc("Read-only Superset user for quality engineers: opens the "
+                            "dashboards, cannot edit them or use SQL Lab (its password is "
+                            "generated).", "quality")
     workers: int = _doc("gunicorn workers.", 2)
 
     @property
@@ -144,6 +148,323 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Out-of-control alerts (`redline alerts`). The webhook URL carries a token, so it is
+    never a setting: it is read from the environment variable ``webhook_url_env`` names,
+    else from ``<home>/secrets/alerts_webhook_url`` (mode 0600)."""
+
+    webhook_url_env: str = _doc(
+        "Name of the environment variable holding the webhook URL (never the URL). Empty: "
+        "the URL is read from <home>/secrets/alerts_webhook_url (mode 0600).", "")
+    timeout_seconds: float = _doc(
+        "Seconds the webhook has to answer one message before the run stops with an error.",
+        10.0)
+    dashboard_url: str = _doc(
+        "Superset address people open the messages' links at (e.g. "
+        "https://superset.example.internal). Empty: superset.url.", "")
+    first_run_hours: float = _doc(
+        "First run (nothing in ops.spc_alerts yet) without --since: only the episodes that "
+        "end within this many hours of the newest episode's end are posted; older ones "
+        "are recorded as skipped, never posted.", 24.0)
+    link_format: str = _doc(
+        "How a message's text carries the dashboard link: `slack` (<url|label>: Slack, "
+        "Mattermost), `markdown` ([label](url): Teams, Discord) or `plain` (the bare URL, "
+        "about 2,000 characters).", "slack")
+
+    def __post_init__(self):
+        if self.link_format not in ("slack", "markdown", "plain"):
+            raise RedlineError("CONFIG_INVALID", f"alerts.link_format must be slack, markdown "
+                                                 f"or plain, got {self.link_format!r}")
+        if self.timeout_seconds <= 0:
+            raise RedlineError("CONFIG_INVALID", f"alerts.timeout_seconds must be above 0, "
+                                                 f"got {self.timeout_seconds!r}")
+        if self.first_run_hours < 0:
+            raise RedlineError("CONFIG_INVALID", f"alerts.first_run_hours must be 0 or more, "
+                                                 f"got {self.first_run_hours!r}")
+        name = self.webhook_url_env
+        if name and not (name.isascii() and name.isidentifier()):
+            # Not echoed: a URL put here by mistake carries the webhook's token.
+            raise RedlineError("CONFIG_INVALID", "alerts.webhook_url_env must be the NAME of an "
+                                                 "environment variable (letters, digits, _); "
+                                                 "put the URL in that variable")
+
+
+#: Nelson rules redline evaluates (jobs/spc.py RULES) and the capability period kinds.
+NELSON_RULES = tuple(range(1, 9))
+CAPABILITY_PERIODS = ("day", "week", "month", "baseline")
+#: Subgroup sizes with published X-bar/R constants (jobs/spc.py SUBGROUP_CONSTANTS).
+SUBGROUP_SIZES = range(2, 11)
+#: Settings an override in ``[<profile>.analysis.characteristic."..."]`` may set.
+PER_CHARACTERISTIC = ("spc_baseline_points", "spc_baseline_subgroups", "spc_baseline_dates",
+                      "spc_subgroup_size", "spc_rules", "capability_periods")
+
+DateRange = tuple[date, date]
+
+
+def parse_date_range(text: str, key: str) -> DateRange | None:
+    """``YYYY-MM-DD..YYYY-MM-DD`` (both days included) -> (start, end); empty -> None."""
+    if text.strip() == "":
+        return None
+    start, sep, end = text.strip().partition("..")
+    try:
+        if not sep:
+            raise ValueError
+        first, last = date.fromisoformat(start.strip()), date.fromisoformat(end.strip())
+    except ValueError:
+        raise RedlineError("CONFIG_INVALID", f"{key}={text!r} is not a date range: write "
+                                             f"YYYY-MM-DD..YYYY-MM-DD (both days included), "
+                                             f"or leave it empty") from None
+    if last < first:
+        raise RedlineError("CONFIG_INVALID", f"{key}={text!r} ends before it starts: write "
+                                             f"{last}..{first}")
+    return first, last
+
+
+def parse_rules(text: str, key: str) -> tuple[int, ...]:
+    """``1,2,5`` -> (1, 2, 5); ``none`` -> ()."""
+    if text.strip().lower() == "none":
+        return ()
+    parts = [p.strip() for p in text.split(",")]
+    bad = [p for p in parts if not (p.isdigit() and int(p) in NELSON_RULES)]
+    if bad:
+        raise RedlineError("CONFIG_INVALID", f"{key}={text!r}: {', '.join(map(repr, bad))} "
+                                             f"{'is' if len(bad) == 1 else 'are'} not a Nelson rule; list rule numbers 1 to 8 "
+                                             f"separated by commas (e.g. '1,2,5'), or 'none'")
+    return tuple(sorted({int(p) for p in parts}))
+
+
+def parse_periods(text: str, key: str) -> tuple[str, ...]:
+    """``day,week`` -> ('day', 'week'), in the order of ``CAPABILITY_PERIODS``."""
+    parts = [p.strip().lower() for p in text.split(",")]
+    bad = [p for p in parts if p not in CAPABILITY_PERIODS]
+    if bad:
+        raise RedlineError("CONFIG_INVALID", f"{key}={text!r}: {', '.join(map(repr, bad))} "
+                                             f"{'is' if len(bad) == 1 else 'are'} not a capability period; list one or more of "
+                                             f"{', '.join(CAPABILITY_PERIODS)} separated by "
+                                             f"commas")
+    return tuple(p for p in CAPABILITY_PERIODS if p in parts)
+
+
+def _check_analysis_value(name: str, value: Any, key: str) -> None:
+    if name == "spc_baseline_points" and value < 2:
+        raise RedlineError("CONFIG_INVALID", f"{key}={value!r}: the I-MR baseline needs at "
+                                             f"least 2 points (one moving range); set 2 or more")
+    if name == "spc_baseline_subgroups" and value < 1:
+        raise RedlineError("CONFIG_INVALID", f"{key}={value!r}: the X-bar/R baseline needs at "
+                                             f"least 1 subgroup; set 1 or more")
+    if name == "spc_subgroup_size" and value not in SUBGROUP_SIZES:
+        raise RedlineError("CONFIG_INVALID", f"{key}={value!r}: subgroup sizes go from 2 to 10 "
+                                             f"(the sizes with published A2, D3, D4 constants)")
+    if name in ("spc_baseline_dates", "attribution_baseline", "attribution_current"):
+        parse_date_range(value, key)
+    if name == "spc_rules":
+        parse_rules(value, key)
+    if name == "capability_periods":
+        parse_periods(value, key)
+
+
+def _series_pattern(pattern: str, key: str) -> tuple[str, ...]:
+    parts = tuple(pattern.split("/"))
+    if len(parts) not in (1, 4) or any(not p.strip() for p in parts):
+        raise RedlineError("CONFIG_INVALID", f"{key}: {pattern!r} names neither a "
+                                             f"characteristic ('bolt_torque_nm') nor one series "
+                                             f"('PLANT/LINE/STATION/characteristic')")
+    return parts
+
+
+Override = tuple[str, tuple[tuple[str, Any], ...]]
+"""(characteristic or ``plant/line/station/characteristic``, ((setting, value), ...))."""
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How quality engineers set up SPC, capability and KPI attribution (their control
+    plan). The SPC and capability settings can be overridden per characteristic or per
+    series (``characteristic``); every value is validated when the configuration loads."""
+
+    spc_baseline_points: int = _doc(
+        "I-MR baseline: the first N first-pass points of each series give its centre line "
+        "and limits (N >= 2), held fixed for every later point. Unused while "
+        "spc_baseline_dates is set.", 25)
+    spc_baseline_subgroups: int = _doc(
+        "X-bar/R baseline: the first K complete subgroups of each series give its limits "
+        "(K >= 1). Unused while spc_baseline_dates is set.", 5)
+    spc_baseline_dates: str = _doc(
+        "A fixed SPC baseline for both charts, `YYYY-MM-DD..YYYY-MM-DD` (event dates in UTC, "
+        "both days included): the points in it give the I-MR limits, the subgroups wholly in "
+        "it the X-bar/R limits. Empty: the first points/subgroups above.", "")
+    spc_subgroup_size: int = _doc(
+        "Consecutive measurements per X-bar/R subgroup, 2 to 10 (the sizes with published "
+        "A2, D3, D4 constants).", 5)
+    spc_rules: str = _doc(
+        "Nelson rules that produce gold.spc_violations rows: rule numbers 1-8 separated by "
+        "commas, or `none`.", "1,2,3,4,5,6,7,8")
+    capability_periods: str = _doc(
+        "Periods of gold.capability rows, separated by commas: day, week (ISO, from Monday), "
+        "month, baseline (the points of the SPC I-MR baseline).", "day,week,month,baseline")
+    attribution_baseline: str = _doc(
+        "KPI attribution's baseline period `YYYY-MM-DD..YYYY-MM-DD` (both days included); "
+        "set together with attribution_current. Empty: the 7 days before the current "
+        "period.", "")
+    attribution_current: str = _doc(
+        "KPI attribution's current period `YYYY-MM-DD..YYYY-MM-DD`; set together with "
+        "attribution_baseline. Empty: the last 7 days with station results.", "")
+    characteristic: tuple[Override, ...] = field(default=(), metadata={
+        "env": False, "doc":
+        "Overrides of the spc_* settings and capability_periods for one characteristic, "
+        "[<profile>.analysis.characteristic.\"bolt_torque_nm\"], or one series, "
+        "[<profile>.analysis.characteristic.\"PLT-A/L1/S010/bolt_torque_nm\"]; for each "
+        "setting the series' override wins over the characteristic's, which wins over the "
+        "section's value. Set in the profile file only."})
+
+    def __post_init__(self) -> None:
+        _check_analysis({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, {})
+
+    @property
+    def baseline_dates(self) -> DateRange | None:
+        return parse_date_range(self.spc_baseline_dates, "analysis.spc_baseline_dates")
+
+    @property
+    def rules(self) -> tuple[int, ...]:
+        return parse_rules(self.spc_rules, "analysis.spc_rules")
+
+    @property
+    def periods(self) -> tuple[str, ...]:
+        return parse_periods(self.capability_periods, "analysis.capability_periods")
+
+    @property
+    def attribution_periods(self) -> tuple[DateRange, DateRange] | None:
+        """(baseline, current) when configured, else None (the job's default periods)."""
+        baseline = parse_date_range(self.attribution_baseline, "analysis.attribution_baseline")
+        current = parse_date_range(self.attribution_current, "analysis.attribution_current")
+        return None if baseline is None or current is None else (baseline, current)
+
+    def for_series(self, plant: str, line: str, station: str, characteristic: str
+                   ) -> AnalysisConfig:
+        """The settings of one series: the overrides of its characteristic, then of the
+        series itself, applied to this section's values (without overrides)."""
+        values: dict[str, Any] = {}
+        for target in (characteristic, f"{plant}/{line}/{station}/{characteristic}"):
+            for pattern, settings in self.characteristic:
+                if pattern == target:
+                    values.update(settings)
+        return dataclasses.replace(self, characteristic=(), **values)
+
+    def branches(self) -> list[tuple[tuple[str, ...], AnalysisConfig]]:
+        """(pattern parts, settings) per override, most specific first, ending with
+        ((), the settings of every other series): what a series matching the parts of a
+        branch (a 1-part pattern names a characteristic, 4 parts a series) and of no branch
+        before it gets."""
+        series = sorted(p for p, _ in self.characteristic if "/" in p)
+        names = sorted(p for p, _ in self.characteristic if "/" not in p)
+        out = [(tuple(p.split("/")), self.for_series(*p.split("/"))) for p in series]
+        out += [((p,), self.for_series("", "", "", p)) for p in names]
+        return [*out, ((), dataclasses.replace(self, characteristic=()))]
+
+    def fingerprint(self, names: tuple[str, ...]) -> str:
+        """A short digest of settings ``names`` with their overrides: a job records the one
+        of the settings it reads, and a changed one tells it to recompute."""
+        import hashlib
+        import json
+
+        state = {"values": {n: getattr(self, n) for n in names},
+                 "overrides": sorted([p, sorted([k, v] for k, v in s if k in names)]
+                                     for p, s in self.characteristic
+                                     if any(k in names for k, _ in s))}
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+
+    def in_force(self) -> list[str]:
+        """One line per setting with its value, then one per override (its pattern and the
+        settings it sets): what `redline config` prints."""
+        lines = [f"{f.name:<24} {getattr(self, f.name)!r}" for f in dataclasses.fields(self)
+                 if f.name != "characteristic"]
+        lines += [f'characteristic."{p}": ' + ", ".join(f"{k}={v!r}" for k, v in s)
+                  for p, s in self.characteristic] or ["no overrides per characteristic"]
+        return lines
+
+
+def _check_analysis(values: Mapping[str, Any], names: Mapping[str, str],
+                    prefix: str = "analysis") -> None:
+    """Validate every setting of ``values`` (a whole section, overrides included); errors
+    name the key (``names``: setting -> the TOML key or environment variable it came from,
+    else ``<prefix>.<setting>``)."""
+    def key(name: str) -> str:
+        return names.get(name, f"{prefix}.{name}")
+
+    for name, value in values.items():
+        if name != "characteristic":
+            _check_analysis_value(name, value, key(name))
+    pair = ("attribution_baseline", "attribution_current")
+    given = [n for n in pair if values[n].strip()]
+    if len(given) == 1:
+        other = pair[1 - pair.index(given[0])]
+        raise RedlineError("CONFIG_INVALID", f"{key(given[0])} is set but {key(other)} is "
+                                             f"not: set both attribution periods, or neither")
+    if given:
+        (b0, b1), (c0, c1) = (parse_date_range(values[n], key(n)) for n in pair)
+        if b1 >= c0 and c1 >= b0:
+            raise RedlineError("CONFIG_INVALID", f"{key(pair[0])}={values[pair[0]]!r} and "
+                                                 f"{key(pair[1])}={values[pair[1]]!r} overlap: "
+                                                 f"choose periods without common days")
+    for pattern, settings in values["characteristic"]:
+        where = f'{prefix}.characteristic."{pattern}"'
+        _series_pattern(pattern, where)
+        for name, value in settings:
+            if name not in PER_CHARACTERISTIC:
+                raise RedlineError("CONFIG_UNKNOWN_KEY",
+                                   f"unknown key {name!r} in {where}; an override sets "
+                                   f"{', '.join(PER_CHARACTERISTIC)}")
+            _check_analysis_value(name, value, f"{where}.{name}")
+
+
+def _analysis_section(values: Mapping[str, Any], where: str, env: Mapping[str, str]
+                      ) -> AnalysisConfig:
+    """``[<profile>.analysis]`` with its per-characteristic tables, validated with the name
+    of each key (or of the environment variable that set it) in the error."""
+    values = dict(values)
+    raw = values.pop("characteristic", {})
+    fields = {f.name: f for f in dataclasses.fields(AnalysisConfig)
+              if f.name != "characteristic"}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise RedlineError("CONFIG_UNKNOWN_KEY", f"unknown key(s) {unknown} in {where}; "
+                                                 f"known: {sorted([*fields, 'characteristic'])}")
+    if not isinstance(raw, Mapping):
+        raise RedlineError("CONFIG_INVALID", f"{where}.characteristic must be a table of "
+                                             f"tables, e.g. [{where}.characteristic."
+                                             f"\"bolt_torque_nm\"]")
+    if "REDLINE_ANALYSIS_CHARACTERISTIC" in env:
+        raise RedlineError("CONFIG_INVALID", f"REDLINE_ANALYSIS_CHARACTERISTIC: overrides per "
+                                             f"characteristic are set in the profile file only "
+                                             f"([{where}.characteristic.\"NAME\"]); unset it")
+    names = {n: f"{where}.{n}" for n in values}
+    kwargs = {n: _check_type(v, fields[n].type, names[n]) for n, v in values.items()}
+    for n, f in fields.items():
+        var = f"REDLINE_ANALYSIS_{n.upper()}"
+        if var in env:
+            names[n] = var
+            kwargs[n] = _parse(env[var], f.type, var)
+    overrides = []
+    for pattern, settings in raw.items():
+        key = f'{where}.characteristic."{pattern}"'
+        _series_pattern(pattern, key)
+        if not isinstance(settings, Mapping):
+            raise RedlineError("CONFIG_INVALID", f"{key} must be a table of settings "
+                                                 f"({', '.join(PER_CHARACTERISTIC)})")
+        unknown = sorted(set(settings) - set(PER_CHARACTERISTIC))
+        if unknown:
+            raise RedlineError("CONFIG_UNKNOWN_KEY",
+                               f"unknown key(s) {unknown} in {key}; an override sets "
+                               f"{', '.join(PER_CHARACTERISTIC)}")
+        overrides.append((pattern, tuple(sorted(
+            (n, _check_type(v, fields[n].type, f"{key}.{n}")) for n, v in settings.items()))))
+    full = {**{n: f.default for n, f in fields.items()}, **kwargs,
+            "characteristic": tuple(overrides)}
+    _check_analysis(full, names, where)
+    return AnalysisConfig(**full)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one profile, with overrides applied."""
 
@@ -158,6 +479,8 @@ class Config:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     @property
     def lake_root(self) -> str:
@@ -178,6 +501,8 @@ _SECTIONS: Mapping[str, type] = {
     "replay": ReplayConfig,
     "ingest": IngestConfig,
     "quality": QualityConfig,
+    "analysis": AnalysisConfig,
+    "alerts": AlertsConfig,
 }
 
 ENV_HOME = "REDLINE_HOME"
@@ -260,7 +585,8 @@ def load(profile: str | None = None, env: Mapping[str, str] | None = None) -> Co
     if not home.is_absolute():
         home = PROJECT_ROOT / home
     sections = {
-        name: _section(cls, body.get(name, {}), f"{profile}.{name}", env)
+        name: _analysis_section(body.get(name, {}), f"{profile}.{name}", env)
+        if cls is AnalysisConfig else _section(cls, body.get(name, {}), f"{profile}.{name}", env)
         for name, cls in _SECTIONS.items()
     }
     return Config(profile=profile, home=home, **sections)
@@ -273,6 +599,10 @@ def describe() -> list[tuple[str, str, Any, str]]:
             (ENV_CONFIG, "path", "redline.toml", "Profile file.")]
     for section, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):
-            rows.append((f"REDLINE_{section.upper()}_{f.name.upper()}", str(f.type),
-                         f.default, f.metadata["doc"]))
+            if f.metadata.get("env", True):
+                rows.append((f"REDLINE_{section.upper()}_{f.name.upper()}", str(f.type),
+                             f.default, f.metadata["doc"]))
+            else:  # a table of the profile file only
+                rows.append((f'[<profile>.{section}.{f.name}."NAME"]', "table", {},
+                             f.metadata["doc"]))
     return rows

@@ -21,7 +21,7 @@ def _step(n: int, total: int, text: str) -> None:
 
 def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) -> int:
     from redline.dashboards.deploy import deploy
-    from redline.dashboards.screenshot import screenshot
+    from redline.dashboards.screenshot import capture_many
     from redline.ml import run
     from redline.pipeline import run_jobs
     from redline.quality.gate import auditor, run_gate
@@ -48,7 +48,7 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) ->
     freshness = freshness_limits(cfg.quality.freshness_hours)
     reports = cfg.home / "reports" / "quality"
     _step(5, total, "gold jobs (each output audited before it is published)")
-    run_jobs(spark, cfg.lake_root, ["gold"], ingest=cfg.ingest,
+    run_jobs(spark, cfg.lake_root, ["gold"], ingest=cfg.ingest, analysis=cfg.analysis,
              audit=auditor(reports, freshness) if cfg.quality.audit_gold else None)
     _step(6, total, "quality gate over every table")
     gate = run_gate(spark, cfg.lake_root, reports, freshness=freshness,
@@ -63,8 +63,12 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) ->
     _step(8, total, "registering tables in the Thrift Server and deploying dashboards")
     tables = [t for t in catalog.TABLES.values() if catalog.exists(spark, cfg.lake_root, t)]
     ThriftServer(cfg).register_tables(cfg.lake_root, tables)
-    url = deploy(cfg)
-    png = screenshot(cfg, url, cfg.home / "reports" / "dashboard.png")
+    deployed = deploy(cfg)
+    shots = cfg.home / "reports" / "dashboards"
+    pages = {url: shots / f"{url.rstrip('/').rsplit('/', 1)[-1]}.png"
+             for url in deployed.urls.values()}
+    print(f"rendering the {len(pages)} dashboards to {shots}/ ...", flush=True)
+    capture_many(cfg, pages)
     _step(9, total, "summary")
     counts = {t.qualified_name: catalog.read(spark, cfg.lake_root, t).count() for t in tables}
     print(f"\nredline demo finished in {time.monotonic() - began:.0f}s")
@@ -82,10 +86,14 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) ->
           f"({'champion' if promotion.promoted else 'challenger'}): "
           + ", ".join(f"{k}={_number(v)}" for k, v in model.metrics.items()))
     print(f"  scored vehicle rows: {scored} (review queue: `redline ml review-queue`)")
-    print(f"  Superset dashboard: {url}")
-    print(f"    user {cfg.superset.admin_user}, password in "
+    print("  Superset dashboards:")
+    for title, url in deployed.urls.items():
+        print(f"    {title:<24} {url}")
+    print(f"    admin {cfg.superset.admin_user!r}, password in "
           f"{path_of(cfg.home, 'superset_admin_password')} (mode 0600)")
-    print(f"    screenshot: {png}")
+    print(f"    read-only user {deployed.viewer_user!r} (dashboards only, no SQL Lab), "
+          f"password in {deployed.viewer_password_file} (mode 0600)")
+    print(f"    screenshots: {shots}/")
     print(f"  MLflow: {cfg.mlflow.uri}")
     print(f"  Spark Thrift Server (HiveServer2): {cfg.thrift.host}:{cfg.thrift.port}")
     print(f"  Kafka: {cfg.kafka.servers}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from redline import catalog, runs
 from redline.catalog import Table
-from redline.config import IngestConfig
+from redline.config import AnalysisConfig, IngestConfig
 from redline.errors import RedlineError
 from redline.jobs import runner
 from redline.jobs.declare import GoldJob
@@ -125,12 +125,14 @@ def _drain(spark: SparkSession, lake_root: str, topic: str,
 
 def run_step(spark: SparkSession, lake_root: str, step: Step, batch_id: str,
              full: bool = False, record: bool = True,
-             ingest: IngestConfig | None = None, audit: runner.Audit | None = None) -> dict:
+             ingest: IngestConfig | None = None, audit: runner.Audit | None = None,
+             analysis: AnalysisConfig | None = None) -> dict:
     """Run one step; with ``record`` its ops.job_runs row is appended (a failed run's
-    too); a gold job's outputs pass ``audit`` before they stay published."""
+    too); a gold job runs with the ``analysis`` settings (default: the defaults) and its
+    outputs pass ``audit`` before they stay published."""
     if step.job is not None:
         return runner.run(spark, lake_root, step.job, batch_id, full=full, record=record,
-                          audit=audit)
+                          audit=audit, settings=analysis)
     assert step.topic is not None
     settings = ingest or IngestConfig()
 
@@ -156,14 +158,16 @@ def _absent(spark: SparkSession, lake_root: str, step: Step) -> list[str]:
 def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
              progress: Callable[[str], None] = print, record: bool = True,
              full: bool = False, ingest: IngestConfig | None = None,
-             audit: runner.Audit | None = None) -> dict[str, dict]:
+             audit: runner.Audit | None = None,
+             analysis: AnalysisConfig | None = None) -> dict[str, dict]:
     """Run ``names`` (or a group) in dependency order; with ``record`` each run appends a
     row to ops.job_runs (a failed run too, before its error propagates). Gold jobs run
     incrementally by their strategy unless ``full``; their watermarks are the input
     versions of their last recorded successful run, so without ``record`` they rebuild in
     full. Silver drains use ``ingest`` (the configuration's ingest settings) when given,
-    else the defaults. With ``audit`` each gold job's outputs are validated before they
-    stay published (write-audit-publish, ``jobs/runner.py``)."""
+    else the defaults; gold jobs use ``analysis`` (the configuration's analysis settings)
+    when given, else the defaults. With ``audit`` each gold job's outputs are validated
+    before they stay published (write-audit-publish, ``jobs/runner.py``)."""
     results = {}
     todo = plan(names)
     named = set(names) - set(GROUPS)
@@ -180,7 +184,8 @@ def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
             progress(f"[{i}/{len(todo)}] {step.name}: skipped, {results[step.name]['skipped']}"
                      f"{_REPLAY_HINT.get(step.topic, _PRODUCE_HINT) if step.topic else ''}")
             continue
-        out = run_step(spark, lake_root, step, batch_id, full, record, ingest, audit)
+        out = run_step(spark, lake_root, step, batch_id, full, record, ingest, audit,
+                       analysis)
         out.pop(runs.CONSUMED, None)
         out["seconds"] = round(time.monotonic() - began, 1)
         results[step.name] = out

@@ -201,6 +201,15 @@ _CHARACTERISTIC_KEY = [
     StructField("characteristic", StringType(), False),
 ]
 
+#: Which baseline a chart's limits came from (``redline.config.AnalysisConfig``): e.g.
+#: "first 25 points", "first 5 subgroups of 5" or "2024-05-01..2024-05-07", and the event
+#: times of its first and last point. Null while the series has no full baseline.
+_BASELINE = [
+    StructField("baseline", StringType(), True),
+    StructField("baseline_start", TimestampType(), True),
+    StructField("baseline_end", TimestampType(), True),
+]
+
 SPC_POINTS = StructType([
     *_CHARACTERISTIC_KEY,
     StructField("seq", LongType(), False),
@@ -212,6 +221,7 @@ SPC_POINTS = StructType([
     StructField("lsl", DoubleType(), True),
     StructField("usl", DoubleType(), True),
     StructField("in_baseline", BooleanType(), False),
+    *_BASELINE,
     StructField("centre", DoubleType(), True),
     StructField("sigma", DoubleType(), True),
     StructField("lcl", DoubleType(), True),
@@ -244,6 +254,7 @@ SPC_SUBGROUPS = StructType([
     StructField("xbar", DoubleType(), False),
     StructField("range", DoubleType(), False),
     StructField("in_baseline", BooleanType(), False),
+    *_BASELINE,
     StructField("xbar_centre", DoubleType(), True),
     StructField("xbar_lcl", DoubleType(), True),
     StructField("xbar_ucl", DoubleType(), True),
@@ -287,7 +298,27 @@ WEIBULL_FITS = StructType([
     StructField("shape_ci_high", DoubleType(), True),
     StructField("scale_ci_low", DoubleType(), True),
     StructField("scale_ci_high", DoubleType(), True),
+    StructField("b10_ci_low_days", DoubleType(), True),
+    StructField("b10_ci_high_days", DoubleType(), True),
     StructField("ci_method", StringType(), False),
+])
+
+#: gold.weibull_plot: one failure of a gold.weibull_fits group (same level, component,
+#: supplier, lot) as a point of its Weibull probability plot: Johnson's adjusted rank,
+#: Bernard's median rank F, the linearised coordinates (ln days, ln(-ln(1 - F))) and the
+#: fitted line's ordinate shape * (ln days - ln scale) (null where the group has no fit).
+WEIBULL_PLOT = StructType([
+    StructField("level", StringType(), False),
+    StructField("component", StringType(), False),
+    StructField("supplier", StringType(), True),
+    StructField("lot", StringType(), True),
+    StructField("observation_end", DateType(), False),
+    StructField("days", DoubleType(), False),
+    StructField("failure_order", DoubleType(), False),
+    StructField("median_rank", DoubleType(), False),
+    StructField("ln_days", DoubleType(), False),
+    StructField("weibull_y", DoubleType(), False),
+    StructField("fitted_y", DoubleType(), True),
 ])
 
 DTC_RATES = StructType([
@@ -492,6 +523,26 @@ SILVER_BATCHES = StructType([
         StructField("action", StringType(), False),
         StructField("rows", LongType(), False),
     ]), False), False),
+])
+
+#: ops.spc_alerts: one row per gold.spc_violations episode `redline alerts` has dealt with,
+#: posted to the webhook or skipped (older than the run's --since). The first seven columns
+#: are the episode's identity (the key of gold.spc_violations); the rest is the episode as
+#: it was when posted (it may have grown since).
+SPC_ALERTS = StructType([
+    *_CHARACTERISTIC_KEY,
+    StructField("chart", StringType(), False),
+    StructField("rule", IntegerType(), False),
+    StructField("start_seq", LongType(), False),
+    StructField("rule_name", StringType(), False),
+    StructField("end_seq", LongType(), False),
+    StructField("start_time", TimestampType(), False),
+    StructField("end_time", TimestampType(), False),
+    StructField("points", LongType(), False),
+    StructField("status", StringType(), False),
+    StructField("recorded_at", TimestampType(), False),
+    StructField("http_status", IntegerType(), True),
+    StructField("text", StringType(), True),
 ])
 
 #: ops.quality_results: one row per expectation per table per gate run.

@@ -28,7 +28,7 @@ VENV = PROJECT_ROOT / ".venv-superset"
 CONFIG_TEMPLATE = PROJECT_ROOT / "dashboards" / "superset_config.py"
 SECRET_KEY_NAME = "superset_secret_key"
 ADMIN_PASSWORD_NAME = "superset_admin_password"
-DATA_CACHE_TIMEOUT_S = 30
+DATA_CACHE_TIMEOUT_S = 300
 _PLACEHOLDER = re.compile(r'"__REDLINE_[A-Z0-9_]+__"')
 
 #: Written after the first start's db upgrade / create-admin / init have succeeded.

@@ -28,6 +28,28 @@ def _as_uri(location: str) -> str:
     return ("file:" + location if location.startswith("/") else location).rstrip("/")
 
 
+def _is_view(cur, qualified_name: str) -> bool:
+    database, name = qualified_name.split(".")
+    cur.execute(f"SHOW DATABASES LIKE '{database}'")
+    if not cur.fetchall():
+        return False
+    cur.execute(f"SHOW VIEWS IN {database} LIKE '{name}'")
+    return bool(cur.fetchall())
+
+
+def placeholder_sql(table: catalog.Table) -> list[str]:
+    """SQL creating an empty view with ``table``'s columns, until the table is written.
+
+    Dashboards over a table that no job has written yet then show "no results" instead of
+    a missing-table error. ``register_tables`` drops the view when the table exists.
+    """
+    columns = ", ".join(f"CAST(NULL AS {f.dataType.simpleString()}) AS `{f.name}`"
+                        for f in table.schema().fields)
+    return [f"CREATE DATABASE IF NOT EXISTS {table.layer.value}",
+            f"CREATE VIEW IF NOT EXISTS {table.qualified_name} AS SELECT {columns} "
+            f"WHERE 1 = 0"]
+
+
 def _registered_location(cur, qualified_name: str) -> str | None:
     """Where the server's metastore says ``qualified_name`` lives, or None if unknown."""
     database, name = qualified_name.split(".")
@@ -120,6 +142,8 @@ class ThriftServer(Service):
         try:
             cur = conn.cursor()
             for table in tables:
+                if _is_view(cur, table.qualified_name):  # a placeholder: the table is here now
+                    cur.execute(f"DROP VIEW {table.qualified_name}")
                 wanted = catalog.location(lake_root, table)
                 current = _registered_location(cur, table.qualified_name)
                 if current is not None and current.rstrip("/") != _as_uri(wanted):
@@ -132,3 +156,24 @@ class ThriftServer(Service):
                 cur.execute(f"REFRESH TABLE {table.qualified_name}")
         finally:
             conn.close()
+
+    def add_placeholders(self, tables: Sequence[catalog.Table]) -> list[catalog.Table]:
+        """Register an empty view (``placeholder_sql``) for each of ``tables`` that has no
+        name in the server yet (they must be missing from the lake); return those."""
+        conn = connect(self.host, self.port)
+        added = []
+        try:
+            cur = conn.cursor()
+            for table in tables:
+                database, name = table.qualified_name.split(".")
+                cur.execute(f"SHOW DATABASES LIKE '{database}'")
+                if cur.fetchall():
+                    cur.execute(f"SHOW TABLES IN {database} LIKE '{name}'")
+                    if cur.fetchall():
+                        continue
+                for stmt in placeholder_sql(table):
+                    cur.execute(stmt)
+                added.append(table)
+        finally:
+            conn.close()
+        return added

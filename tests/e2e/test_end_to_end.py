@@ -74,11 +74,14 @@ def test_sql_reads_every_layer_and_the_scores(demo, capsys):
     assert scores["n"] > 0 and 0.0 <= scores["lo"] <= scores["hi"] <= 1.0
 
 
-def test_dashboard_screenshot_shows_the_chart(demo, cfg):
+def test_every_dashboard_was_rendered(demo, cfg):
     from PIL import Image
 
-    png = cfg.home / "reports" / "dashboard.png"
-    assert png.exists()
-    img = Image.open(png).convert("RGB")
-    colours = img.getcolors(maxcolors=1_000_000)
-    assert colours is not None and len(colours) > 50  # a rendered chart, not a blank page
+    from redline.dashboards.deploy import known_dashboards
+
+    for slug in known_dashboards():
+        png = cfg.home / "reports" / "dashboards" / f"{slug}.png"
+        assert png.exists(), slug
+        img = Image.open(png).convert("RGB")
+        colours = img.getcolors(maxcolors=1_000_000)
+        assert colours is not None and len(colours) > 50, slug  # charts, not a blank page

@@ -1,7 +1,11 @@
-"""Dashboards against real services: Delta table -> Spark Thrift Server -> Superset -> chromium.
+"""Dashboards against real services: Delta table -> Spark Thrift Server -> Superset ->
+chromium.
 
-Known rows go into gold.first_pass_yield; the expected numbers below are worked out by
-hand from those rows, never by the code under test.
+Known rows go into the gold tables; the expected numbers below are worked out by hand
+from those rows, never by the code under test. Tables the rows leave out (the models'
+scores, the ops tables) are placeholders: their charts must show an empty state, not an
+error. Screenshots of every dashboard go to ``test-output/dashboards/`` (or
+``$REDLINE_TEST_OUTPUT/dashboards``).
 """
 
 from __future__ import annotations
@@ -9,17 +13,27 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import shutil
+import stat
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
+import requests
 
 from redline import catalog, lake
-from redline.dashboards.deploy import BUNDLE, deploy
-from redline.dashboards.screenshot import capture
+from redline.config import PROJECT_ROOT
+from redline.dashboards import bundle, links
+from redline.dashboards.deploy import deploy, viewer_credentials
+from redline.dashboards.screenshot import browser, capture, capture_many, login, open_dashboard
 from redline.errors import RedlineError
 from redline.services.superset import api_session
 
 pytestmark = pytest.mark.integration
+
+OUTPUT = Path(os.environ.get("REDLINE_TEST_OUTPUT", PROJECT_ROOT / "test-output")) / "dashboards"
 
 FPY = catalog.get("gold.first_pass_yield")
 ROWS = [
@@ -31,16 +45,6 @@ ROWS = [
 ]
 #: Volume-weighted FPY per station: S1-weld (95+180)/(100+200), S2-paint (80+45)/(100+50).
 WEIGHTED = {"S1-weld": (275 / 300, 300), "S2-paint": (125 / 150, 150)}
-FPY_TITLES = {"First-pass yield by station", "First-pass yield by day"}
-QUALITY_TITLES = {
-    "SPC individuals chart: bolt torque PLT-A/L1/S010",
-    "SPC X-bar chart: bolt torque PLT-A/L1/S010",
-    "Nelson rule violations", "Worst daily Cpk by characteristic",
-    "Defect Pareto by defect code", "Warranty claims per 1,000 vehicles by months in service",
-    "Weibull B10 life by component", "DTC rate by firmware",
-    "MTBF and failure rate by component",
-}
-CHART_TITLES = FPY_TITLES | QUALITY_TITLES
 # The first colour of Superset's default scheme: the bars of the station chart.
 BAR_RGB = (31, 168, 201)
 
@@ -55,50 +59,66 @@ def superset(superset_server):
     return superset_server
 
 
-@pytest.fixture(scope="module")
-def fpy_table(cfg, spark, thrift):
-    lake.overwrite(spark.createDataFrame(ROWS, FPY.schema()), cfg.lake_root, FPY)
-    thrift.register_tables(cfg.lake_root, [FPY])
-    return FPY
-
-
-# --- the quality tables behind the other charts: hand-made rows -----------------------
+# --- the gold tables behind the charts: hand-made rows ----------------------------------
 T0 = dt.datetime(2024, 5, 1, 8, 0)
-DRIFT = {"plant": "PLT-A", "line": "L1", "station": "S010", "characteristic": "bolt_torque_nm"}
+TORQUE = {"plant": "PLT-A", "line": "L1", "station": "S010", "characteristic": "bolt_torque_nm"}
+ANGLE = {"plant": "PLT-A", "line": "L1", "station": "S010", "characteristic": "bolt_angle_deg"}
 OTHER = {"plant": "PLT-B", "line": "L1", "station": "S010", "characteristic": "bolt_torque_nm"}
-#: The I chart of the drift key: centre 50, sigma 1, so UCL = 53 and LCL = 47 by hand.
+#: The I chart of bolt torque: centre 50, sigma 1, so UCL = 53 and LCL = 47 by hand.
 SPC_VALUES = [50.0, 51.0, 49.5, 50.5, 52.0, 55.0]
+#: Bolt angle, the first characteristic of PLT-A/L1/S010 by name: centre 90, sigma 2.
+ANGLE_VALUES = [90.0, 92.0, 88.0, 91.0]
 
 
 def _spc_point(key, seq, value, centre, sigma):
-    return {**key, "seq": seq, "event_id": f"e{key['plant']}{seq}",
+    return {**key, "seq": seq, "event_id": f"e{key['plant']}{key['characteristic']}{seq}",
             "event_time": T0 + dt.timedelta(minutes=seq), "unit_serial": f"U{seq}",
             "value": value, "in_baseline": seq <= 4, "centre": centre, "sigma": sigma,
-            "lcl": centre - 3 * sigma, "ucl": centre + 3 * sigma, "lsl": 45.0, "usl": 55.0}
+            "lcl": centre - 3 * sigma, "ucl": centre + 3 * sigma,
+            "lsl": centre - 5 * sigma, "usl": centre + 5 * sigma}
 
+
+def _kpis(day, station, units, first_pass, reworked, scrapped, defects, opportunities):
+    return {"day": day, "plant": "PLT-A", "line": "L1", "station": station, "shift": "A",
+            "characteristics": 1, "units": units, "first_pass_units": first_pass,
+            "fpy": first_pass / units, "reworked_units": reworked,
+            "rework_rate": reworked / units, "scrapped_units": scrapped,
+            "scrap_rate": scrapped / units, "defects": defects,
+            "opportunities": opportunities, "dpmo": defects * 1e6 / opportunities}
+
+
+STATION_KPIS = [_kpis(dt.date(2024, 5, 1), "S010", 100, 90, 8, 2, 12, 100),
+                _kpis(dt.date(2024, 5, 1), "S020", 100, 99, 1, 0, 1, 100),
+                _kpis(dt.date(2024, 5, 2), "S010", 300, 285, 10, 5, 18, 300)]
+#: Worst stations by volume-weighted FPY: S010 (90+285)/(100+300) = 0.9375 first, then
+#: S020 99/100; DPMO of S010 (12+18) * 1e6 / 400 = 75,000.
+WORST = [("S010", 375 / 400, 75_000.0), ("S020", 0.99, 10_000.0)]
 
 QUALITY_ROWS = {
-    "spc_points": [_spc_point(DRIFT, i + 1, v, 50.0, 1.0) for i, v in enumerate(SPC_VALUES)]
+    "spc_points": [_spc_point(TORQUE, i + 1, v, 50.0, 1.0) for i, v in enumerate(SPC_VALUES)]
+    + [_spc_point(ANGLE, i + 1, v, 90.0, 2.0) for i, v in enumerate(ANGLE_VALUES)]
     + [_spc_point(OTHER, 1, 99.0, 90.0, 2.0)],
     "spc_subgroups": [
-        {**DRIFT, "subgroup_size": 5, "subgroup": k, "start_time": T0, "end_time": T0,
+        {**TORQUE, "subgroup_size": 5, "subgroup": k, "start_time": T0, "end_time": T0,
          "event_ids": [f"e{k}"], "xbar": x, "range": r, "in_baseline": k <= 2,
          "xbar_centre": 50.1, "xbar_lcl": 49.1768, "xbar_ucl": 51.0232,
          "sigma_xbar": 0.577 * 1.6 / 3, "r_centre": 1.6, "r_lcl": 0.0, "r_ucl": 3.3824}
         for k, x, r in [(1, 50.0, 2.0), (2, 50.2, 1.2), (3, 51.8, 1.0)]],
     "spc_violations": [
-        {**DRIFT, "chart": "XBAR", "rule": 1, "rule_name": "1 point beyond 3 sigma",
+        {**TORQUE, "chart": "XBAR", "rule": 1, "rule_name": "1 point beyond 3 sigma",
          "start_seq": 3, "end_seq": 3, "start_time": T0, "end_time": T0, "points": 1,
          "event_ids": ["e3"]},
-        {**DRIFT, "chart": "I", "rule": 1, "rule_name": "1 point beyond 3 sigma",
+        {**TORQUE, "chart": "I", "rule": 1, "rule_name": "1 point beyond 3 sigma",
          "start_seq": 6, "end_seq": 6, "start_time": T0, "end_time": T0, "points": 1,
-         "event_ids": ["ePLT-A6"]}],
+         "event_ids": ["ePLT-Abolt_torque_nm6"]},
+        {**TORQUE, "chart": "I", "rule": 5, "rule_name": "2 of 3 points beyond 2 sigma",
+         "start_seq": 4, "end_seq": 6, "start_time": T0, "end_time": T0, "points": 3,
+         "event_ids": []}],
     "capability": [
-        {**DRIFT, "period": "day", "period_start": dt.date(2024, 5, d), "n": 20, "mean": 50.0,
-         "cpk": cpk, "cp": cpk}
+        {**TORQUE, "period": "day", "period_start": dt.date(2024, 5, d), "n": 20,
+         "mean": 50.0, "cpk": cpk, "cp": cpk}
         for d, cpk in [(1, 1.5), (2, 0.9)]]
-    + [{"plant": "PLT-A", "line": "L1", "station": "S020", "characteristic": "leak_rate_ccm",
-        "period": "day", "period_start": dt.date(2024, 5, 1), "n": 20, "mean": 2.0,
+    + [{**ANGLE, "period": "day", "period_start": dt.date(2024, 5, 1), "n": 4, "mean": 90.25,
         "cpk": 2.0, "cp": 2.2}],
     "defect_pareto": [
         {"pareto": "defect_code", "category": "D-LEAK", "defects": 5, "share": 5 / 17,
@@ -107,6 +127,10 @@ QUALITY_ROWS = {
          "cumulative_share": 12 / 17, "rank": 1},
         {"pareto": "station", "station": "S010", "category": "S010", "defects": 99,
          "share": 1.0, "cumulative_share": 1.0, "rank": 1}],
+    "station_kpis": STATION_KPIS,
+    "line_kpis": [
+        {**{k: v for k, v in r.items() if k not in ("station", "characteristics")},
+         "stations": 1, "rty": r["fpy"]} for r in STATION_KPIS if r["station"] == "S010"],
     "warranty_triangle": [
         {"build_month": dt.date(2024, m, 1), "months_in_service": mis,
          "observation_end": dt.date(2024, 3, 31), "vehicles_at_risk": n, "claims": c,
@@ -115,12 +139,19 @@ QUALITY_ROWS = {
     "weibull_fits": [
         {"level": level, "component": comp, "lot": lot, "units": 100, "failures": 5,
          "observation_end": dt.date(2024, 3, 31), "status": status, "b10_days": b10,
+         "b10_ci_low_days": b10 and b10 / 2, "b10_ci_high_days": b10 and b10 * 2,
          "ci_method": "fisher-matrix-log-wald"}
         for level, comp, lot, status, b10 in [
             ("component", "coolant_pump", None, "OK", 12.5),
             ("component", "drive_motor", None, "OK", 300.0),
             ("lot", "coolant_pump", "LOT-CP-0077", "OK", 5.0),
             ("component", "inverter", None, "TOO_FEW_FAILURES", None)]],
+    "weibull_plot": [
+        {"level": "component", "component": "coolant_pump", "observation_end":
+         dt.date(2024, 3, 31), "days": d, "failure_order": float(i), "median_rank": f,
+         "ln_days": ln, "weibull_y": y, "fitted_y": y}
+        for i, (d, f, ln, y) in enumerate([(10.0, 0.1, 2.30, -2.25), (20.0, 0.3, 3.0, -1.03)],
+                                          start=1)],
     "dtc_rates": [
         {"firmware_version": fw, "dtc_code": code, "observation_end": dt.date(2024, 3, 31),
          "dtc_events": ev, "vehicles": n, "vehicle_days": n * 30,
@@ -137,34 +168,56 @@ QUALITY_ROWS = {
 }
 #: What the charts must show, worked out by hand from QUALITY_ROWS.
 DTC_PER_1000 = {"FW-3.1.4": 4 * 1000 / 80, "FW-3.2.0": 30 * 1000 / 60}  # all-codes rows only
-B10 = {"coolant_pump": 12.5, "drive_motor": 300.0}  # component level, status OK
-PARETO = [("D-TORQUE", 12), ("D-LEAK", 5)]           # largest first
+B10 = {"coolant_pump": 12.5, "drive_motor": 300.0, "inverter": None}  # component level
+PARETO = [("01. D-TORQUE", 12, 12 / 17), ("02. D-LEAK", 5, 1.0)]   # by rank, cumulative
 TRIANGLE = {("2024-01", 0): 20.0, ("2024-01", 1): 30.0, ("2024-02", 0): 20.0}
-WORST_CPK = {("bolt_torque_nm", "PLT-A", "L1"): 0.9, ("leak_rate_ccm", "PLT-A", "L1"): 2.0}
+#: Tables the rows above leave out: their charts show "no results".
+MISSING = {"gold.vehicle_risk_scores", "gold.vehicle_features", "gold.review_queue",
+           "gold.model_drift", "gold.kpi_attribution", "ops.quality_results",
+           "silver.quarantine", "ops.silver_batches", "ops.job_runs"}
 
 
 @pytest.fixture(scope="module")
-def quality_tables(cfg, spark, thrift):
-    tables = []
+def tables(cfg, spark, thrift):
+    written = [FPY]
+    lake.overwrite(spark.createDataFrame(ROWS, FPY.schema()), cfg.lake_root, FPY)
     for name, rows in QUALITY_ROWS.items():
         table = catalog.get(f"gold.{name}")
         fields = table.schema().fields
         df = spark.createDataFrame([tuple(r.get(f.name) for f in fields) for r in rows],
                                    table.schema())
         lake.overwrite(df, cfg.lake_root, table)
-        tables.append(table)
-    thrift.register_tables(cfg.lake_root, tables)
-    return tables
+        written.append(table)
+    thrift.register_tables(cfg.lake_root, written)
+    return written
 
 
 @pytest.fixture(scope="module")
-def dashboard(cfg, superset, fpy_table, quality_tables):
+def deployed(cfg, superset, tables):
     return deploy(cfg)
+
+
+@pytest.fixture(scope="module")
+def dashboard(deployed):
+    """URL of the Manufacturing quality dashboard."""
+    return deployed.urls["Manufacturing quality"]
 
 
 @pytest.fixture(scope="module")
 def api(cfg, superset):
     return api_session(cfg)
+
+
+@pytest.fixture
+def network_browser(cfg, deployed):
+    """A logged-in chromium whose chart-data requests and responses can be read."""
+    profile = Path(tempfile.mkdtemp(prefix="redline-test-chromium-"))
+    driver = browser(profile, network_log=True)
+    driver.set_page_load_timeout(300)
+    login(driver, cfg, 300)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
 
 
 def _find(api, cfg, kind: str, column: str, value: str) -> list[dict]:
@@ -174,19 +227,71 @@ def _find(api, cfg, kind: str, column: str, value: str) -> list[dict]:
     return r.json()["result"]
 
 
-def test_dashboard_screenshot_shows_the_charts(cfg, dashboard, tmp_path):
-    out = tmp_path / "manufacturing_quality.png"
-    state = capture(cfg, dashboard, out, timeout=480)
+def _chart_requests(driver) -> list[tuple[dict, dict]]:
+    """(request body, response body) of the chart-data calls the page made since the last
+    call: what each chart asked for and what it was given to draw."""
+    sent, done = {}, []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        params = msg.get("params", {})
+        if msg["method"] == "Network.requestWillBeSent":
+            req = params["request"]
+            if "/api/v1/chart/data" in req["url"] and req.get("postData"):
+                sent[params["requestId"]] = json.loads(req["postData"])
+        elif msg["method"] == "Network.loadingFinished" and params["requestId"] in sent:
+            done.append(params["requestId"])
+    out = []
+    for rid in done:
+        body = driver.execute_cdp_cmd("Network.getResponseBody", {"requestId": rid})
+        out.append((sent[rid], json.loads(body["body"])))
+    return out
 
-    assert "standalone=1" in state.url and "/login" not in state.url
-    assert state.errors == []
-    assert state.charts == len(CHART_TITLES) and state.drawn == len(CHART_TITLES)
-    assert CHART_TITLES <= set(state.titles)
-    assert "Manufacturing quality" in state.titles
 
+def _i_chart_data(pairs: list[tuple[dict, dict]]) -> tuple[list, list[dict]]:
+    """(filters, rows) of the last I-chart query (its metrics include measured_value)."""
+    found = [(req["queries"][0], resp["result"][0]) for req, resp in pairs
+             if "measured_value" in json.dumps(req["queries"][0].get("metrics"))]
+    assert found, [r["queries"][0].get("metrics") for r, _ in pairs]
+    query, result = found[-1]
+    return query.get("filters", []), result["data"]
+
+
+# --- every dashboard, in a browser ------------------------------------------------------
+def test_deploy_sets_up_five_dashboards_and_a_viewer(cfg, deployed):
+    assert set(deployed.urls) == {"Manufacturing quality", "SPC", "Field reliability",
+                                  "Fleet risk", "Data health"}
+    assert deployed.urls["SPC"] == f"{cfg.superset.url}/superset/dashboard/spc/"
+    assert set(deployed.placeholders) == MISSING
+    user, password = viewer_credentials(cfg)
+    assert user == cfg.superset.viewer_user == deployed.viewer_user
+    assert deployed.viewer_password_file.read_text().strip() == password
+    assert stat.S_IMODE(deployed.viewer_password_file.stat().st_mode) == 0o600
+
+
+def test_every_dashboard_draws_every_chart(cfg, deployed):
+    specs = {d.title: d for d in bundle.load_dashboards()}
+    pages = {url: OUTPUT / f"{url.rstrip('/').rsplit('/', 1)[-1]}.png"
+             for url in deployed.urls.values()}
+    states = capture_many(cfg, pages, timeout=480)
+    for title, url in deployed.urls.items():
+        state, spec = states[url], specs[title]
+        assert state.errors == [], (title, state.errors)
+        assert state.charts == state.drawn == len(spec.charts), title
+        assert {c.title for c in spec.charts} <= set(state.titles), title
+        # Exactly the charts over tables no job wrote show the empty state.
+        missing = {c.title for c in spec.charts
+                   if any(t.qualified_name in MISSING for t in c.dataset.tables)}
+        assert set(state.empty) == missing, title
+        assert pages[url].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(states[deployed.urls["Fleet risk"]].empty) == {
+        c.title for c in specs["Fleet risk"].charts}
+
+
+def test_station_bars_are_drawn(cfg, dashboard):
     from PIL import Image
 
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = OUTPUT / "manufacturing-quality-bars.png"
+    capture(cfg, dashboard, out, timeout=480)
     image = Image.open(out).convert("RGB")
     assert image.size[0] >= 1200
     bar_pixels = sum(1 for px in image.getdata()
@@ -195,7 +300,153 @@ def test_dashboard_screenshot_shows_the_charts(cfg, dashboard, tmp_path):
     assert bar_pixels > 20_000, bar_pixels
 
 
-def test_sql_lab_returns_the_rows_written(cfg, dashboard, api):
+def test_spc_filter_chooses_the_characteristic(cfg, deployed, network_browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver = network_browser
+    open_dashboard(driver, deployed.urls["SPC"], 300)
+    # The filters default to the first value of each: PLT-A, L1, S010 and, by name,
+    # bolt_angle_deg before bolt_torque_nm.
+    deadline = time.monotonic() + 120
+    filters, rows = [], []
+    while time.monotonic() < deadline:
+        try:
+            filters, rows = _i_chart_data(_chart_requests(driver) or [({}, {})])
+        except (AssertionError, KeyError):
+            pass
+        if any(f.get("col") == "characteristic" for f in filters):
+            break
+        time.sleep(0.5)
+    assert {"col": "characteristic", "op": "IN", "val": ["bolt_angle_deg"]} in filters
+    assert sorted(r["measured_value"] for r in rows) == sorted(ANGLE_VALUES)
+
+    box = driver.find_element(By.XPATH, "//*[@data-test='filter-bar__filter-item' or "
+                                        "contains(@class,'filter-item')][.//*[text()="
+                                        "'Characteristic']]//input")
+    box.click()
+    box.send_keys("bolt_torque_nm")
+    time.sleep(1.0)
+    box.send_keys(Keys.ENTER)
+    driver.find_element(By.CSS_SELECTOR, "[data-test='filter-bar__apply-button']").click()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            filters, rows = _i_chart_data(_chart_requests(driver) or [({}, {})])
+        except (AssertionError, KeyError):
+            time.sleep(0.5)
+            continue
+        if {"col": "characteristic", "op": "IN", "val": ["bolt_torque_nm"]} in filters:
+            break
+    assert {"col": "characteristic", "op": "IN", "val": ["bolt_torque_nm"]} in filters
+    assert {"col": "plant", "op": "IN", "val": ["PLT-A"]} in filters
+    got = sorted(rows, key=lambda r: r["seq"])
+    assert [r["measured_value"] for r in got] == SPC_VALUES  # PLT-B's point is filtered out
+    assert {(r["upper_control_limit"], r["centre_line"], r["lower_control_limit"])
+            for r in got} == {(53.0, 50.0, 47.0)}
+
+
+def test_alert_link_opens_spc_filtered(cfg, deployed, network_browser):
+    driver = network_browser
+    url = links.spc_dashboard_url(cfg, "PLT-B", "L1", "S010", "bolt_torque_nm")
+    open_dashboard(driver, url, 300)
+    deadline = time.monotonic() + 120
+    filters, rows = [], []
+    while time.monotonic() < deadline:
+        try:
+            filters, rows = _i_chart_data(_chart_requests(driver) or [({}, {})])
+        except (AssertionError, KeyError):
+            pass
+        if {"col": "plant", "op": "IN", "val": ["PLT-B"]} in filters:
+            break
+        time.sleep(0.5)
+    assert {"col": "plant", "op": "IN", "val": ["PLT-B"]} in filters
+    assert [r["measured_value"] for r in rows] == [99.0]
+
+
+def test_viewer_opens_dashboards_but_not_sql_lab(cfg, deployed, tmp_path):
+    viewer = viewer_credentials(cfg)
+    state = capture(cfg, deployed.urls["SPC"], OUTPUT / "spc-as-viewer.png", timeout=300,
+                    credentials=viewer)
+    assert state.errors == [] and state.drawn == state.charts == 6
+
+    base = cfg.superset.url
+    session = requests.Session()
+    r = session.post(f"{base}/api/v1/security/login", timeout=60, json={
+        "username": viewer[0], "password": viewer[1], "provider": "db", "refresh": False})
+    assert r.status_code == 200, r.text[:300]
+    session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    r = session.get(f"{base}/api/v1/security/csrf_token/", timeout=60)
+    session.headers.update({"X-CSRFToken": r.json()["result"], "Referer": base})
+    (database,) = [d for d in session.get(f"{base}/api/v1/database/", timeout=60)
+                   .json().get("result", []) if d["database_name"] == bundle.DATABASE_NAME] \
+        or [{"id": 1}]
+    r = session.post(f"{base}/api/v1/sqllab/execute/", timeout=120, json={
+        "database_id": database["id"], "runAsync": False, "schema": "gold",
+        "sql": "SELECT 1"})
+    assert r.status_code in (401, 403), (r.status_code, r.text[:300])
+    (dash,) = _find(api_session(cfg), cfg, "dashboard", "slug", "spc")
+    r = session.put(f"{base}/api/v1/dashboard/{dash['id']}", timeout=60,
+                    json={"dashboard_title": "renamed by a viewer"})
+    assert r.status_code in (401, 403, 404), (r.status_code, r.text[:300])
+    # SQL Lab's page sends the viewer away too.
+    r = session.get(f"{base}/sqllab/", timeout=60, allow_redirects=False)
+    assert r.status_code in (302, 401, 403), r.status_code
+    assert _find(api_session(cfg), cfg, "dashboard", "slug", "spc")[0][
+        "dashboard_title"] == "SPC"
+
+
+def test_screenshot_as_pdf(cfg, deployed):
+    out = OUTPUT / "field-reliability.pdf"
+    state = capture(cfg, deployed.urls["Field reliability"], out, timeout=300)
+    assert state.errors == []
+    assert out.read_bytes()[:5] == b"%PDF-" and out.stat().st_size > 20_000
+
+
+def test_screenshot_refuses_the_login_page(cfg, dashboard, tmp_path):
+    stranger = dataclasses.replace(cfg, superset=dataclasses.replace(
+        cfg.superset, admin_user="not-the-admin"))
+    with pytest.raises(RedlineError, match="SCREENSHOT_LOGIN_FAILED"):
+        capture(stranger, dashboard, tmp_path / "login.png", timeout=15)
+
+
+# --- the charts' data, asked the way the saved chart asks --------------------------------
+_OPS = {"==": "==", "!=": "!=", "<=": "<=", "IS NULL": "IS NULL", "IS NOT NULL": "IS NOT NULL"}
+
+
+def _chart_data(api, cfg, title: str) -> list[dict]:
+    """Rows of chart ``title``: its saved dataset, columns, metrics and filters, through
+    Superset's chart-data API (and so through the Thrift Server to the Delta table)."""
+    q = json.dumps({"filters": [{"col": "slice_name", "opr": "eq", "value": title}],
+                    "columns": ["id", "params", "datasource_id"]})
+    r = api.get(f"{cfg.superset.url}/api/v1/chart/", params={"q": q}, timeout=60)
+    assert r.status_code == 200, r.text[:500]
+    (chart,) = r.json()["result"]
+    params = json.loads(chart["params"])
+    filters = [{"col": f["subject"], "op": _OPS[f["operator"]],
+                **({"val": f["comparator"]} if f["comparator"] is not None else {})}
+               for f in params.get("adhoc_filters", []) if f["operator"] != "TEMPORAL_RANGE"]
+    if params.get("query_mode") == "raw":
+        columns, metrics = params["all_columns"], []
+    elif params["viz_type"] == "heatmap_v2":
+        columns, metrics = [params["x_axis"], params["groupby"]], [params["metric"]]
+    elif params["viz_type"] == "table":
+        columns, metrics = params["groupby"], params["metrics"]
+    elif params["viz_type"] == "mixed_timeseries":
+        columns = [params["x_axis"], *params["groupby"]]
+        metrics = params["metrics"] + params["metrics_b"]
+    else:
+        columns, metrics = [params["x_axis"], *params["groupby"]], params["metrics"]
+    r = api.post(f"{cfg.superset.url}/api/v1/chart/data", timeout=300, json={
+        "datasource": {"id": chart["datasource_id"], "type": "table"},
+        "queries": [{"columns": columns, "metrics": metrics, "filters": filters,
+                     "row_limit": params["row_limit"]}],
+        "result_format": "json", "result_type": "full"})
+    assert r.status_code == 200, r.text[:1000]
+    return r.json()["result"][0]["data"]
+
+
+def test_sql_lab_returns_the_rows_written(cfg, deployed, api):
     (database,) = _find(api, cfg, "database", "database_name", "redline_lake")
     r = api.post(f"{cfg.superset.url}/api/v1/sqllab/execute/", timeout=300, json={
         "database_id": database["id"], "runAsync": False, "schema": "gold",
@@ -214,7 +465,7 @@ def test_sql_lab_returns_the_rows_written(cfg, dashboard, api):
     ]
 
 
-def test_tables_are_listed_by_name(cfg, dashboard, api):
+def test_tables_are_listed_by_name(cfg, deployed, api):
     (database,) = _find(api, cfg, "database", "database_name", "redline_lake")
     r = api.get(f"{cfg.superset.url}/api/v1/database/{database['id']}/tables/",
                 params={"q": json.dumps({"schema_name": "gold"})}, timeout=120)
@@ -222,7 +473,7 @@ def test_tables_are_listed_by_name(cfg, dashboard, api):
     assert "first_pass_yield" in {t["value"] for t in r.json()["result"]}
 
 
-def test_dataset_metric_weights_by_volume(cfg, dashboard, api):
+def test_dataset_metric_weights_by_volume(cfg, deployed, api):
     (dataset,) = _find(api, cfg, "dataset", "table_name", "first_pass_yield")
     r = api.post(f"{cfg.superset.url}/api/v1/chart/data", timeout=300, json={
         "datasource": {"id": dataset["id"], "type": "table"},
@@ -238,75 +489,47 @@ def test_dataset_metric_weights_by_volume(cfg, dashboard, api):
         assert got[station][1] == units
 
 
-def test_deploy_twice_updates_in_place(cfg, dashboard, api, tmp_path):
-    changed = tmp_path / "bundle"
-    shutil.copytree(BUNDLE, changed)
-    chart_file = changed / "charts" / "fpy_by_station.yaml"
-    chart_file.write_text(chart_file.read_text().replace(
-        "description: Volume-weighted", "description: CHANGED. Volume-weighted"))
+def test_deploy_twice_updates_in_place(cfg, deployed, api, tmp_path):
+    changed = tmp_path / "spec"
+    shutil.copytree(bundle.SPEC, changed)
+    spec_file = changed / "manufacturing_quality.yaml"
+    spec_file.write_text(spec_file.read_text().replace(
+        "description: Volume-weighted first-pass yield of each station",
+        "description: CHANGED. Volume-weighted first-pass yield of each station"))
 
-    assert deploy(cfg, bundle=changed) == dashboard
+    assert deploy(cfg, spec=changed).urls == deployed.urls
     (chart,) = _find(api, cfg, "chart", "slice_name", "First-pass yield by station")
     detail = api.get(f"{cfg.superset.url}/api/v1/chart/{chart['id']}", timeout=60).json()
     assert detail["result"]["description"].startswith("CHANGED.")
 
-    assert deploy(cfg) == dashboard
-    for title in CHART_TITLES:
-        assert len(_find(api, cfg, "chart", "slice_name", title)) == 1
+    assert deploy(cfg).urls == deployed.urls
+    for dash in bundle.load_dashboards():
+        assert len(_find(api, cfg, "dashboard", "slug", dash.slug)) == 1
+        for chart in dash.charts:
+            assert len(_find(api, cfg, "chart", "slice_name", chart.title)) == 1, chart.title
     (chart,) = _find(api, cfg, "chart", "slice_name", "First-pass yield by station")
     detail = api.get(f"{cfg.superset.url}/api/v1/chart/{chart['id']}", timeout=60).json()
     assert not detail["result"]["description"].startswith("CHANGED.")
     assert len(_find(api, cfg, "dataset", "table_name", "first_pass_yield")) == 1
     assert len(_find(api, cfg, "database", "database_name", "redline_lake")) == 1
-    assert len(_find(api, cfg, "dashboard", "slug", "manufacturing-quality")) == 1
 
 
-def test_screenshot_refuses_the_login_page(cfg, dashboard, tmp_path):
-    stranger = dataclasses.replace(cfg, superset=dataclasses.replace(
-        cfg.superset, admin_user="not-the-admin"))
-    with pytest.raises(RedlineError, match="SCREENSHOT_LOGIN_FAILED"):
-        capture(stranger, dashboard, tmp_path / "login.png", timeout=15)
+def test_manufacturing_charts(cfg, deployed, api):
+    worst = [(r["station"], r["fpy"], r["dpmo"])
+             for r in _chart_data(api, cfg, "Worst stations by first-pass yield")]
+    assert [w[0] for w in sorted(worst, key=lambda w: w[1])] == [w[0] for w in WORST]
+    for (station, fpy, dpmo), (_, want_fpy, want_dpmo) in zip(
+            sorted(worst, key=lambda w: w[1]), WORST):
+        assert (fpy, dpmo) == pytest.approx((want_fpy, want_dpmo)), station
+    [day1, day2] = sorted(_chart_data(api, cfg, "FPY and RTY by day"),
+                          key=lambda r: r["day"])
+    assert (day1["fpy"], day2["fpy"]) == pytest.approx((0.90, 285 / 300))
+    pareto = sorted((r["ranked_category"], r["defect_count"], r["cumulative_percent"])
+                    for r in _chart_data(api, cfg, "Defect Pareto by defect code"))
+    assert pareto == [(c, n, pytest.approx(s)) for c, n, s in PARETO]
 
 
-# --- the quality charts' data, asked the way the saved chart asks -----------------------
-_OPS = {"==": "==", "IS NULL": "IS NULL"}
-
-
-def _chart_data(api, cfg, title: str) -> list[dict]:
-    """Rows of chart ``title``: its saved dataset, columns, metrics and filters, through
-    Superset's chart-data API (and so through the Thrift Server to the Delta table)."""
-    q = json.dumps({"filters": [{"col": "slice_name", "opr": "eq", "value": title}],
-                    "columns": ["id", "params", "datasource_id"]})
-    r = api.get(f"{cfg.superset.url}/api/v1/chart/", params={"q": q}, timeout=60)
-    assert r.status_code == 200, r.text[:500]
-    (chart,) = r.json()["result"]
-    params = json.loads(chart["params"])
-    filters = [{"col": f["subject"], "op": _OPS[f["operator"]],
-                **({"val": f["comparator"]} if f["comparator"] is not None else {})}
-               for f in params.get("adhoc_filters", [])]
-    if params.get("query_mode") == "raw":
-        columns, metrics = params["all_columns"], []
-    elif "groupbyRows" in params:
-        columns, metrics = params["groupbyRows"] + params["groupbyColumns"], params["metrics"]
-    else:
-        columns, metrics = [params["x_axis"], *params["groupby"]], params["metrics"]
-    r = api.post(f"{cfg.superset.url}/api/v1/chart/data", timeout=300, json={
-        "datasource": {"id": chart["datasource_id"], "type": "table"},
-        "queries": [{"columns": columns, "metrics": metrics, "filters": filters,
-                     "row_limit": params["row_limit"]}],
-        "result_format": "json", "result_type": "full"})
-    assert r.status_code == 200, r.text[:1000]
-    return r.json()["result"][0]["data"]
-
-
-def _month(value) -> str:
-    """A DATE cell as 'YYYY-MM' (Superset returns temporal cells as epoch ms or text)."""
-    if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m")
-    return str(value)[:7]
-
-
-def test_dtc_rate_chart_shows_each_firmware_all_codes(cfg, dashboard, api):
+def test_dtc_rate_chart_shows_each_firmware_all_codes(cfg, deployed, api):
     rows = _chart_data(api, cfg, "DTC rate by firmware")
     got = {r["firmware_version"]: r["dtc_per_1000_vehicles_weighted"] for r in rows}
     assert got.keys() == DTC_PER_1000.keys()
@@ -314,44 +537,42 @@ def test_dtc_rate_chart_shows_each_firmware_all_codes(cfg, dashboard, api):
         assert got[fw] == pytest.approx(rate)
 
 
-def test_spc_chart_shows_the_points_of_its_key_with_limits(cfg, dashboard, api):
-    rows = sorted(_chart_data(api, cfg, "SPC individuals chart: bolt torque PLT-A/L1/S010"),
-                  key=lambda r: r["seq"])
-    assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5, 6]  # PLT-B's point is filtered out
-    assert [r["measured_value"] for r in rows] == SPC_VALUES
-    assert {(r["upper_control_limit"], r["centre_line"], r["lower_control_limit"])
-            for r in rows} == {(53.0, 50.0, 47.0)}
-
-
-def test_warranty_triangle_chart_cells(cfg, dashboard, api):
+def test_warranty_heatmap_cells(cfg, deployed, api):
     rows = _chart_data(api, cfg, "Warranty claims per 1,000 vehicles by months in service")
-    got = {(_month(r["build_month"]), r["months_in_service"]): r["claims_per_1000_at_risk"]
+    got = {(r["build_month_label"], r["months_in_service"]): r["claims_per_1000_at_risk"]
            for r in rows}
     assert got.keys() == TRIANGLE.keys()
     for cell, rate in TRIANGLE.items():
         assert got[cell] == pytest.approx(rate)
 
 
-def test_b10_pareto_and_cpk_charts(cfg, dashboard, api):
-    b10 = {r["component"]: r["b10_life_days"]
+def test_b10_and_violation_tables(cfg, deployed, api):
+    b10 = {r["component"]: (r["b10_days"], r["b10_ci_low_days"])
            for r in _chart_data(api, cfg, "Weibull B10 life by component")}
-    assert b10 == pytest.approx(B10)
-    pareto = sorted(((r["category"], r["defect_count"])
-                     for r in _chart_data(api, cfg, "Defect Pareto by defect code")),
-                    key=lambda p: -p[1])
-    assert pareto == PARETO
-    cpk = {(r["characteristic"], r["plant"], r["line"]): r["worst_cpk"]
-           for r in _chart_data(api, cfg, "Worst daily Cpk by characteristic")}
-    assert cpk == pytest.approx(WORST_CPK)
-
-
-def test_mtbf_and_violation_tables(cfg, dashboard, api):
-    [row] = _chart_data(api, cfg, "MTBF and failure rate by component")
-    assert (row["component"], row["failures"], row["mtbf_days"]) == ("coolant_pump", 4, 750.0)
-    assert row["failures_per_1000_vehicle_months"] == pytest.approx(4000 / (3000 / 30.4375))
+    assert b10 == {c: (v, v and v / 2) for c, v in B10.items()}
     rules = {(r["chart"], r["rule"], r["points"])
              for r in _chart_data(api, cfg, "Nelson rule violations")}
-    assert rules == {("XBAR", 1, 1), ("I", 1, 1)}
+    assert rules == {("XBAR", 1, 1), ("I", 1, 1), ("I", 5, 3)}
+    [row] = _chart_data(api, cfg, "MTBF and failure rate by component")
+    assert (row["component"], row["failures"], row["mtbf_days"]) == ("coolant_pump", 4, 750.0)
+
+
+def test_i_chart_marks_the_points_of_each_rule(cfg, deployed, api):
+    (dataset,) = _find(api, cfg, "dataset", "table_name", "spc_chart_points")
+    r = api.post(f"{cfg.superset.url}/api/v1/chart/data", timeout=300, json={
+        "datasource": {"id": dataset["id"], "type": "table"},
+        "queries": [{"columns": ["seq", "rules"], "metrics": ["violating_value"],
+                     "filters": [{"col": "plant", "op": "==", "val": "PLT-A"},
+                                 {"col": "characteristic", "op": "==",
+                                  "val": "bolt_torque_nm"},
+                                 {"col": "rules", "op": "IS NOT NULL"}],
+                     "row_limit": 100}],
+        "result_format": "json", "result_type": "full"})
+    assert r.status_code == 200, r.text[:1000]
+    got = sorted((row["seq"], row["rules"], row["violating_value"])
+                 for row in r.json()["result"][0]["data"])
+    # Rule 5 spans points 4-6; rule 1 is point 6 alone.
+    assert got == [(4, "rule 5", 50.5), (5, "rule 5", 52.0), (6, "rule 1, 5", 55.0)]
 
 
 # --- read-only commands go through the running Thrift Server -----------------------------
@@ -359,7 +580,7 @@ BY_STATION = ("SELECT station, sum(units) AS units, sum(first_pass_units) AS fp 
               "FROM gold.first_pass_yield GROUP BY station ORDER BY station")
 
 
-def test_cli_sql_goes_through_the_thrift_server(thrift, fpy_table, capsys):
+def test_cli_sql_goes_through_the_thrift_server(thrift, tables, capsys):
     from redline.cli import main
 
     capsys.readouterr()

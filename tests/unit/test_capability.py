@@ -96,5 +96,6 @@ def test_single_point_has_no_sigma_and_no_indices(points):
 
 
 def test_unknown_period_is_a_clear_error(points):
-    with pytest.raises(RedlineError, match="period must be one of day, week; got 'month'"):
-        capability(points, "month")
+    with pytest.raises(RedlineError,
+                       match="period must be one of day, week, month, baseline; got 'year'"):
+        capability(points, "year")

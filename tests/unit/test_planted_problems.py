@@ -4,6 +4,7 @@ The simulator's payloads become silver-shaped DataFrames in memory (no Kafka, no
 and the gold transforms run on them as the jobs would.
 """
 
+import math
 from datetime import datetime, timedelta
 
 import pytest
@@ -104,3 +105,5 @@ def test_the_hazardous_component_and_lot_have_the_shortest_b10(silver, observati
     # The planted life (shape 2.5, scale 45 days) lies inside the fit's 95% intervals.
     assert bad.shape_ci_low < hz["weibull_shape"] < bad.shape_ci_high, bad
     assert bad.scale_ci_low < hz["weibull_scale_days"] < bad.scale_ci_high, bad
+    b10 = hz["weibull_scale_days"] * (-math.log(0.9)) ** (1 / hz["weibull_shape"])
+    assert bad.b10_ci_low_days < b10 < bad.b10_ci_high_days, bad

@@ -10,12 +10,14 @@ from redline.jobs.reliability import (
     CI_METHOD,
     dtc_rates,
     fit_weibull,
+    plotting_positions,
     unit_lives,
     warranty_triangle,
     weibull_fits,
+    weibull_plot,
 )
 from redline.schemas.payloads import latest
-from redline.schemas.tables import DTC_RATES, WARRANTY_TRIANGLE
+from redline.schemas.tables import DTC_RATES, WARRANTY_TRIANGLE, WEIBULL_PLOT
 
 END = date(2026, 3, 10)
 Z95 = stats.norm.ppf(0.975)
@@ -51,6 +53,72 @@ def _independent_fit(t, failed):
     se = np.sqrt(np.diag(np.linalg.inv(-hess)))
     ci = [(v * np.exp(-Z95 * s / v), v * np.exp(Z95 * s / v)) for v, s in zip(p0, se)]
     return k, lam, ci[0], ci[1]
+
+
+def _independent_b10_ci(t, failed, k, lam):
+    """Fisher-matrix bounds on B10 without the delta method: the likelihood written in
+    (shape, ln B10) instead of (shape, scale), its observed information at the MLE by
+    finite differences, and the Wald interval of ln B10 from its inverse."""
+    c = -np.log(0.9)
+
+    def loglik(p):  # p = (shape, ln B10); scale = B10 / c ** (1 / shape)
+        return _loglik(p[0], np.exp(p[1]) / c ** (1 / p[0]), t, failed)
+
+    b10 = lam * c ** (1 / k)
+    p0, h = np.array([k, np.log(b10)]), np.array([k * 1e-4, 1e-4])
+    hess = np.empty((2, 2))
+    for i in range(2):
+        for j in range(2):
+            def f(di, dj, i=i, j=j):
+                p = p0.copy()
+                p[i] += di * h[i]
+                p[j] += dj * h[j]
+                return loglik(p)
+            hess[i, j] = (f(1, 1) - f(1, -1) - f(-1, 1) + f(-1, -1)) / (4 * h[i] * h[j])
+    se = np.sqrt(np.linalg.inv(-hess)[1, 1])
+    return b10 * np.exp(-Z95 * se), b10 * np.exp(Z95 * se)
+
+
+def test_b10_bounds_match_fisher_bounds_of_the_likelihood_in_b10():
+    life = stats.weibull_min.rvs(1.8, scale=120.0, size=60, random_state=np.random.default_rng(11))
+    failed = life <= 90.0
+    t = np.where(failed, life, 90.0)
+    fit = fit_weibull(t, failed)
+    k, lam, k_ci, lam_ci = _independent_fit(t, failed)
+    low, high = _independent_b10_ci(t, failed, k, lam)
+    assert fit.life_ci(0.1) == pytest.approx((low, high), rel=1e-4)
+    assert low < fit.life(0.1) < high
+    # The covariance of shape and scale matters: without it the bounds are off by far
+    # more than the tolerance above.
+    u, (v_kk, _), (_, v_ll) = np.log(-np.log(0.9)), *fit.covariance
+    se_without = np.sqrt((u / k ** 2) ** 2 * v_kk + v_ll / lam ** 2)
+    assert abs(np.log(high / fit.life(0.1)) / Z95 - se_without) > 0.01 * se_without
+    # Other confidence levels scale the half-width of ln B10 by the normal quantile.
+    fit90 = fit_weibull(t, failed, confidence=0.90)
+    low95, high95 = fit.life_ci(0.1)
+    half90 = np.log(fit90.life_ci(0.1)[1] / fit90.life(0.1))
+    assert half90 == pytest.approx(np.log(high95 / low95) / 2 * stats.norm.ppf(0.95) / Z95,
+                                   rel=1e-9)
+
+
+def test_plotting_positions_by_hand():
+    # Six units in time order; at 30 days the failure comes before the suspension.
+    #   days  F/S  units from here on  adjusted rank             median rank (r - 0.3)/6.4
+    #   10    F    6                   0 + (7 - 0)/(1 + 6) = 1     0.7/6.4 = 0.109375
+    #   15    S    5
+    #   30    F    4                   1 + (7 - 1)/(1 + 4) = 2.2   1.9/6.4 = 0.296875
+    #   30    S    3
+    #   45    F    2                 2.2 + (7 - 2.2)/(1 + 2) = 3.8 3.5/6.4 = 0.546875
+    #   60    S    1
+    got = plotting_positions([30, 60, 10, 45, 30, 15], [False, False, True, True, True, False])
+    assert np.array(got) == pytest.approx(np.array([
+        (10.0, 1.0, 0.109375), (30.0, 2.2, 0.296875), (45.0, 3.8, 0.546875)]), rel=1e-12)
+    # Counts are repeated units; without suspensions the ranks are 1..n.
+    weighted = plotting_positions([30, 60, 10, 45, 15], [True, False, True, True, False],
+                                  [2, 1, 1, 1, 1])
+    assert np.array(weighted) == pytest.approx(np.array(plotting_positions(
+        [30, 30, 60, 10, 45, 15], [True, True, False, True, True, False])), rel=1e-12)
+    assert [r for _, r, _ in plotting_positions([3, 1, 2], [True] * 3)] == [1.0, 2.0, 3.0]
 
 
 def test_censored_fit_matches_an_independent_mle_and_fisher_bounds():
@@ -181,6 +249,9 @@ def test_weibull_fits_per_component_and_lot(fleet):
     assert pump.b10_days == pytest.approx(lam * (-np.log(0.9)) ** (1 / k), rel=1e-6)
     assert (pump.shape_ci_low, pump.shape_ci_high) == pytest.approx(k_ci, rel=1e-4)
     assert (pump.scale_ci_low, pump.scale_ci_high) == pytest.approx(lam_ci, rel=1e-4)
+    assert (pump.b10_ci_low_days, pump.b10_ci_high_days) == pytest.approx(
+        _independent_b10_ci([20, 40, 49, 0.5, 37], [True, True, False, True, False], k, lam),
+        rel=1e-4)
     assert pump.ci_method == CI_METHOD
     p1 = rows["lot", "coolant_pump", "P1"]
     k1, lam1, _, _ = _independent_fit([20, 40], [True, True])
@@ -190,6 +261,42 @@ def test_weibull_fits_per_component_and_lot(fleet):
                 ("lot", "drive_motor", "M1")]:
         r = rows[key]
         assert (r.failures, r.status, r.shape, r.b10_days) == (1, "TOO_FEW_FAILURES", None, None)
+        assert (r.b10_ci_low_days, r.b10_ci_high_days) == (None, None)
+
+
+def test_weibull_plot_per_component_and_lot(spark, fleet):
+    builds, claims, _ = fleet
+    # Coolant pump, all lots: V4 failed on its build day (0.5 days), V1 at 20, V2 at 40
+    # days; V7 (37) and V3 (49) are suspended, V6 (built on the last day, 0 days) is left
+    # out as in the fit: n = 5.
+    #   0.5 F  5 units on  rank 0 + 6/6 = 1        F = 0.7/5.4
+    #   20  F  4           rank 1 + 5/5 = 2        F = 1.7/5.4
+    #   37  S  3
+    #   40  F  2           rank 2 + 4/3 = 10/3     F = (10/3 - 0.3)/5.4
+    # Lot P1 (V1, V2: both failed, n = 2): ranks 1, 2. Lot P2 and the drive motor have one
+    # failure each, too few to fit: their points have no fitted line. Drive motor: V4 at 7
+    # days first of 5 (V6 left out): rank 1.
+    k, lam, _, _ = _independent_fit([20, 40, 49, 0.5, 37], [True, True, False, True, False])
+    k1, lam1, _, _ = _independent_fit([20, 40], [True, True])
+
+    def point(level, component, supplier, lot, days, rank, n, fit):
+        f = (rank - 0.3) / (n + 0.4)
+        line = None if fit is None else float(fit[0] * (np.log(days) - np.log(fit[1])))
+        return (level, component, supplier, lot, END, float(days), float(rank), f,
+                float(np.log(days)), float(np.log(-np.log(1 - f))), line)
+
+    pump = ("component", "coolant_pump", None, None)
+    p1 = ("lot", "coolant_pump", "ThermaFlow", "P1")
+    p2 = ("lot", "coolant_pump", "ThermaFlow", "P2")
+    expected = spark.createDataFrame([
+        point(*pump, 0.5, 1, 5, (k, lam)), point(*pump, 20, 2, 5, (k, lam)),
+        point(*pump, 40, 10 / 3, 5, (k, lam)),
+        point(*p1, 20, 1, 2, (k1, lam1)), point(*p1, 40, 2, 2, (k1, lam1)),
+        point(*p2, 0.5, 1, 3, None),
+        point("component", "drive_motor", None, None, 7, 1, 5, None),
+        point("lot", "drive_motor", "Magnetix", "M1", 7, 1, 5, None),
+    ], WEIBULL_PLOT)
+    assertDataFrameEqual(weibull_plot(builds, claims, END), expected, rtol=1e-6)
 
 
 def test_dtc_rates_by_hand(spark, fleet):

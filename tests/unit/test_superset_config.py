@@ -32,42 +32,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rendered(tmp_path: Path) -> dict[str, dict]:
-    out = dep.render_bundle(tmp_path / "bundle", {"thrift_host": "10.1.2.3",
-                                                  "thrift_port": "12345"})
+def _rendered(tmp_path: Path, cfg) -> dict[str, dict]:
+    from redline.dashboards import bundle
+
+    out = tmp_path / "bundle"
+    bundle.build(out, cfg.thrift.host, cfg.thrift.port)
     return {str(p.relative_to(out)): yaml.safe_load(p.read_text())
             for p in out.rglob("*.yaml")}
 
 
 # -- bundle ---------------------------------------------------------------------------
-def test_bundle_rendering_fills_thrift_host_and_port(tmp_path):
-    files = _rendered(tmp_path)
+def test_bundle_points_at_the_configured_thrift_server(tmp_path, local_cfg):
+    files = _rendered(tmp_path, local_cfg)
     assert files["databases/redline_lake.yaml"]["sqlalchemy_uri"] == (
         "hive://10.1.2.3:12345/default")
-    text = "".join(p.read_text() for p in (tmp_path / "bundle").rglob("*.yaml"))
-    assert "${" not in text
 
 
-def test_bundle_values_come_from_the_thrift_config(local_cfg):
-    assert dep.bundle_values(local_cfg) == {"thrift_host": "10.1.2.3", "thrift_port": "12345"}
-
-
-def test_bundle_rendering_rejects_a_placeholder_without_value(tmp_path):
-    with pytest.raises(RedlineError, match=r"BUNDLE_INVALID.*redline_lake.yaml.*thrift_port"):
-        dep.render_bundle(tmp_path / "bundle", {"thrift_host": "127.0.0.1"})
-
-
-def test_bundle_rendering_rejects_invalid_yaml(tmp_path):
-    src = tmp_path / "src"
-    (src / "charts").mkdir(parents=True)
-    (src / "metadata.yaml").write_text("version: 1.0.0\n")
-    (src / "charts" / "bad.yaml").write_text("slice_name: [unclosed\n")
-    with pytest.raises(RedlineError, match=r"BUNDLE_INVALID.*bad.yaml is not valid YAML"):
-        dep.render_bundle(tmp_path / "out", {}, source=src)
-
-
-def test_bundle_references_resolve_by_uuid(tmp_path):
-    files = _rendered(tmp_path)
+def test_bundle_references_resolve_by_uuid(tmp_path, local_cfg):
+    files = _rendered(tmp_path, local_cfg)
     by_kind: dict[str, list[dict]] = {}
     for name, doc in files.items():
         by_kind.setdefault(name.split("/")[0], []).append(doc)
@@ -79,9 +61,8 @@ def test_bundle_references_resolve_by_uuid(tmp_path):
     chart_uuids = {d["uuid"] for d in by_kind["charts"]}
     assert all(d["database_uuid"] in db_uuids for d in by_kind["datasets"])
     assert all(c["dataset_uuid"] in ds_uuids for c in by_kind["charts"])
-    (dash,) = by_kind["dashboards"]
-    assert dash["dashboard_title"] == "Manufacturing quality"
-    placed = [n["meta"] for n in dash["position"].values()
+    assert len(by_kind["dashboards"]) == 5
+    placed = [n["meta"] for dash in by_kind["dashboards"] for n in dash["position"].values()
               if isinstance(n, dict) and n.get("type") == "CHART"]
     # The importer maps chartId -> new id and silently skips a dashboard without one.
     assert all("chartId" in m for m in placed)
@@ -90,8 +71,8 @@ def test_bundle_references_resolve_by_uuid(tmp_path):
     assert all(names[m["uuid"]] == m["sliceName"] for m in placed)
 
 
-def test_dataset_matches_the_catalog_schema(tmp_path):
-    ds = _rendered(tmp_path)["datasets/redline_lake/first_pass_yield.yaml"]
+def test_dataset_matches_the_catalog_schema(tmp_path, local_cfg):
+    ds = _rendered(tmp_path, local_cfg)["datasets/redline_lake/first_pass_yield.yaml"]
     assert (ds["schema"], ds["table_name"]) == ("gold", "first_pass_yield")
     assert [c["column_name"] for c in ds["columns"]] == FIRST_PASS_YIELD.fieldNames()
     metrics = {m["metric_name"]: m["expression"] for m in ds["metrics"]}
@@ -99,8 +80,8 @@ def test_dataset_matches_the_catalog_schema(tmp_path):
 
 
 def test_dashboard_url_uses_the_slug(local_cfg):
-    assert dep.dashboard_url(local_cfg) == (
-        f"{local_cfg.superset.url}/superset/dashboard/manufacturing-quality/")
+    assert dep.dashboard_url(local_cfg, "spc") == (
+        f"{local_cfg.superset.url}/superset/dashboard/spc/")
 
 
 def test_deploy_says_when_superset_is_down(local_cfg):
@@ -135,7 +116,11 @@ def test_generated_config_values(local_cfg, monkeypatch):
                                                             sup.SECRET_KEY_NAME)
     assert len(namespace["SECRET_KEY"]) >= 32
     assert namespace["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{server.dir}/superset.db"
-    assert 0 < namespace["DATA_CACHE_CONFIG"]["CACHE_DEFAULT_TIMEOUT"] <= 60
+    # Results are shared by every gunicorn worker (on disk) and stale for minutes at most.
+    data_cache = namespace["DATA_CACHE_CONFIG"]
+    assert data_cache["CACHE_TYPE"] == "FileSystemCache"
+    assert data_cache["CACHE_DIR"].startswith(str(server.dir))
+    assert 0 < data_cache["CACHE_DEFAULT_TIMEOUT"] <= 600
 
 
 def test_pyhive_patch_lists_spark_table_names(local_cfg, monkeypatch):
