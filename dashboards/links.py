@@ -3,7 +3,7 @@
 Superset reads a dashboard's initial filter values from the ``native_filters`` query
 parameter: a rison-encoded object keyed by native filter id, each value the filter's data
 mask (``extraFormData`` is what the charts receive, ``filterState`` what the filter
-shows). The dashboards of ``dashboards/bundle`` give each filter the id
+shows). The dashboards of ``dashboards/spec`` give each filter the id
 ``NATIVE_FILTER-<column>``, so a filter is named by the column it filters.
 
 Rison (https://github.com/Nanonid/rison) is JSON with fewer characters to escape in a
