@@ -126,6 +126,7 @@ def main() -> int:
     from redline.services.thrift import ThriftServer, connect
 
     cfg = load()
+    load_at_start = os.getloadavg()
     ensure_services_and_data(cfg, args.vehicles, args.days)
     deployed = deploy(cfg, progress=lambda m: print(f"  {m}", flush=True))
     superset_dir = SupersetServer(cfg).dir
@@ -202,7 +203,9 @@ def main() -> int:
 
     result = {
         "benchmark": "dashboards", "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_at_start": [round(x, 2) for x in load_at_start],
+                    "load_at_end": [round(x, 2) for x in os.getloadavg()]},
         "repeat": args.repeat, "charts_measured": len(charts),
         "targets": {"warm_chart_p95_s": WARM_CHART_P95_S, "warm_dashboard_s": WARM_DASHBOARD_S},
         "chart_api": {"cold": summary(all_cold), "warm": summary(all_warm)},
