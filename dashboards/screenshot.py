@@ -38,7 +38,7 @@ ERROR_SELECTOR = (f"{CHART_SELECTOR} [role='alert'], {CHART_SELECTOR} .ant-alert
                   "[data-test='error-message'], [data-test='alert']")
 
 #: Reads the state of a dashboard page in one round trip: its charts, which drew, errors.
-_STATE_JS = """
+_STATE_JS = r"""
 const holders = [...document.querySelectorAll(arguments[0])];
 const empty = h => /No results|^\s*No data\s*$/im.test(h.innerText || "");
 const drawn = h => !h.querySelector(".loading, [role='alert'], .ant-alert")
