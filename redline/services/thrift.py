@@ -28,7 +28,8 @@ def _as_uri(location: str) -> str:
     return ("file:" + location if location.startswith("/") else location).rstrip("/")
 
 
-def _is_view(cur, qualified_name: str) -> bool:
+def is_view(cur, qualified_name: str) -> bool:
+    """Whether ``qualified_name`` is a view in the server's metastore (a placeholder)."""
     database, name = qualified_name.split(".")
     cur.execute(f"SHOW DATABASES LIKE '{database}'")
     if not cur.fetchall():
@@ -78,6 +79,11 @@ class ThriftServer(Service):
         entries["spark.driver.memory"] = self.cfg.thrift.driver_memory
         entries["spark.sql.warehouse.dir"] = str(self.dir / "warehouse")
         entries["spark.app.name"] = "redline-thrift-server"
+        # Delta answers MIN/MAX from its file statistics with java.time values, which the
+        # Thrift Server's row conversion cannot send (ClassCastException LocalDate ->
+        # java.sql.Date): `SELECT max(day) FROM gold.first_pass_yield` failed. Reading the
+        # files instead is correct and, at these sizes, as fast.
+        entries["spark.databricks.delta.optimizeMetadataQuery.enabled"] = "false"
         # The server resolves data sources with the system class loader, which does not
         # see spark.jars: Delta goes on the driver's class path itself.
         entries["spark.driver.extraClassPath"] = entries.pop("spark.jars").replace(",", ":")
@@ -142,7 +148,7 @@ class ThriftServer(Service):
         try:
             cur = conn.cursor()
             for table in tables:
-                if _is_view(cur, table.qualified_name):  # a placeholder: the table is here now
+                if is_view(cur, table.qualified_name):  # a placeholder: the table is here now
                     cur.execute(f"DROP VIEW {table.qualified_name}")
                 wanted = catalog.location(lake_root, table)
                 current = _registered_location(cur, table.qualified_name)

@@ -50,6 +50,17 @@ BAR_RGB = (31, 168, 201)
 
 
 @pytest.fixture(scope="module")
+def dash_cfg(cfg, tmp_path_factory):
+    """The session's configuration with a lake of this module's own: the hand-made rows
+    below, not what other tests (the end-to-end demo) wrote. ``redline`` commands run
+    here read it from the environment."""
+    root = str(tmp_path_factory.mktemp("dashboards-lake"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REDLINE_LAKE_ROOT", root)
+        yield dataclasses.replace(cfg, lake=dataclasses.replace(cfg.lake, root=root))
+
+
+@pytest.fixture(scope="module")
 def thrift(thrift_server):
     return thrift_server
 
@@ -183,23 +194,35 @@ MISSING = {"gold.vehicle_risk_scores", "gold.vehicle_features", "gold.review_que
 
 
 @pytest.fixture(scope="module")
-def tables(cfg, spark, thrift):
+def tables(dash_cfg, spark, thrift):
     written = [FPY]
-    lake.overwrite(spark.createDataFrame(ROWS, FPY.schema()), cfg.lake_root, FPY)
+    lake.overwrite(spark.createDataFrame(ROWS, FPY.schema()), dash_cfg.lake_root, FPY)
     for name, rows in QUALITY_ROWS.items():
         table = catalog.get(f"gold.{name}")
         fields = table.schema().fields
         df = spark.createDataFrame([tuple(r.get(f.name) for f in fields) for r in rows],
                                    table.schema())
-        lake.overwrite(df, cfg.lake_root, table)
+        lake.overwrite(df, dash_cfg.lake_root, table)
         written.append(table)
-    thrift.register_tables(cfg.lake_root, written)
+    thrift.register_tables(dash_cfg.lake_root, written)
+    # Tables this lake leaves out may be registered by other tests: forget those names
+    # (an external table's data stays), so that deploy gives them placeholders.
+    from redline.services.thrift import connect, is_view
+
+    conn = connect(thrift.host, thrift.port)
+    try:
+        cur = conn.cursor()
+        for name in MISSING:
+            kind = "VIEW" if is_view(cur, name) else "TABLE"
+            cur.execute(f"DROP {kind} IF EXISTS {name}")
+    finally:
+        conn.close()
     return written
 
 
 @pytest.fixture(scope="module")
-def deployed(cfg, superset, tables):
-    return deploy(cfg)
+def deployed(dash_cfg, superset, tables):
+    return deploy(dash_cfg)
 
 
 @pytest.fixture(scope="module")
@@ -209,25 +232,25 @@ def dashboard(deployed):
 
 
 @pytest.fixture(scope="module")
-def api(cfg, superset):
-    return api_session(cfg)
+def api(dash_cfg, superset):
+    return api_session(dash_cfg)
 
 
 @pytest.fixture
-def network_browser(cfg, deployed):
+def network_browser(dash_cfg, deployed):
     """A logged-in chromium whose chart-data requests and responses can be read."""
     profile = Path(tempfile.mkdtemp(prefix="redline-test-chromium-"))
     driver = browser(profile, network_log=True)
     driver.set_page_load_timeout(300)
-    login(driver, cfg, 300)
+    login(driver, dash_cfg, 300)
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def _find(api, cfg, kind: str, column: str, value: str) -> list[dict]:
+def _find(api, dash_cfg, kind: str, column: str, value: str) -> list[dict]:
     q = json.dumps({"filters": [{"col": column, "opr": "eq", "value": value}]})
-    r = api.get(f"{cfg.superset.url}/api/v1/{kind}/", params={"q": q}, timeout=60)
+    r = api.get(f"{dash_cfg.superset.url}/api/v1/{kind}/", params={"q": q}, timeout=60)
     assert r.status_code == 200, r.text[:500]
     return r.json()["result"]
 
@@ -302,22 +325,22 @@ def _wait_i_chart(driver, wanted: dict, timeout: float = 120) -> tuple[list, lis
 
 
 # --- every dashboard, in a browser ------------------------------------------------------
-def test_deploy_sets_up_five_dashboards_and_a_viewer(cfg, deployed):
+def test_deploy_sets_up_five_dashboards_and_a_viewer(dash_cfg, deployed):
     assert set(deployed.urls) == {"Manufacturing quality", "SPC", "Field reliability",
                                   "Fleet risk", "Data health"}
-    assert deployed.urls["SPC"] == f"{cfg.superset.url}/superset/dashboard/spc/"
+    assert deployed.urls["SPC"] == f"{dash_cfg.superset.url}/superset/dashboard/spc/"
     assert set(deployed.placeholders) == MISSING
-    user, password = viewer_credentials(cfg)
-    assert user == cfg.superset.viewer_user == deployed.viewer_user
+    user, password = viewer_credentials(dash_cfg)
+    assert user == dash_cfg.superset.viewer_user == deployed.viewer_user
     assert deployed.viewer_password_file.read_text().strip() == password
     assert stat.S_IMODE(deployed.viewer_password_file.stat().st_mode) == 0o600
 
 
-def test_every_dashboard_draws_every_chart(cfg, deployed):
+def test_every_dashboard_draws_every_chart(dash_cfg, deployed):
     specs = {d.title: d for d in bundle.load_dashboards()}
     pages = {url: OUTPUT / f"{url.rstrip('/').rsplit('/', 1)[-1]}.png"
              for url in deployed.urls.values()}
-    states = capture_many(cfg, pages, timeout=480)
+    states = capture_many(dash_cfg, pages, timeout=480)
     for title, url in deployed.urls.items():
         state, spec = states[url], specs[title]
         assert state.errors == [], (title, state.errors)
@@ -333,11 +356,11 @@ def test_every_dashboard_draws_every_chart(cfg, deployed):
         c.title for c in specs["Fleet risk"].charts}
 
 
-def test_station_bars_are_drawn(cfg, dashboard):
+def test_station_bars_are_drawn(dash_cfg, dashboard):
     from PIL import Image
 
     out = OUTPUT / "manufacturing-quality-bars.png"
-    capture(cfg, dashboard, out, timeout=480)
+    capture(dash_cfg, dashboard, out, timeout=480)
     image = Image.open(out).convert("RGB")
     assert image.size[0] >= 1200
     bar_pixels = sum(1 for px in image.getdata()
@@ -346,7 +369,7 @@ def test_station_bars_are_drawn(cfg, dashboard):
     assert bar_pixels > 20_000, bar_pixels
 
 
-def test_spc_filter_chooses_the_characteristic(cfg, deployed, network_browser):
+def test_spc_filter_chooses_the_characteristic(dash_cfg, deployed, network_browser):
     driver = network_browser
     open_dashboard(driver, deployed.urls["SPC"], 300)
     # The filters default to the first value of each: PLT-A, L1, S010 and, by name,
@@ -367,9 +390,9 @@ def test_spc_filter_chooses_the_characteristic(cfg, deployed, network_browser):
             for r in got} == {(53.0, 50.0, 47.0)}
 
 
-def test_alert_link_opens_spc_filtered(cfg, deployed, network_browser):
+def test_alert_link_opens_spc_filtered(dash_cfg, deployed, network_browser):
     driver = network_browser
-    url = links.spc_dashboard_url(cfg, "PLT-B", "L1", "S010", "bolt_torque_nm")
+    url = links.spc_dashboard_url(dash_cfg, "PLT-B", "L1", "S010", "bolt_torque_nm")
     open_dashboard(driver, url, 300)
     plant_b = {"col": "plant", "op": "IN", "val": ["PLT-B"]}
     filters, rows = _wait_i_chart(driver, plant_b)
@@ -377,13 +400,13 @@ def test_alert_link_opens_spc_filtered(cfg, deployed, network_browser):
     assert [r["measured_value"] for r in rows] == [99.0]
 
 
-def test_viewer_opens_dashboards_but_not_sql_lab(cfg, deployed, tmp_path):
-    viewer = viewer_credentials(cfg)
-    state = capture(cfg, deployed.urls["SPC"], OUTPUT / "spc-as-viewer.png", timeout=300,
+def test_viewer_opens_dashboards_but_not_sql_lab(dash_cfg, deployed, tmp_path):
+    viewer = viewer_credentials(dash_cfg)
+    state = capture(dash_cfg, deployed.urls["SPC"], OUTPUT / "spc-as-viewer.png", timeout=300,
                     credentials=viewer)
     assert state.errors == [] and state.drawn == state.charts == 6
 
-    base = cfg.superset.url
+    base = dash_cfg.superset.url
     session = requests.Session()
     r = session.post(f"{base}/api/v1/security/login", timeout=60, json={
         "username": viewer[0], "password": viewer[1], "provider": "db", "refresh": False})
@@ -398,27 +421,27 @@ def test_viewer_opens_dashboards_but_not_sql_lab(cfg, deployed, tmp_path):
         "database_id": database["id"], "runAsync": False, "schema": "gold",
         "sql": "SELECT 1"})
     assert r.status_code in (401, 403), (r.status_code, r.text[:300])
-    (dash,) = _find(api_session(cfg), cfg, "dashboard", "slug", "spc")
+    (dash,) = _find(api_session(dash_cfg), dash_cfg, "dashboard", "slug", "spc")
     r = session.put(f"{base}/api/v1/dashboard/{dash['id']}", timeout=60,
                     json={"dashboard_title": "renamed by a viewer"})
     assert r.status_code in (401, 403, 404), (r.status_code, r.text[:300])
     # SQL Lab's page sends the viewer away too.
     r = session.get(f"{base}/sqllab/", timeout=60, allow_redirects=False)
     assert r.status_code in (302, 401, 403), r.status_code
-    assert _find(api_session(cfg), cfg, "dashboard", "slug", "spc")[0][
+    assert _find(api_session(dash_cfg), dash_cfg, "dashboard", "slug", "spc")[0][
         "dashboard_title"] == "SPC"
 
 
-def test_screenshot_as_pdf(cfg, deployed):
+def test_screenshot_as_pdf(dash_cfg, deployed):
     out = OUTPUT / "field-reliability.pdf"
-    state = capture(cfg, deployed.urls["Field reliability"], out, timeout=300)
+    state = capture(dash_cfg, deployed.urls["Field reliability"], out, timeout=300)
     assert state.errors == []
     assert out.read_bytes()[:5] == b"%PDF-" and out.stat().st_size > 20_000
 
 
-def test_screenshot_refuses_the_login_page(cfg, dashboard, tmp_path):
-    stranger = dataclasses.replace(cfg, superset=dataclasses.replace(
-        cfg.superset, admin_user="not-the-admin"))
+def test_screenshot_refuses_the_login_page(dash_cfg, dashboard, tmp_path):
+    stranger = dataclasses.replace(dash_cfg, superset=dataclasses.replace(
+        dash_cfg.superset, admin_user="not-the-admin"))
     with pytest.raises(RedlineError, match="SCREENSHOT_LOGIN_FAILED"):
         capture(stranger, dashboard, tmp_path / "login.png", timeout=15)
 
@@ -427,12 +450,12 @@ def test_screenshot_refuses_the_login_page(cfg, dashboard, tmp_path):
 _OPS = {"==": "==", "!=": "!=", "<=": "<=", "IS NULL": "IS NULL", "IS NOT NULL": "IS NOT NULL"}
 
 
-def _chart_data(api, cfg, title: str) -> list[dict]:
+def _chart_data(api, dash_cfg, title: str) -> list[dict]:
     """Rows of chart ``title``: its saved dataset, columns, metrics and filters, through
     Superset's chart-data API (and so through the Thrift Server to the Delta table)."""
     q = json.dumps({"filters": [{"col": "slice_name", "opr": "eq", "value": title}],
                     "columns": ["id", "params", "datasource_id"]})
-    r = api.get(f"{cfg.superset.url}/api/v1/chart/", params={"q": q}, timeout=60)
+    r = api.get(f"{dash_cfg.superset.url}/api/v1/chart/", params={"q": q}, timeout=60)
     assert r.status_code == 200, r.text[:500]
     (chart,) = r.json()["result"]
     params = json.loads(chart["params"])
@@ -450,7 +473,7 @@ def _chart_data(api, cfg, title: str) -> list[dict]:
         metrics = params["metrics"] + params["metrics_b"]
     else:
         columns, metrics = [params["x_axis"], *params["groupby"]], params["metrics"]
-    r = api.post(f"{cfg.superset.url}/api/v1/chart/data", timeout=300, json={
+    r = api.post(f"{dash_cfg.superset.url}/api/v1/chart/data", timeout=300, json={
         "datasource": {"id": chart["datasource_id"], "type": "table"},
         "queries": [{"columns": columns, "metrics": metrics, "filters": filters,
                      "row_limit": params["row_limit"]}],
@@ -459,9 +482,9 @@ def _chart_data(api, cfg, title: str) -> list[dict]:
     return r.json()["result"][0]["data"]
 
 
-def test_sql_lab_returns_the_rows_written(cfg, deployed, api):
-    (database,) = _find(api, cfg, "database", "database_name", "redline_lake")
-    r = api.post(f"{cfg.superset.url}/api/v1/sqllab/execute/", timeout=300, json={
+def test_sql_lab_returns_the_rows_written(dash_cfg, deployed, api):
+    (database,) = _find(api, dash_cfg, "database", "database_name", "redline_lake")
+    r = api.post(f"{dash_cfg.superset.url}/api/v1/sqllab/execute/", timeout=300, json={
         "database_id": database["id"], "runAsync": False, "schema": "gold",
         "sql": "SELECT day, station, units, first_pass_units, fpy "
                "FROM gold.first_pass_yield ORDER BY station, day"})
@@ -478,17 +501,17 @@ def test_sql_lab_returns_the_rows_written(cfg, deployed, api):
     ]
 
 
-def test_tables_are_listed_by_name(cfg, deployed, api):
-    (database,) = _find(api, cfg, "database", "database_name", "redline_lake")
-    r = api.get(f"{cfg.superset.url}/api/v1/database/{database['id']}/tables/",
+def test_tables_are_listed_by_name(dash_cfg, deployed, api):
+    (database,) = _find(api, dash_cfg, "database", "database_name", "redline_lake")
+    r = api.get(f"{dash_cfg.superset.url}/api/v1/database/{database['id']}/tables/",
                 params={"q": json.dumps({"schema_name": "gold"})}, timeout=120)
     assert r.status_code == 200, r.text[:500]
     assert "first_pass_yield" in {t["value"] for t in r.json()["result"]}
 
 
-def test_dataset_metric_weights_by_volume(cfg, deployed, api):
-    (dataset,) = _find(api, cfg, "dataset", "table_name", "first_pass_yield")
-    r = api.post(f"{cfg.superset.url}/api/v1/chart/data", timeout=300, json={
+def test_dataset_metric_weights_by_volume(dash_cfg, deployed, api):
+    (dataset,) = _find(api, dash_cfg, "dataset", "table_name", "first_pass_yield")
+    r = api.post(f"{dash_cfg.superset.url}/api/v1/chart/data", timeout=300, json={
         "datasource": {"id": dataset["id"], "type": "table"},
         "queries": [{"columns": ["station"], "metrics": ["weighted_fpy", "total_units"],
                      "row_limit": 100}],
@@ -502,7 +525,7 @@ def test_dataset_metric_weights_by_volume(cfg, deployed, api):
         assert got[station][1] == units
 
 
-def test_deploy_twice_updates_in_place(cfg, deployed, api, tmp_path):
+def test_deploy_twice_updates_in_place(dash_cfg, deployed, api, tmp_path):
     changed = tmp_path / "spec"
     shutil.copytree(bundle.SPEC, changed)
     spec_file = changed / "manufacturing_quality.yaml"
@@ -510,48 +533,48 @@ def test_deploy_twice_updates_in_place(cfg, deployed, api, tmp_path):
         "description: Volume-weighted first-pass yield of each station",
         "description: CHANGED. Volume-weighted first-pass yield of each station"))
 
-    assert deploy(cfg, spec=changed).urls == deployed.urls
-    (chart,) = _find(api, cfg, "chart", "slice_name", "First-pass yield by station")
-    detail = api.get(f"{cfg.superset.url}/api/v1/chart/{chart['id']}", timeout=60).json()
+    assert deploy(dash_cfg, spec=changed).urls == deployed.urls
+    (chart,) = _find(api, dash_cfg, "chart", "slice_name", "First-pass yield by station")
+    detail = api.get(f"{dash_cfg.superset.url}/api/v1/chart/{chart['id']}", timeout=60).json()
     assert detail["result"]["description"].startswith("CHANGED.")
 
-    assert deploy(cfg).urls == deployed.urls
+    assert deploy(dash_cfg).urls == deployed.urls
     for dash in bundle.load_dashboards():
-        assert len(_find(api, cfg, "dashboard", "slug", dash.slug)) == 1
+        assert len(_find(api, dash_cfg, "dashboard", "slug", dash.slug)) == 1
         for chart in dash.charts:
-            assert len(_find(api, cfg, "chart", "slice_name", chart.title)) == 1, chart.title
-    (chart,) = _find(api, cfg, "chart", "slice_name", "First-pass yield by station")
-    detail = api.get(f"{cfg.superset.url}/api/v1/chart/{chart['id']}", timeout=60).json()
+            assert len(_find(api, dash_cfg, "chart", "slice_name", chart.title)) == 1, chart.title
+    (chart,) = _find(api, dash_cfg, "chart", "slice_name", "First-pass yield by station")
+    detail = api.get(f"{dash_cfg.superset.url}/api/v1/chart/{chart['id']}", timeout=60).json()
     assert not detail["result"]["description"].startswith("CHANGED.")
-    assert len(_find(api, cfg, "dataset", "table_name", "first_pass_yield")) == 1
-    assert len(_find(api, cfg, "database", "database_name", "redline_lake")) == 1
+    assert len(_find(api, dash_cfg, "dataset", "table_name", "first_pass_yield")) == 1
+    assert len(_find(api, dash_cfg, "database", "database_name", "redline_lake")) == 1
 
 
-def test_manufacturing_charts(cfg, deployed, api):
+def test_manufacturing_charts(dash_cfg, deployed, api):
     worst = [(r["station"], r["fpy"], r["dpmo"])
-             for r in _chart_data(api, cfg, "Worst stations by first-pass yield")]
+             for r in _chart_data(api, dash_cfg, "Worst stations by first-pass yield")]
     assert [w[0] for w in sorted(worst, key=lambda w: w[1])] == [w[0] for w in WORST]
     for (station, fpy, dpmo), (_, want_fpy, want_dpmo) in zip(
             sorted(worst, key=lambda w: w[1]), WORST):
         assert (fpy, dpmo) == pytest.approx((want_fpy, want_dpmo)), station
-    [day1, day2] = sorted(_chart_data(api, cfg, "FPY and RTY by day"),
+    [day1, day2] = sorted(_chart_data(api, dash_cfg, "FPY and RTY by day"),
                           key=lambda r: r["day"])
     assert (day1["fpy"], day2["fpy"]) == pytest.approx((0.90, 285 / 300))
     pareto = sorted((r["ranked_category"], r["defect_count"], r["cumulative_percent"])
-                    for r in _chart_data(api, cfg, "Defect Pareto by defect code"))
+                    for r in _chart_data(api, dash_cfg, "Defect Pareto by defect code"))
     assert pareto == [(c, n, pytest.approx(s)) for c, n, s in PARETO]
 
 
-def test_dtc_rate_chart_shows_each_firmware_all_codes(cfg, deployed, api):
-    rows = _chart_data(api, cfg, "DTC rate by firmware")
+def test_dtc_rate_chart_shows_each_firmware_all_codes(dash_cfg, deployed, api):
+    rows = _chart_data(api, dash_cfg, "DTC rate by firmware")
     got = {r["firmware_version"]: r["dtc_per_1000_vehicles_weighted"] for r in rows}
     assert got.keys() == DTC_PER_1000.keys()
     for fw, rate in DTC_PER_1000.items():
         assert got[fw] == pytest.approx(rate)
 
 
-def test_warranty_heatmap_cells(cfg, deployed, api):
-    rows = _chart_data(api, cfg, "Warranty claims per 1,000 vehicles by months in service")
+def test_warranty_heatmap_cells(dash_cfg, deployed, api):
+    rows = _chart_data(api, dash_cfg, "Warranty claims per 1,000 vehicles by months in service")
     got = {(r["build_month_label"], r["months_in_service"]): r["claims_per_1000_at_risk"]
            for r in rows}
     assert got.keys() == TRIANGLE.keys()
@@ -559,20 +582,20 @@ def test_warranty_heatmap_cells(cfg, deployed, api):
         assert got[cell] == pytest.approx(rate)
 
 
-def test_b10_and_violation_tables(cfg, deployed, api):
+def test_b10_and_violation_tables(dash_cfg, deployed, api):
     b10 = {r["component"]: (r["b10_days"], r["b10_ci_low_days"])
-           for r in _chart_data(api, cfg, "Weibull B10 life by component")}
+           for r in _chart_data(api, dash_cfg, "Weibull B10 life by component")}
     assert b10 == {c: (v, v and v / 2) for c, v in B10.items()}
     rules = {(r["chart"], r["rule"], r["points"])
-             for r in _chart_data(api, cfg, "Nelson rule violations")}
+             for r in _chart_data(api, dash_cfg, "Nelson rule violations")}
     assert rules == {("XBAR", 1, 1), ("I", 1, 1), ("I", 5, 3)}
-    [row] = _chart_data(api, cfg, "MTBF and failure rate by component")
+    [row] = _chart_data(api, dash_cfg, "MTBF and failure rate by component")
     assert (row["component"], row["failures"], row["mtbf_days"]) == ("coolant_pump", 4, 750.0)
 
 
-def test_i_chart_marks_the_points_of_each_rule(cfg, deployed, api):
-    (dataset,) = _find(api, cfg, "dataset", "table_name", "spc_chart_points")
-    r = api.post(f"{cfg.superset.url}/api/v1/chart/data", timeout=300, json={
+def test_i_chart_marks_the_points_of_each_rule(dash_cfg, deployed, api):
+    (dataset,) = _find(api, dash_cfg, "dataset", "table_name", "spc_chart_points")
+    r = api.post(f"{dash_cfg.superset.url}/api/v1/chart/data", timeout=300, json={
         "datasource": {"id": dataset["id"], "type": "table"},
         "queries": [{"columns": ["seq", "rules"], "metrics": ["violating_value"],
                      "filters": [{"col": "plant", "op": "==", "val": "PLT-A"},
@@ -630,7 +653,7 @@ def test_quarantine_list_and_ingest_status_through_the_thrift_server(
 
     root = str(tmp_path / "lake")
     monkeypatch.setenv("REDLINE_LAKE_ROOT", root)
-    cfg = load()
+    dash_cfg = load()
     t0 = dt.datetime(2026, 3, 1, 12)
     quarantined = [  # source table, partition, offset, reason code, seconds after t0
         ("bronze.station_results", 0, 11, "MALFORMED_JSON", 30),
@@ -671,7 +694,7 @@ def test_quarantine_list_and_ingest_status_through_the_thrift_server(
     out, err = capsys.readouterr()
     assert f"redline: via Spark Thrift Server {thrift.address}" in err
     got = json.loads(out)
-    assert got == json.loads(status.as_json(status.status(spark, cfg, root, topics)))
+    assert got == json.loads(status.as_json(status.status(spark, dash_cfg, root, topics)))
     st, dtc = got
     assert st["bronze_versions_behind"] == 2  # no silver checkpoint: both commits to do
     assert (st["silver_batches"], st["rows_in"], st["rows_silver"], st["rows_quarantined"],
