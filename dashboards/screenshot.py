@@ -42,7 +42,8 @@ _STATE_JS = r"""
 const holders = [...document.querySelectorAll(arguments[0])];
 const empty = h => /No results|^\s*No data\s*$/im.test(h.innerText || "");
 const drawn = h => !h.querySelector(".loading, [role='alert'], .ant-alert")
-    && (empty(h) || h.querySelector("canvas, table") || [...h.querySelectorAll("svg")]
+    && (empty(h) || h.querySelector("canvas, table, .header-line, [class*='big-number']")
+        || [...h.querySelectorAll("svg")]
         .some(s => !s.closest(".anticon, [role='img'], button")));
 return {
   login: !!document.querySelector("[data-test='login-button'], input#password"),
