@@ -3,10 +3,17 @@
 A service is a long-running process that redline starts itself on 127.0.0.1. Its state
 lives in ``<home>/services/<name>/`` (pid, log, data). ``start`` refuses a port that is
 already taken, waits for health, and on failure raises with the tail of the log.
+
+The pid file records the process's start time (``/proc/<pid>/stat`` field 22) and command
+line next to its pid: ``stop`` signals a process only while all three still match, so a
+pid reused after a reboot or a crash is never killed. A service gets a small environment
+(``service_environment``), not its caller's: a password in the caller's environment does
+not reach a server's process table entry or its crash dumps.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -57,6 +64,55 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+#: Variables a service inherits from its caller; everything else is left behind.
+_INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+              "JAVA_HOME", "SPARK_LOCAL_IP", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+
+
+def service_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A service's environment: the few variables of ``_INHERITED`` plus ``extra``."""
+    env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+    env.update(extra or {})
+    return env
+
+
+def process_identity(pid: int) -> dict | None:
+    """``{"pid", "start", "cmd"}`` of a live process, or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat.rsplit(") ", 1)[-1].split()
+    if fields[0] == "Z":
+        return None
+    return {"pid": pid, "start": int(fields[19]), "boot": _boot_id(),
+            "cmd": cmd.replace(b"\0", b" ").decode(errors="replace").strip()}
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def resident_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and every process in its session (a service's tree)."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(") ", 1)[-1].split()
+            if int(fields[3]) != pid and int(fields[4]) != pid and int(proc.name) != pid:
+                continue  # neither its process group nor its session
+            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return total
+
+
 @dataclass
 class Health:
     name: str
@@ -65,10 +121,12 @@ class Health:
     address: str
     version: str
     detail: str = ""
+    rss_bytes: int | None = None
 
     def as_dict(self) -> dict:
         return {"name": self.name, "healthy": self.healthy, "pid": self.pid,
-                "address": self.address, "version": self.version, "detail": self.detail}
+                "address": self.address, "version": self.version, "detail": self.detail,
+                "rss_bytes": self.rss_bytes}
 
 
 class Service:
@@ -93,7 +151,7 @@ class Service:
         raise NotImplementedError
 
     def environment(self) -> dict[str, str]:
-        return dict(os.environ)
+        return service_environment()
 
     def check(self) -> bool:
         """True when the service answers; the default is 'its port accepts connections'."""
@@ -111,13 +169,34 @@ class Service:
         return f"{self.host}:{self.port}"
 
     def pid(self) -> int | None:
-        if not self.pid_file.exists():
-            return None
+        """The service's pid while the process the pid file recorded is still running.
+
+        A pid file that does not parse, or names a pid that now belongs to another process
+        (a different start time or command), counts as no process at all.
+        """
         try:
-            pid = int(self.pid_file.read_text().strip())
-        except ValueError:
+            recorded = json.loads(self.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
             return None
-        return pid if pid_alive(pid) else None
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("pid"), int):
+            return None
+        now = process_identity(recorded["pid"])
+        if now is None or any(now[k] != recorded.get(k) for k in ("start", "boot")):
+            return None
+        # A launcher script (spark-submit) execs java: the command is recorded again once
+        # the service is healthy, and from then on it must match too.
+        if recorded.get("final") and now["cmd"] != recorded.get("cmd"):
+            return None
+        return recorded["pid"]
+
+    def _write_pid_file(self, pid: int, final: bool = False) -> None:
+        identity = process_identity(pid) or {"pid": pid, "start": None, "cmd": None}
+        identity["final"] = final
+        tmp = self.pid_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(identity, fh)
+        os.replace(tmp, self.pid_file)
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -135,7 +214,7 @@ class Service:
                     "PORT_IN_USE",
                     f"{self.name}: port {self.host}:{port} is taken by another process; stop it "
                     f"or choose another port (see `redline config`)")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.prepare()
         cmd = list(self.command())
         with self.log_file.open("ab") as log:
@@ -145,7 +224,7 @@ class Service:
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.environment(), cwd=self.dir, start_new_session=True)
-        self.pid_file.write_text(str(proc.pid))
+        self._write_pid_file(proc.pid)
         progress(f"{self.name}: started pid {proc.pid}, waiting for {self.address} "
                  f"(log: {self.log_file})")
         self.wait_healthy(progress, proc)
@@ -161,6 +240,8 @@ class Service:
                     f"{self.name} exited with code {proc.returncode} while starting; "
                     f"last lines of {self.log_file}:\n{log_tail(self.log_file)}")
             if self.check():
+                if proc is not None:
+                    self._write_pid_file(proc.pid, final=True)
                 progress(f"{self.name}: healthy on {self.address} "
                          f"after {time.monotonic() - began:.0f}s")
                 return
@@ -196,4 +277,5 @@ class Service:
         healthy = pid is not None and self.check()
         return Health(self.name, healthy, pid, self.address,
                       self.version() if healthy else "", "" if healthy else
-                      ("not running" if pid is None else "running but not answering"))
+                      ("not running" if pid is None else "running but not answering"),
+                      resident_bytes(pid) if pid is not None else None)
