@@ -59,37 +59,66 @@ class CheckpointLock:
         except FileNotFoundError:
             return None
         except (json.JSONDecodeError, OSError):
-            return {}  # torn write by an owner that died mid-write: stale
+            return {}  # not a lock redline wrote (locks appear whole): stale
 
     def acquire(self) -> CheckpointLock:
+        """Take the lock, or raise ``CHECKPOINT_IN_USE`` while a live owner holds it.
+
+        The lock file appears whole or not at all: its content goes to a private temporary
+        file first, which is then hard-linked to the lock's name (``link`` fails when the
+        name exists, atomically). A reader never sees a half-written lock, so a live
+        owner's lock is never mistaken for a torn, stale one.
+        """
         if self.path is None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "query": self.query}
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner is None:
-                    continue  # released between our open and our read: try again
-                alive = (owner.get("host") == me["host"]
-                         and isinstance(owner.get("pid"), int) and pid_alive(owner["pid"]))
-                if owner.get("host") not in (None, me["host"]) or alive:
-                    raise RedlineError(
-                        "CHECKPOINT_IN_USE",
-                        f"streaming query {self.query} is already running on checkpoint "
-                        f"{self.checkpoint} (pid {owner.get('pid')} on {owner.get('host')}); "
-                        f"stop that process first (SIGTERM stops it cleanly). A second query "
-                        f"on the same checkpoint would corrupt its offsets.") from None
-                self.path.unlink(missing_ok=True)  # stale: its owner is gone
-                continue
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
-            self.held = True
-            return self
+        tmp = self.path.with_name(f".{LOCK_FILE}.{os.getpid()}.{id(self)}")
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        try:
+            for _ in range(3):
+                try:
+                    os.link(tmp, self.path)
+                except FileExistsError:
+                    owner = self._owner()
+                    if owner is None:
+                        continue  # released between our link and our read: try again
+                    alive = (owner.get("host") == me["host"]
+                             and isinstance(owner.get("pid"), int) and pid_alive(owner["pid"]))
+                    if owner.get("host") not in (None, me["host"]) or alive:
+                        raise RedlineError(
+                            "CHECKPOINT_IN_USE",
+                            f"streaming query {self.query} is already running on checkpoint "
+                            f"{self.checkpoint} (pid {owner.get('pid')} on "
+                            f"{owner.get('host')}); stop that process first (SIGTERM stops "
+                            f"it cleanly). A second query on the same checkpoint would "
+                            f"corrupt its offsets.") from None
+                    self._remove_stale(owner)
+                    continue
+                self.held = True
+                return self
+        finally:
+            tmp.unlink(missing_ok=True)
         raise RedlineError("CHECKPOINT_IN_USE",
                            f"could not take the lock {self.path} (contended); try again")
+
+    def _remove_stale(self, owner: dict) -> None:
+        """Remove the lock of a dead ``owner``, unless another process replaced it since.
+
+        Two processes can find the same stale lock; an ``flock`` on a side file makes the
+        check and the removal one step, so neither removes the lock the other just took.
+        """
+        import fcntl
+
+        fd = os.open(self.path.with_name(LOCK_FILE + ".gate"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if self._owner() == owner:
+                self.path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)  # closing releases the flock
 
     def release(self) -> None:
         if self.held and self.path is not None:
