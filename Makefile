@@ -13,11 +13,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: system-packages $(VENV)/.installed $(SUPERSET_VENV)/.installed jars
 
-# Debian packages: Java for Kafka/Spark, Maven for the JVM artifacts, Chromium for
-# dashboard screenshots and UI tests.
+# Debian packages: Java for Kafka/Spark (a JDK: the Thrift Server's login check is
+# compiled with javac at start), Maven for the JVM artifacts, Chromium for dashboard
+# screenshots and UI tests.
 system-packages:
 	@missing=""; \
-	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \

@@ -123,7 +123,7 @@ def main() -> int:
     from redline.dashboards.screenshot import browser, login, open_dashboard
     from redline.query import open_reader
     from redline.services.superset import SupersetServer, api_session
-    from redline.services.thrift import ThriftServer, connect
+    from redline.services.thrift import connect
 
     cfg = load()
     load_at_start = os.getloadavg()
@@ -183,8 +183,7 @@ def main() -> int:
     r = api.post(f"{cfg.superset.url}/api/v1/chart/data", timeout=600,
                  json={**body, "result_type": "query"})
     sql = r.json()["result"][0]["query"]
-    server = ThriftServer(cfg)
-    conn = connect(server.host, server.port)
+    conn = connect(cfg)
     select1, chart_sql = [], []
     try:
         cur = conn.cursor()

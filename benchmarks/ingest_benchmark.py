@@ -111,13 +111,13 @@ class _Acks:
         self.n += 1
 
 
-def _producer_worker(servers, topic, settings, tmpl, worker, start, count, nonce, out):
+def _producer_worker(conn, topic, settings, tmpl, worker, start, count, nonce, out):
     import warnings as _w
 
     _w.filterwarnings("ignore", category=DeprecationWarning)
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=servers, acks="all", **settings)
+    producer = KafkaProducer(acks="all", **conn, **settings)
     acks, errors = _Acks(), []
     m = len(tmpl)
     nbytes = 0
@@ -136,9 +136,12 @@ def _producer_worker(servers, topic, settings, tmpl, worker, start, count, nonce
              "bytes": nbytes, "seconds": secs})
 
 
-def pure_produce(servers: list[str], topic: str, settings: dict, tmpl, count: int,
+def pure_produce(conn: dict, topic: str, settings: dict, tmpl, count: int,
                  processes: int, offset: int = 0) -> dict:
-    """Send ``count`` pre-serialised events from ``processes`` processes; acks=all, counted."""
+    """Send ``count`` pre-serialised events from ``processes`` processes; acks=all, counted.
+
+    ``conn``: kafka-python connection settings (``client_options`` of the producer user).
+    """
     ctx = multiprocessing.get_context("fork")  # before Spark starts: nothing to inherit
     out = ctx.Queue()
     nonce = int(time.time()) & 0xFFFFFFFF
@@ -147,7 +150,7 @@ def pure_produce(servers: list[str], topic: str, settings: dict, tmpl, count: in
     began = time.perf_counter()
     for w in range(processes):
         p = ctx.Process(target=_producer_worker,
-                        args=(servers, topic, settings, tmpl, w, start, per[w], nonce, out))
+                        args=(conn, topic, settings, tmpl, w, start, per[w], nonce, out))
         p.start()
         procs.append(p)
         start += per[w]
@@ -194,10 +197,10 @@ PRODUCER_CONFIGS = {
 }
 
 
-def end_offsets(servers: list[str], topic: str) -> int:
+def end_offsets(conn: dict, topic: str) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=servers)
+    consumer = KafkaConsumer(**conn)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         return sum(consumer.end_offsets(parts).values())
@@ -422,12 +425,12 @@ def main(argv: list[str] | None = None) -> int:
         from kafka.version import __version__ as kafka_python_version
 
         from redline import jvm
-        from redline.streaming.kafka_options import topic_name
+        from redline.streaming.kafka_options import client_options, topic_name
         from redline.streaming.producer import ensure_topics, produce
 
         results["versions"] = {"kafka_broker": jvm.KAFKA_VERSION,
                                "kafka_python": kafka_python_version}
-        servers = cfg.kafka.servers.split(",")
+        conn = client_options(cfg, user="producer")
         ensure_topics(cfg)
         topic = topic_name(cfg, TOPIC)
 
@@ -455,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sweep_events:
             from kafka.admin import KafkaAdminClient, NewTopic
 
-            admin = KafkaAdminClient(bootstrap_servers=servers)
+            admin = KafkaAdminClient(**client_options(cfg, user="admin"))
             admin.create_topics([NewTopic("bench.sweep", cfg.kafka.partitions, 1)])
             admin.close()
             for name, settings in PRODUCER_CONFIGS.items():
@@ -463,19 +466,19 @@ def main(argv: list[str] | None = None) -> int:
                 if codec == "zstd" and importlib.util.find_spec("zstandard") is None:
                     log(f"  sweep {name}: skipped (kafka-python needs the zstandard package)")
                     continue
-                r = pure_produce(servers, "bench.sweep", settings, tmpl, args.sweep_events, 1)
+                r = pure_produce(conn, "bench.sweep", settings, tmpl, args.sweep_events, 1)
                 sweep[f"{name}_x1"] = r
                 log(f"  sweep {name} x1: {r['events_per_s']:,} ev/s, {r['mb_per_s']} MB/s")
-            r = pure_produce(servers, "bench.sweep", PRODUCER_CONFIGS["idempotent_lz4"], tmpl,
+            r = pure_produce(conn, "bench.sweep", PRODUCER_CONFIGS["idempotent_lz4"], tmpl,
                              args.sweep_events, args.producers)
             sweep[f"idempotent_lz4_x{args.producers}"] = r
             log(f"  sweep idempotent_lz4 x{args.producers}: {r['events_per_s']:,} ev/s")
         best = dict(PRODUCER_CONFIGS["idempotent_lz4"], linger_ms=50, batch_size=1024 * 1024)
         log(f"pre-producing {args.events:,} events with {args.producers} processes")
-        pre = pure_produce(servers, topic, best, tmpl, args.events, args.producers)
+        pre = pure_produce(conn, topic, best, tmpl, args.events, args.producers)
         results["producer_sweep"] = sweep
         results["pre_produce"] = pre
-        offsets = end_offsets(servers, topic)
+        offsets = end_offsets(client_options(cfg, user="ingest"), topic)
         if offsets != args.events:
             raise RuntimeError(f"topic {topic} holds {offsets} records, expected {args.events}")
         log(f"  {pre['events_per_s']:,} ev/s, {pre['mb_per_s']} MB/s; end offsets = {offsets:,}")

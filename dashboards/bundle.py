@@ -38,6 +38,7 @@ import yaml
 
 from redline import catalog
 from redline.errors import RedlineError
+from redline.services.thrift import USER as THRIFT_USER
 
 SPEC = Path(__file__).resolve().parent / "spec"
 DATASETS_FILE = "datasets.yaml"
@@ -45,6 +46,8 @@ DATABASE_NAME = "redline_lake"
 DATABASE_UUID = "211a9cf5-1bfe-4885-b770-8e0cb446fd14"
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "redline:dashboards")
 EXPORT_VERSION = "1.0.0"
+#: What Superset writes for a password in an export (``superset.constants.PASSWORD_MASK``).
+PASSWORD_MASK = "X" * 10
 
 #: Spark SQL type names as Superset's Hive engine reports them.
 _TYPES = {"string": "STRING", "bigint": "BIGINT", "int": "INT", "double": "DOUBLE",
@@ -412,14 +415,18 @@ def _dashboard_file(dash: Dashboard) -> dict:
 
 def _database_file(thrift_host: str, thrift_port: int) -> dict:
     # The lake over SQL: the Spark Thrift Server speaks HiveServer2, so Superset reaches it
-    # through PyHive and its Hive engine spec.
+    # through PyHive and its Hive engine spec, logged in as the Thrift Server's user. The
+    # URI holds Superset's password mask; ``import_bundle.py`` hands Superset the password
+    # at import, so it is never written to the bundle.
     return {"database_name": DATABASE_NAME,
-            "sqlalchemy_uri": f"hive://{thrift_host}:{thrift_port}/default",
+            "sqlalchemy_uri": (f"hive://{THRIFT_USER}:{PASSWORD_MASK}@{thrift_host}:"
+                               f"{thrift_port}/default"),
             "cache_timeout": None, "expose_in_sqllab": True, "allow_run_async": False,
             "allow_ctas": False, "allow_cvas": False, "allow_dml": False,
             "allow_file_upload": False, "impersonate_user": False,
             "extra": {"allows_virtual_table_explore": True, "metadata_params": {},
-                      "engine_params": {}, "schemas_allowed_for_file_upload": []},
+                      "engine_params": {"connect_args": {"auth": "CUSTOM"}},
+                      "schemas_allowed_for_file_upload": []},
             "uuid": DATABASE_UUID, "version": EXPORT_VERSION}
 
 

@@ -1,9 +1,9 @@
 """Deploy the dashboards kept as code (``dashboards/spec``) to the running Superset.
 
 ``bundle.build`` writes Superset's export format (v1) with stable UUIDs, so deploying
-again updates the same objects instead of adding copies; ``superset import-directory
---overwrite`` is used because ``import-dashboards`` leaves existing charts and datasets
-untouched. Tables the dashboards read that no job has written yet get an empty
+again updates the same objects instead of adding copies; ``import_bundle.py`` imports it
+as ``superset import-directory --overwrite`` does (``import-dashboards`` leaves existing
+charts and datasets untouched) and hands Superset the Thrift Server's password on stdin. Tables the dashboards read that no job has written yet get an empty
 placeholder view in the Thrift Server, so their charts say "no results" instead of
 failing. Then the read-only role and its user are created (``viewer_role.py``), with a
 generated password kept 0600 under ``<home>/secrets`` like the admin's.
@@ -25,11 +25,12 @@ from redline.dashboards import bundle
 from redline.errors import RedlineError
 from redline.query import in_lake
 from redline.services.superset import SupersetServer, api_session, venv_bin
-from redline.services.thrift import ThriftServer
+from redline.services.thrift import ThriftServer, credentials
 
 VIEWER_ROLE = "redline_viewer"
 VIEWER_PASSWORD_NAME = "superset_viewer_password"
 _VIEWER_SCRIPT = Path(__file__).resolve().parent / "viewer_role.py"
+_IMPORT_SCRIPT = Path(__file__).resolve().parent / "import_bundle.py"
 
 
 @dataclass(frozen=True)
@@ -95,17 +96,22 @@ def deploy(cfg: Config, progress: Callable[[str], None] = print,
         if placeholders:
             progress(f"superset: {len(placeholders)} tables are not written yet and show "
                      f"empty: {', '.join(placeholders)}")
+        user, password = credentials(cfg)
         progress(f"superset: importing {len(dashboards)} dashboards from {spec}/ (database "
-                 f"{bundle.DATABASE_NAME} -> hive://{cfg.thrift.host}:{cfg.thrift.port}) ...")
-        result = server.cli("import-directory", "--overwrite", str(workdir / "bundle"))
+                 f"{bundle.DATABASE_NAME} -> hive://{user}@{cfg.thrift.host}:"
+                 f"{cfg.thrift.port}) ...")
+        result = subprocess.run(
+            [str(venv_bin("python")), str(_IMPORT_SCRIPT), str(workdir / "bundle")],
+            input=password + "\n", env=server.environment(), cwd=server.dir,
+            capture_output=True, text=True, timeout=600)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     output = result.stdout + result.stderr
-    # The CLI logs validation errors and still exits 0, so its output is checked too.
+    # Superset logs some import errors and carries on, so its output is checked too.
     if result.returncode != 0 or "An error occurred" in output:
         raise RedlineError(
             "DASHBOARD_IMPORT_FAILED",
-            f"`superset import-directory` failed (exit {result.returncode}):\n"
+            f"importing the dashboards failed (exit {result.returncode}):\n"
             f"{output[-3000:]}")
     api = api_session(cfg)
     urls = {}

@@ -26,6 +26,7 @@ from redline.config import Config
 from redline.ml import classifier, registry, scoring, tracking
 from redline.ml.ai4i import FEATURES, LABEL
 from redline.ml.tasks import AI4I, SCORE, TrainResult, log_drift_reference, shown
+from redline.services.mlflow_server import tracking_uri
 
 Progress = Callable[[str], None]
 
@@ -110,7 +111,7 @@ def score(spark, cfg: Config, progress: Progress = print) -> int:
 
     model_name = AI4I.model_name(cfg)
     version = registry.require(cfg, model_name, registry.CHAMPION)
-    mlflow.set_tracking_uri(cfg.mlflow.uri)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
     predict = mlflow.pyfunc.spark_udf(spark, registry.uri(model_name, version),
                                       result_type=ArrayType(DoubleType()), env_manager="local")
     entropy = scoring.entropy_udf()

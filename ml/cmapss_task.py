@@ -34,6 +34,7 @@ from redline.errors import RedlineError
 from redline.ml import registry, rul, tracking
 from redline.ml.cmapss import kept_sensors
 from redline.ml.tasks import CMAPSS, TrainResult, shown
+from redline.services.mlflow_server import tracking_uri
 
 VALIDATION_FRACTION = 0.2
 VALIDATION_CUTS = 5
@@ -254,7 +255,7 @@ def predictions(spark, cfg: Config, subset: str, alias: str = registry.CHAMPION,
     the model name and version used."""
     model_name = CMAPSS.model_name(cfg, subset)
     version = registry.require(cfg, model_name, alias)
-    mlflow.set_tracking_uri(cfg.mlflow.uri)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
     test = _test_engines(spark, cfg, subset)
     progress(f"predicting {test['engine_id'].nunique()} {subset} test engines with "
              f"{model_name} v{version} (@{alias})")
@@ -317,7 +318,7 @@ def score(spark, cfg: Config, subsets: Sequence[str], progress: Progress = print
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, FloatType
 
-    mlflow.set_tracking_uri(cfg.mlflow.uri)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
     parts = []
     for subset in subsets:
         model_name = CMAPSS.model_name(cfg, subset)

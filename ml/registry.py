@@ -19,6 +19,7 @@ from mlflow.exceptions import MlflowException
 
 from redline.config import Config
 from redline.errors import RedlineError
+from redline.services.mlflow_server import tracking_uri
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -40,7 +41,7 @@ class Decision:
 
 
 def client(cfg: Config) -> MlflowClient:
-    return MlflowClient(cfg.mlflow.uri)
+    return MlflowClient(tracking_uri(cfg))
 
 
 def version_by_alias(cfg: Config, model_name: str, alias: str) -> str | None:
@@ -102,7 +103,7 @@ def promote(cfg: Config, model_name: str, metric: str, higher_is_better: bool,
             progress: Callable[[str], None] = print) -> Decision:
     """Score challenger and champion with ``evaluate(model_uri)`` and move the aliases."""
     # ``evaluate`` loads models by URI through the client's global tracking server.
-    mlflow.set_tracking_uri(cfg.mlflow.uri)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
     challenger = require(cfg, model_name, CHALLENGER)
     champion = version_by_alias(cfg, model_name, CHAMPION)
     progress(f"scoring challenger {model_name} v{challenger} on the held-out data")

@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from redline import catalog  # noqa: E402
 from redline.catalog import Table  # noqa: E402
 from redline.config import Config  # noqa: E402
+from redline.services.mlflow_server import tracking_uri  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,7 +36,7 @@ def experiment_name(cfg: Config, task: str) -> str:
 
 def use_experiment(cfg: Config, task: str) -> str:
     """Point the MLflow client at the server and the task's experiment; its name."""
-    mlflow.set_tracking_uri(cfg.mlflow.uri)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
     name = experiment_name(cfg, task)
     mlflow.set_experiment(name)
     return name

@@ -41,6 +41,7 @@ from redline.errors import RedlineError
 from redline.ml import registry, scoring, tracking
 from redline.ml.features import CATEGORICAL, HORIZON_DAYS, LABEL, NUMERIC
 from redline.ml.tasks import SCORE, VEHICLE, TrainResult, log_drift_reference, shown
+from redline.services.mlflow_server import tracking_uri
 
 TEST_FRACTION = 0.25
 """Share of the labelled as-of dates (the latest ones) held out for testing."""
@@ -236,7 +237,7 @@ def score(spark, cfg: Config, progress: Callable[[str], None] = print) -> int:
     model_name = VEHICLE.model_name(cfg)
     version = registry.require(cfg, model_name, registry.CHAMPION)
     features = catalog.read(spark, lake_root, catalog.VEHICLE_FEATURES)
-    mlflow.set_tracking_uri(cfg.mlflow.uri)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
     # The version the alias pointed at is loaded by number, so the rows record exactly
     # the model that produced them even if the alias moves meanwhile.
     predict = mlflow.pyfunc.spark_udf(spark, registry.uri(model_name, version),

@@ -8,6 +8,7 @@ Superset).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -316,6 +317,17 @@ def register_all(spark: SparkSession, lake_root: str) -> list[Table]:
     return found
 
 
+_QUERY_NAME = re.compile(r"[a-z][a-z0-9_]*(/[a-z][a-z0-9_]*)*")
+
+
 def checkpoint(lake_root: str, query: str) -> str:
-    """Checkpoint folder of the streaming query ``query`` (kept with the lake it feeds)."""
+    """Checkpoint folder of the streaming query ``query`` (kept with the lake it feeds).
+
+    ``query`` becomes a folder path: segments of lower-case letters, digits and ``_``
+    joined by ``/``; anything else (a ``..`` would place the folder outside the lake) is
+    refused before a folder is made.
+    """
+    if not _QUERY_NAME.fullmatch(query):
+        raise RedlineError("QUERY_NAME", f"streaming query name {query!r} is not a plain name "
+                                         f"(lower-case letters, digits, _ and /)")
     return f"{lake_root.rstrip('/')}/_checkpoints/{query}"

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from redline import config as config_mod
+from redline import state
 from redline.errors import RedlineError
 
 
@@ -42,16 +43,21 @@ def _thrift_refresh(cfg, spark) -> None:
 
 # -- services ------------------------------------------------------------------------------
 def cmd_up(cfg, args) -> int:
+    from redline import state
     from redline.services import NAMES, managed, start_all
 
-    start_all(managed(cfg, args.services or NAMES))
+    opened = state.tighten(cfg.home)
+    if opened:
+        print(f"made {opened} paths under {cfg.home} private to their owner (they were "
+              f"readable by others)", file=sys.stderr)
+    start_all(managed(cfg, _service_names(args.services) or NAMES))
     return 0
 
 
 def cmd_down(cfg, args) -> int:
     from redline.services import NAMES, managed
 
-    for svc in reversed(managed(cfg, args.services or NAMES)):
+    for svc in reversed(managed(cfg, _service_names(args.services) or NAMES)):
         svc.stop()
     return 0
 
@@ -123,11 +129,11 @@ def cmd_ingest(cfg, args) -> int:
     import signal
     import threading
 
-    from redline.schemas.payloads import PAYLOADS
+    from redline.schemas.payloads import PAYLOADS, require_known
     from redline.streaming.ingest import run
     from redline.streaming.producer import ensure_topics
 
-    topics = args.topics or list(PAYLOADS)
+    topics = require_known(args.topics or list(PAYLOADS))
     if args.action == "status":
         from redline.query import open_reader
         from redline.streaming import status
@@ -163,6 +169,9 @@ def cmd_ingest(cfg, args) -> int:
 
 def cmd_quarantine(cfg, args) -> int:
     from redline.streaming import quarantine
+
+    if args.table:
+        quarantine.topic_of(args.table)  # checked before Spark or the Thrift Server start
 
     if args.action == "list":
         from redline.query import open_reader
@@ -410,8 +419,40 @@ def cmd_demo(cfg, args) -> int:
     return run_demo(cfg, vehicles=args.vehicles, days=args.days, seed=args.seed)
 
 
+def _at_least(lowest: float, kind: type = int):
+    """An argparse type: a number of ``kind`` no smaller than ``lowest``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {text}")
+        return value
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with redline's error line: usage, then ``redline: error [USAGE] ...``."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        print(f"redline: error [USAGE] {self.prog}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _service_names(values: list[str]) -> list[str]:
+    from redline.services import NAMES
+
+    unknown = [v for v in values if v not in NAMES]
+    if unknown:
+        raise RedlineError("SERVICE_UNKNOWN", f"no service {', '.join(map(repr, unknown))}; "
+                                              f"the services are {', '.join(NAMES)}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="redline", description=__doc__.splitlines()[0])
+    p = _Parser(prog="redline", description=__doc__.splitlines()[0])
     p.add_argument("--profile", help="profile of redline.toml (default: REDLINE_PROFILE "
                                      "or 'local')")
     verbose = "say on stderr how a command reads the lake (Thrift Server or local Spark)"
@@ -432,10 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_config)
 
     s = sub.add_parser("simulate", help="produce simulated fleet and factory events to Kafka")
-    s.add_argument("--vehicles", type=int, default=200)
-    s.add_argument("--days", type=int, default=60)
+    s.add_argument("--vehicles", type=_at_least(1), default=200)
+    s.add_argument("--days", type=_at_least(2), default=60)
     s.add_argument("--seed", type=int, default=7)
-    s.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
+    s.add_argument("--rate", type=_at_least(0, float), default=0.0,
+                   help="events/s, 0 = as fast as possible")
     s.set_defaults(fn=cmd_simulate)
 
     s = sub.add_parser("ingest", help="stream Kafka topics into bronze, then silver and "
@@ -454,8 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dataset", choices=["cmapss", "ai4i"])
     s.add_argument("--files", nargs="*", help="files without suffix, e.g. train_FD001 "
                                               "(default: all of the data set)")
-    s.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
-    s.add_argument("--limit", type=int, help="stop after this many events")
+    s.add_argument("--rate", type=_at_least(0, float), default=0.0,
+                   help="events/s, 0 = as fast as possible")
+    s.add_argument("--limit", type=_at_least(1), help="stop after this many events")
     s.set_defaults(fn=cmd_replay)
 
     s = sub.add_parser("quarantine", help="records that failed parsing, the schema or a rule")
@@ -463,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list: show quarantined records; replay: re-parse them after a fix")
     s.add_argument("--table", help="topic or table (e.g. station_results or "
                                    "bronze.station_results; default: all)")
-    s.add_argument("--limit", type=int, default=50, help="list: at most this many rows")
+    s.add_argument("--limit", type=_at_least(1), default=50,
+                   help="list: at most this many rows")
     s.add_argument("--json", action="store_true", help="list: print rows as a JSON array")
     s.set_defaults(fn=cmd_quarantine)
 
@@ -488,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["gate"])
     s.add_argument("--tables", nargs="*", help="qualified table names (default: every table "
                                                "of the catalog)")
-    s.add_argument("--as-of", type=int, metavar="VERSION",
+    s.add_argument("--as-of", type=_at_least(0), metavar="VERSION",
                    help="validate this Delta version of the one table named by --tables")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
     s.add_argument("--junit", metavar="PATH", help="also write a JUnit XML report here")
@@ -521,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--alias", default="champion", help="model alias (default champion)")
     a = ml.add_parser("review-queue", help="what a person should look at first: high risk "
                                            "and high model uncertainty")
-    a.add_argument("--top", type=int, default=20)
+    a.add_argument("--top", type=_at_least(1), default=20)
     for a in ml.choices.values():
         a.add_argument("--json", action="store_true", help="print the result as JSON "
                                                            "(progress goes to stderr)")
@@ -541,18 +585,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sql", help="Spark SQL over the lake tables by catalog name")
     s.add_argument("query")
     s.add_argument("--json", action="store_true", help="print rows as a JSON array")
-    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--limit", type=_at_least(1), default=100)
     s.set_defaults(fn=cmd_sql)
 
     s = sub.add_parser("demo", help="everything end to end on the local default")
-    s.add_argument("--vehicles", type=int, default=200)
-    s.add_argument("--days", type=int, default=90,
+    s.add_argument("--vehicles", type=_at_least(1), default=200)
+    s.add_argument("--days", type=_at_least(2), default=90,
                    help="days of history (90: room for the failure model's purged split)")
     s.add_argument("--seed", type=int, default=7)
     s.set_defaults(fn=cmd_demo)
     from redline.dashboards.alerts_cli import add_alerts_parser
+    from redline.streaming.kafka_cli import add_kafka_parser
 
     add_alerts_parser(sub)
+    add_kafka_parser(sub)
     # `--verbose` after the command too; SUPPRESS keeps a leading one from being reset.
     for s in sub.choices.values():
         s.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -565,8 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Progress is redline's own lines; MLflow's download bars would interleave with them.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     args = build_parser().parse_args(argv)
+    # Whatever redline and the services it starts create is private to this user.
+    os.umask(state.PRIVATE_UMASK)
     try:
         cfg = config_mod.load(args.profile)
+        state.make_private(cfg.home)
         return args.fn(cfg, args)
     except RedlineError as exc:
         print(f"redline: error {exc}", file=sys.stderr)

@@ -361,7 +361,7 @@ def open_reader(cfg: Config, app_name: str = "redline", verbose: bool = False,
     if why is None:
         server = ThriftServer(cfg)
         try:
-            conn = connect(server.host, server.port)
+            conn = connect(cfg)
         except Exception as exc:  # noqa: BLE001 - any failure to connect: fall back
             why = f"not accepting connections on {server.address} ({type(exc).__name__})"
         else:

@@ -79,7 +79,7 @@ def kafka_source(spark: SparkSession, cfg: Config, topic: str,
                  max_offsets: int | None = None) -> DataFrame:
     """The Kafka stream that bronze reads (also used by the benchmark's other sinks)."""
     reader = spark.readStream.format("kafka")
-    for key, value in spark_options(cfg).items():
+    for key, value in spark_options(cfg, user="ingest").items():
         reader = reader.option(key, value)
     return (reader.option("subscribe", topic_name(cfg, topic))
             .option("startingOffsets", "earliest")

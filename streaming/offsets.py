@@ -77,7 +77,7 @@ def partition_states(cfg: Config, kafka_topic: str,
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(client_id="redline-offsets", enable_auto_commit=False,
-                             request_timeout_ms=15000, **client_options(cfg))
+                             request_timeout_ms=15000, **client_options(cfg, user="ingest"))
     try:
         parts = consumer.partitions_for_topic(kafka_topic) or set()
         tps = [TopicPartition(kafka_topic, p) for p in sorted(parts)]
@@ -98,7 +98,7 @@ def kafka_record(cfg: Config, kafka_topic: str, partition: int, offset: int) -> 
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(client_id="redline-offsets", enable_auto_commit=False,
-                             request_timeout_ms=15000, **client_options(cfg))
+                             request_timeout_ms=15000, **client_options(cfg, user="ingest"))
     try:
         tp = TopicPartition(kafka_topic, partition)
         consumer.assign([tp])

@@ -7,9 +7,11 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redline.config import Config
 from redline.errors import RedlineError
+from redline.services.kafka import MESSAGE_MAX_BYTES
 from redline.streaming.kafka_options import all_topics, client_options
 
 
@@ -38,7 +40,7 @@ def ensure_topics(cfg: Config) -> list[str]:
 
     try:
         admin = KafkaAdminClient(client_id="redline-admin", request_timeout_ms=10000,
-                                 **client_options(cfg))
+                                 **client_options(cfg, user="admin"))
     except KafkaError as exc:
         raise RedlineError(
             "KAFKA_UNREACHABLE",
@@ -67,17 +69,25 @@ def produce(cfg: Config, events: Iterable, rate: float = 0.0,
             progress: Callable[[str], None] = _status) -> ProduceReport:
     """Send ``events`` (``Event`` objects) at ``rate`` events/s (0 = as fast as possible).
 
-    Returns only after every send was acknowledged or failed; failures raise.
+    Returns only after every send was acknowledged or failed; failures raise. An event
+    larger than the broker accepts (``MESSAGE_MAX_BYTES``) raises KAFKA_RECORD_TOO_LARGE
+    before it is sent; the events before it are still delivered.
     """
     from kafka import KafkaProducer
+    from kafka.errors import MessageSizeTooLargeError
+
+    def serialize(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
 
     topics = all_topics(cfg)
     producer = KafkaProducer(
         acks="all", linger_ms=20, batch_size=256 * 1024, retries=5,
         max_in_flight_requests_per_connection=1,  # keeps per-key order across retries
+        # The broker's limit: a record silver will quarantine as too large still reaches
+        # the lake; one the broker would refuse fails here, naming the event.
+        max_request_size=MESSAGE_MAX_BYTES,
         key_serializer=lambda k: k.encode(),
-        value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode(),
-        **client_options(cfg))
+        value_serializer=serialize, **client_options(cfg, user="producer"))
     report = ProduceReport()
     errors: list[BaseException] = []
 
@@ -91,7 +101,17 @@ def produce(cfg: Config, events: Iterable, rate: float = 0.0,
     try:
         for event in events:
             topic = topics[event.topic]
-            fut = producer.send(topic, key=event.key, value=event.payload)
+            try:
+                fut = producer.send(topic, key=event.key, value=event.payload)
+            except MessageSizeTooLargeError:
+                raise RedlineError(
+                    "KAFKA_RECORD_TOO_LARGE",
+                    f"event {sent + 1} (topic {topic}, key {event.key!r}) is "
+                    f"{len(serialize(event.payload)):,} bytes, over Kafka's "
+                    f"{MESSAGE_MAX_BYTES:,}-byte record limit: it was not sent, nor any "
+                    f"event after it. Shrink or split it (records up to that limit reach the "
+                    f"lake; silver quarantines those over ingest.max_record_bytes, "
+                    f"{cfg.ingest.max_record_bytes:,}, as RECORD_TOO_LARGE)") from None
             fut.add_callback(ok(event.topic)).add_errback(errors.append)
             sent += 1
             if rate > 0:

@@ -75,11 +75,12 @@ def replay(spark: SparkSession, lake_root: str, table: str | None = None
     from pyspark.sql import functions as F
 
     qt = catalog.QUARANTINE
+    named = topic_of(table) if table else None  # a bad name is an error, data or not
     if not catalog.exists(spark, lake_root, qt):
         return {}
     quarantined = catalog.read(spark, lake_root, qt)
-    if table:
-        topics = [topic_of(table)]
+    if named:
+        topics = [named]
     else:
         sources = {r.source_table for r in quarantined.select("source_table").distinct().collect()}
         topics = [t for t in PAYLOADS if catalog.bronze(t).qualified_name in sources]

@@ -223,7 +223,8 @@ class Service:
             log.flush()
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.environment(), cwd=self.dir, start_new_session=True)
+                env=self.environment(), cwd=self.dir, start_new_session=True,
+                umask=0o077)
         self._write_pid_file(proc.pid)
         progress(f"{self.name}: started pid {proc.pid}, waiting for {self.address} "
                  f"(log: {self.log_file})")

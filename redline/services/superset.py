@@ -22,7 +22,7 @@ import requests
 from redline import secrets
 from redline.config import PROJECT_ROOT, Config
 from redline.errors import RedlineError
-from redline.services.base import Service, http_ok
+from redline.services.base import Service, http_ok, service_environment
 
 VENV = PROJECT_ROOT / ".venv-superset"
 CONFIG_TEMPLATE = PROJECT_ROOT / "dashboards" / "superset_config.py"
@@ -97,8 +97,7 @@ class SupersetServer(Service):
         })
 
     def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "FLASK_APP")}
+        env = service_environment()
         env["VIRTUAL_ENV"] = str(VENV)
         env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env["SUPERSET_CONFIG_PATH"] = str(self.config_file)
@@ -107,15 +106,21 @@ class SupersetServer(Service):
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        """Run ``superset <args>`` from the Superset venv with this server's config."""
-        return subprocess.run([str(venv_bin("superset")), *args], env=self.environment(),
-                              cwd=self.dir, capture_output=True, text=True, timeout=timeout)
+    def cli(self, *args: str, timeout: float = 600,
+            stdin: str | None = None) -> subprocess.CompletedProcess:
+        """Run ``superset <args>`` from the Superset venv with this server's config.
 
-    def _step(self, label: str, progress: Callable[[str], None], *args: str) -> None:
+        Secrets go in through ``stdin``, never ``args`` (the process list shows those).
+        """
+        return subprocess.run([str(venv_bin("superset")), *args], env=self.environment(),
+                              cwd=self.dir, capture_output=True, text=True, timeout=timeout,
+                              input=stdin, umask=0o077)
+
+    def _step(self, label: str, progress: Callable[[str], None], *args: str,
+              stdin: str | None = None) -> None:
         began = time.monotonic()
         progress(f"superset: {label} ...")
-        result = self.cli(*args)
+        result = self.cli(*args, stdin=stdin)
         with self.log_file.open("a") as log:
             log.write(f"\n=== superset {args[0]} ===\n{result.stdout}{result.stderr}")
         if result.returncode != 0:
@@ -136,10 +141,11 @@ class SupersetServer(Service):
         user, password = admin_credentials(self.cfg)
         self._step("creating the metadata database (db upgrade, about a minute)", progress,
                    "db", "upgrade")
+        # Without --password, `create-admin` prompts for it (twice) on standard input.
         self._step(f"creating admin user {user!r}", progress,
-                   "fab", "create-admin", "--username", user, "--password", password,
+                   "fab", "create-admin", "--username", user,
                    "--firstname", "redline", "--lastname", "admin",
-                   "--email", f"{user}@localhost")
+                   "--email", f"{user}@localhost", stdin=f"{password}\n{password}\n")
         self._step("setting up roles and permissions (init)", progress, "init")
         self.marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
         progress(f"superset: admin password is in "
@@ -157,7 +163,11 @@ class SupersetServer(Service):
                 "--workers", str(self.cfg.superset.workers),
                 "--worker-class", "gthread", "--threads", "4",
                 "--timeout", "300",
-                "--limit-request-line", "0", "--limit-request-field_size", "0",
+                # gunicorn's own ceilings (8190-byte request line, 100 header fields of
+                # 8190 bytes); 0 would turn them off. Dashboard links carry their filters
+                # in the URL: an alert's link is under 1 KB.
+                "--limit-request-line", "8190", "--limit-request-fields", "100",
+                "--limit-request-field_size", "8190",
                 "superset.app:create_app()"]
 
     def check(self) -> bool:

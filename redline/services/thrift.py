@@ -3,25 +3,89 @@
 Its embedded Derby metastore admits one process, so the Thrift Server owns it. Jobs
 address tables by path through the catalog; after they write, ``register_tables`` makes
 every existing catalog table visible here by its qualified name.
+
+Every client logs in: the server runs with ``hive.server2.authentication=CUSTOM`` and
+``java/PasswordFileAuthenticator.java`` (compiled by ``prepare``), which accepts the user
+``redline`` with the password in ``<home>/secrets/thrift_password``. Queries on files
+(``SELECT * FROM text.`file:///...```) are off: SQL reaches the lake's tables only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
-from redline import catalog
+from redline import catalog, secrets
 from redline.config import Config
 from redline.errors import RedlineError
-from redline.services.base import Service, port_open
+from redline.services.base import Service, port_open, service_environment
 from redline.services.kafka import java_binary
 from redline.spark import conf_entries, prepare_environment, spark_home
 
+#: The one user the Thrift Server accepts; its password is the secret ``PASSWORD_NAME``.
+USER = "redline"
+PASSWORD_NAME = "thrift_password"
+AUTHENTICATOR_SOURCE = Path(__file__).resolve().parent / "java" / "PasswordFileAuthenticator.java"
+AUTHENTICATOR_CLASS = "redline.thrift.PasswordFileAuthenticator"
 
-def connect(host: str, port: int):
+
+def credentials(cfg: Config) -> tuple[str, str]:
+    """(user, password) of the Thrift Server; the password is generated on first use.
+
+    Callers must not log the password; point people at ``secrets.path_of`` instead.
+    """
+    return USER, secrets.get_or_create(cfg.home, PASSWORD_NAME)
+
+
+def connect(cfg: Config):
+    """A PyHive connection to ``cfg``'s Thrift Server, logged in as ``USER``."""
     from pyhive import hive
 
-    return hive.connect(host=host, port=port, username="redline", auth="NONE")
+    user, password = credentials(cfg)
+    return hive.connect(host=cfg.thrift.host, port=cfg.thrift.port, username=user,
+                        password=password, auth="CUSTOM")
+
+
+def compile_authenticator(out: Path) -> Path:
+    """Compile ``AUTHENTICATOR_SOURCE`` into the class folder ``out`` (again only when the
+    source changed); return ``out``, the folder to put on the driver's class path."""
+    source = AUTHENTICATOR_SOURCE.read_bytes()
+    stamp = out / ".source-sha256"
+    digest = hashlib.sha256(source).hexdigest()
+    compiled = out.joinpath(*AUTHENTICATOR_CLASS.split(".")).with_suffix(".class")
+    if compiled.exists() and stamp.exists() and stamp.read_text() == digest:
+        return out
+    javac = shutil.which("javac")
+    if javac is None:
+        raise RedlineError(
+            "JAVAC_MISSING",
+            "the Thrift Server's login check is compiled at start and needs a JDK: install "
+            "one (apt-get install openjdk-17-jdk-headless, or `make system-packages`) so "
+            "that `javac` is on PATH")
+    hive_jars = sorted((spark_home() / "jars").glob("spark-hive-thriftserver_*.jar"))
+    if not hive_jars:
+        raise RedlineError("THRIFT_JAR_MISSING",
+                           f"no spark-hive-thriftserver jar in {spark_home() / 'jars'}; "
+                           f"reinstall pyspark (`make setup`)")
+    building = out.with_name(out.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    result = subprocess.run(
+        [javac, "--release", "17", "-nowarn", "-cp", str(hive_jars[0]), "-d", str(building),
+         str(AUTHENTICATOR_SOURCE)], capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(building, ignore_errors=True)
+        raise RedlineError(
+            "THRIFT_AUTH_COMPILE",
+            f"compiling {AUTHENTICATOR_SOURCE} failed (javac exit {result.returncode}):\n"
+            f"{(result.stdout + result.stderr)[-2000:]}")
+    (building / stamp.name).write_text(digest)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(building, out)
+    return out
 
 
 def _as_uri(location: str) -> str:
@@ -72,6 +136,11 @@ class ThriftServer(Service):
     def __init__(self, cfg: Config):
         super().__init__(cfg.home, cfg.thrift.host, cfg.thrift.port)
         self.cfg = cfg
+        self.auth_classes = self.dir / "auth-classes"
+
+    def prepare(self) -> None:
+        credentials(self.cfg)
+        compile_authenticator(self.auth_classes)
 
     def command(self) -> Sequence[str]:
         java_binary()
@@ -86,14 +155,20 @@ class ThriftServer(Service):
         entries["spark.databricks.delta.optimizeMetadataQuery.enabled"] = "false"
         # The server resolves data sources with the system class loader, which does not
         # see spark.jars: Delta goes on the driver's class path itself.
-        entries["spark.driver.extraClassPath"] = entries.pop("spark.jars").replace(",", ":")
+        entries["spark.driver.extraClassPath"] = ":".join(
+            [*entries.pop("spark.jars").split(","), str(self.auth_classes)])
+        # Else SELECT * FROM text.`file:///etc/hostname` reads any file the server can.
+        entries["spark.sql.runSQLOnFiles"] = "false"
         metastore = self.dir / "metastore_db"
         entries["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
             f"jdbc:derby:;databaseName={metastore};create=true")
         entries["spark.driver.extraJavaOptions"] = (
             entries.get("spark.driver.extraJavaOptions", "").replace(
                 f"-Dderby.system.home={self.cfg.home}/derby", "")
-            + f" -Dderby.system.home={self.dir}")
+            + f" -Dderby.system.home={self.dir}"
+            # The password file's path, not the password: the command line is public.
+            + f" -Dredline.thrift.user={USER}"
+            + f" -Dredline.thrift.passwordFile={secrets.path_of(self.cfg.home, PASSWORD_NAME)}")
         cmd = [str(spark_home() / "bin" / "spark-submit"),
                "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
                "--name", "redline-thrift-server"]
@@ -102,22 +177,22 @@ class ThriftServer(Service):
         cmd += ["--hiveconf", f"hive.server2.thrift.bind.host={self.host}",
                 "--hiveconf", f"hive.server2.thrift.port={self.port}",
                 "--hiveconf", "hive.server2.transport.mode=binary",
+                "--hiveconf", "hive.server2.authentication=CUSTOM",
+                "--hiveconf", f"hive.server2.custom.authentication.class={AUTHENTICATOR_CLASS}",
                 "spark-internal"]
         return cmd
 
     def environment(self) -> dict[str, str]:
         prepare_environment()
-        env = dict(os.environ)
-        env["SPARK_HOME"] = str(spark_home())
-        env["SPARK_LOG_DIR"] = str(self.dir)
-        env["SPARK_PID_DIR"] = str(self.dir)
-        return env
+        return service_environment({
+            "SPARK_HOME": str(spark_home()), "SPARK_LOG_DIR": str(self.dir),
+            "SPARK_PID_DIR": str(self.dir), "PYSPARK_PYTHON": os.environ["PYSPARK_PYTHON"]})
 
     def check(self) -> bool:
         if not port_open(self.host, self.port):
             return False
         try:
-            conn = connect(self.host, self.port)
+            conn = connect(self.cfg)
         except Exception:  # noqa: BLE001 - any connection failure means "not yet healthy"
             return False
         try:
@@ -130,7 +205,7 @@ class ThriftServer(Service):
             conn.close()
 
     def version(self) -> str:
-        conn = connect(self.host, self.port)
+        conn = connect(self.cfg)
         try:
             cur = conn.cursor()
             cur.execute("SELECT version()")
@@ -144,7 +219,7 @@ class ThriftServer(Service):
             raise RedlineError(
                 "THRIFT_DOWN",
                 f"the Spark Thrift Server is not answering on {self.address}; `redline up`")
-        conn = connect(self.host, self.port)
+        conn = connect(self.cfg)
         try:
             cur = conn.cursor()
             for table in tables:
@@ -166,7 +241,7 @@ class ThriftServer(Service):
     def add_placeholders(self, tables: Sequence[catalog.Table]) -> list[catalog.Table]:
         """Register an empty view (``placeholder_sql``) for each of ``tables`` that has no
         name in the server yet (they must be missing from the lake); return those."""
-        conn = connect(self.host, self.port)
+        conn = connect(self.cfg)
         added = []
         try:
             cur = conn.cursor()

@@ -209,7 +209,7 @@ def tables(dash_cfg, spark, thrift):
     # (an external table's data stays), so that deploy gives them placeholders.
     from redline.services.thrift import connect, is_view
 
-    conn = connect(thrift.host, thrift.port)
+    conn = connect(dash_cfg)
     try:
         cur = conn.cursor()
         for name in MISSING:

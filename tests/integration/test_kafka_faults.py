@@ -46,7 +46,8 @@ class AckedProducer:
         self.producer = KafkaProducer(acks="all", retries=1_000_000, linger_ms=5,
                                       max_in_flight_requests_per_connection=1,
                                       delivery_timeout_ms=120_000, request_timeout_ms=10_000,
-                                      reconnect_backoff_max_ms=1000, **client_options(cfg))
+                                      reconnect_backoff_max_ms=1000,
+                                      **client_options(cfg, user="producer"))
         self.acked: set[str] = set()
         self.failed: list[BaseException] = []
         self.lock = threading.Lock()
@@ -67,7 +68,7 @@ class AckedProducer:
 def _end_offsets(cfg) -> dict[int, int]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(**client_options(cfg))
+    consumer = KafkaConsumer(**client_options(cfg, user="ingest"))
     try:
         name = topic_name(cfg, TOPIC)
         tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name))]
@@ -186,7 +187,7 @@ def test_records_lost_in_kafka_stop_ingest_naming_the_gap(stream_cfg, spark, cap
     # Retention passes before ingest runs again: Kafka deletes records bronze never read.
     _produce(cfg, 20, start=100)
     now_end = _end_offsets(cfg)
-    admin = KafkaAdminClient(**client_options(cfg))
+    admin = KafkaAdminClient(**client_options(cfg, user="admin"))
     try:
         admin.delete_records({TopicPartition(name, p): o for p, o in now_end.items()})
     finally:
@@ -216,7 +217,7 @@ def test_recreated_topic_stops_ingest(stream_cfg, spark, capsys):
     _produce(cfg, 10)
     assert main(["ingest", "--available-now", "--topics", TOPIC]) == 0
 
-    admin = KafkaAdminClient(**client_options(cfg))
+    admin = KafkaAdminClient(**client_options(cfg, user="admin"))
     try:
         admin.delete_topics([name])
         deadline = time.monotonic() + 60

@@ -26,6 +26,7 @@ from redline.ml import run
 from redline.ml.registry import CHALLENGER, CHAMPION
 from redline.schemas import tables
 from redline.schemas.payloads import latest
+from redline.services.mlflow_server import tracking_uri
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,7 @@ def test_features_train_register_score(spark, ml_cfg, lake, mlflow_server):
                       record=False)["rows"] > 0
     result = run.train(spark, cfg, "vehicle")
 
-    client = MlflowClient(cfg.mlflow.uri)
+    client = MlflowClient(tracking_uri(cfg))
     name = f"{cfg.mlflow.experiment}-vehicle-failure-30d"
     challenger = client.get_model_version_by_alias(name, CHALLENGER)
     assert (challenger.version, challenger.run_id) == (result.version, result.run_id)

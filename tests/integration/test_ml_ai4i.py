@@ -24,6 +24,7 @@ from redline.jobs import runner
 from redline.ml import ai4i_task, run
 from redline.ml.ai4i import FAILURE_MODES
 from redline.ml.registry import CHAMPION
+from redline.services.mlflow_server import tracking_uri
 from redline.streaming.replay import silver_offline
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ def test_train_promote_score_and_drift(spark, ml_cfg, lake, mlflow_server):
     # The failure-mode flags reach neither the gold table nor the model's inputs.
     gold_columns = set(catalog.read(spark, lake, catalog.AI4I_FEATURES).columns)
     assert not gold_columns & set(FAILURE_MODES)
-    client = MlflowClient(cfg.mlflow.uri)
+    client = MlflowClient(tracking_uri(cfg))
     name = f"{cfg.mlflow.experiment}-ai4i-failure"
     info = mlflow.models.get_model_info(f"models:/{name}/{result.version}")
     inputs = [c.name for c in info.signature.inputs.inputs]

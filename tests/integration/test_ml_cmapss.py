@@ -24,6 +24,7 @@ from redline import lake as lakeio
 from redline.jobs import runner
 from redline.ml import cmapss_task, rul, run
 from redline.ml.registry import CHALLENGER, CHAMPION
+from redline.services.mlflow_server import tracking_uri
 from redline.streaming.replay import dataset, locate, read_cmapss
 
 pytestmark = pytest.mark.integration
@@ -76,7 +77,7 @@ def test_train_promote_predict_evaluate_score(spark, ml_cfg, lake, mlflow_server
         f"FD001-train-{u:03d}" for u in range(1, TRAIN_UNITS + 1)}
     assert sensors == [f"sensor_{i}" for i in (2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21)]
 
-    client = MlflowClient(cfg.mlflow.uri)
+    client = MlflowClient(tracking_uri(cfg))
     name = f"{cfg.mlflow.experiment}-cmapss-fd001-rul"
     untrained = run.train(spark, cfg, "cmapss", "FD001", params=UNTRAINED, **quiet)
     first = run.promote(spark, cfg, "cmapss", "FD001", **quiet)

@@ -30,9 +30,12 @@ from redline.cli import main
 from redline.errors import RedlineError
 from redline.schemas import payloads
 from redline.schemas.tables import BRONZE
+from redline.services.kafka import MESSAGE_MAX_BYTES
 from redline.streaming import silver
 from redline.streaming.guards import LOCK_FILE, CheckpointLock
 from redline.streaming.kafka_options import client_options, topic_name
+from redline.streaming.producer import produce
+from redline.streaming.simulator import Event
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +48,13 @@ def _event(n: int, **extra) -> dict:
             "schema_version": 1, "vin": f"RDLTEST{n:010d}", "odometer_km": float(n), **extra}
 
 
-def _poison() -> list[tuple[bytes | None, bytes | None, str]]:
+def _sized(event: dict, size: int) -> dict:
+    """``event`` padded with an unknown field to exactly ``size`` bytes of JSON."""
+    pad = size - len(json.dumps({**event, "note": ""}).encode())
+    return {**event, "note": "x" * pad}
+
+
+def _poison(max_record_bytes: int) -> list[tuple[bytes | None, bytes | None, str]]:
     """(key, value, expected reason code) of records that must be quarantined."""
     good = _event(0)
     return [
@@ -70,7 +79,10 @@ def _poison() -> list[tuple[bytes | None, bytes | None, str]]:
                            "event_time": "3000-01-01T00:00:00Z"}).encode(), "RULE_VIOLATION"),
         (b"k", json.dumps({**good, "event_id": "p-soc", "battery_soc_pct": 140.0}).encode(),
          "RULE_VIOLATION"),
-        (b"k", json.dumps({**good, "event_id": "p-big", "note": "x" * 1_200_000}).encode(),
+        # one byte over silver's limit; and 3 MiB, which the broker takes (8 MiB limit)
+        (b"k", json.dumps(_sized({**good, "event_id": "p-over"}, max_record_bytes + 1)).encode(),
+         "RECORD_TOO_LARGE"),
+        (b"k", json.dumps({**good, "event_id": "p-big", "note": "x" * 3_000_000}).encode(),
          "RECORD_TOO_LARGE"),
     ]
 
@@ -84,8 +96,8 @@ class Producer:
         self.topic = topic_name(cfg, TOPIC)
         self.producer = KafkaProducer(acks="all", retries=5, linger_ms=5,
                                       max_in_flight_requests_per_connection=1,
-                                      max_request_size=4 * 1024 * 1024,
-                                      **client_options(cfg))
+                                      max_request_size=MESSAGE_MAX_BYTES,
+                                      **client_options(cfg, user="producer"))
         self.acked = 0
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
@@ -124,11 +136,13 @@ def test_poison_mix_is_quarantined_and_every_good_record_lands(
     good = [_event(i) for i in range(30)]
     good[7] = _event(7, speed_kph=480.0)  # breaks a warn rule: lands, and is counted
     good[8] = _event(8, schema_version=2, hv_battery_voltage_v=388.5)  # the newer version
+    limit = stream_cfg.ingest.max_record_bytes
+    good[9] = _sized(_event(9), limit)  # exactly silver's size limit: not too large
     for e in good:
         producer.send_event(e)
     producer.send(None, json.dumps(_event(99) | {"event_id": "null-key"}).encode())
     producer.send_event(good[3])  # a redelivery: same event_id, new Kafka record
-    poison = _poison()
+    poison = _poison(limit)
     for key, value, _code in poison:
         producer.send(key, value)
     # Version 3 that today's schemas do not know; replayed after the "fix" below.
@@ -137,6 +151,12 @@ def test_poison_mix_is_quarantined_and_every_good_record_lands(
     for e in v2:
         producer.send_event(e)
     producer.close()
+    # Over the broker's limit: redline's producer refuses it, naming it; nothing is sent.
+    huge = Event(TOPIC, "RDLTESTHUGE", {**_event(1), "note": "x" * MESSAGE_MAX_BYTES})
+    with pytest.raises(RedlineError, match=r"\[KAFKA_RECORD_TOO_LARGE\] event 1 \(topic "
+                                           r".*, key 'RDLTESTHUGE'\) is 8,388,\d{3} bytes, "
+                                           r"over Kafka's 8,388,608-byte record limit"):
+        produce(stream_cfg, [huge])
 
     assert main(["ingest", "--available-now", "--topics", TOPIC]) == 0
     bronze = _read(spark, root, f"bronze.{TOPIC}")
@@ -152,6 +172,16 @@ def test_poison_mix_is_quarantined_and_every_good_record_lands(
     codes = sorted(r.reason_code for r in quarantined)
     assert codes == sorted([c for *_, c in poison] + ["UNKNOWN_SCHEMA_VERSION"] * len(v2))
     assert all(r.reason for r in quarantined)
+    # The records over silver's limit are quarantined with the coordinates of their whole
+    # value in bronze; the one exactly at the limit landed in silver (above).
+    large = {(r.partition, r.offset): len(r.value) for r in bronze.where(
+        bronze.value.isNotNull()).select("partition", "offset", "value").collect()
+        if len(r.value) > limit}
+    assert sorted(large.values()) == sorted(len(v) for _k, v, c in poison
+                                            if c == "RECORD_TOO_LARGE")
+    assert min(large.values()) == limit + 1
+    assert {(r.kafka_partition, r.kafka_offset) for r in quarantined
+            if r.reason_code == "RECORD_TOO_LARGE"} == set(large)
 
     # A second run finds nothing new and writes nothing.
     assert main(["ingest", "--available-now", "--topics", TOPIC]) == 0

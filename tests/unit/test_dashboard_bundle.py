@@ -88,7 +88,10 @@ def test_build_writes_an_importable_export_with_stable_ids(tmp_path):
     assert [(tmp_path / "a" / f).read_text() for f in files] == [
         (tmp_path / "b" / f).read_text() for f in files]  # same spec, same export
     database = yaml.safe_load((tmp_path / "a/databases/redline_lake.yaml").read_text())
-    assert database["sqlalchemy_uri"] == "hive://127.0.0.1:10001/default"
+    # Logged in as the Thrift Server's user; the password is Superset's mask, filled in at
+    # import (never written to the bundle).
+    assert database["sqlalchemy_uri"] == "hive://redline:XXXXXXXXXX@127.0.0.1:10001/default"
+    assert database["extra"]["engine_params"] == {"connect_args": {"auth": "CUSTOM"}}
     assert not database["allow_dml"] and not database["allow_file_upload"]
     assert len(list((tmp_path / "a/charts").glob("*.yaml"))) == sum(
         len(d.charts) for d in built)

@@ -45,7 +45,7 @@ def _rendered(tmp_path: Path, cfg) -> dict[str, dict]:
 def test_bundle_points_at_the_configured_thrift_server(tmp_path, local_cfg):
     files = _rendered(tmp_path, local_cfg)
     assert files["databases/redline_lake.yaml"]["sqlalchemy_uri"] == (
-        "hive://10.1.2.3:12345/default")
+        "hive://redline:XXXXXXXXXX@10.1.2.3:12345/default")
 
 
 def test_bundle_references_resolve_by_uuid(tmp_path, local_cfg):
