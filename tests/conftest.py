@@ -67,12 +67,15 @@ def lake(tmp_path) -> str:
 # session ends.
 @pytest.fixture(scope="session")
 def services(request, cfg):
+    from process_watch import CommandLineWatch
+
     from redline.services import managed, start_all
 
     running = managed(cfg)
     for svc in running:
         request.addfinalizer(svc.stop)
-    start_all(running)
+    with CommandLineWatch():  # test_security checks no secret was ever a command line
+        start_all(running)
     return {svc.name: svc for svc in running}
 
 
@@ -88,11 +91,14 @@ def kafka_only(request, cfg):
     ``services`` starts the broker again later if a test needs all four; a start finds it
     running and reuses it, and stopping twice is harmless.
     """
+    from process_watch import CommandLineWatch
+
     from redline.services.kafka import KafkaBroker
 
     broker = KafkaBroker(cfg)
     request.addfinalizer(broker.stop)
-    broker.start()
+    with CommandLineWatch():
+        broker.start()
     return broker
 
 

@@ -124,6 +124,7 @@ def test_kafka_refuses_a_wrong_password(cfg, kafka_only, user, caplog):
     with pytest.raises(KafkaTimeoutError, match="Unable to bootstrap"):
         _kafka_admin({**right, "sasl_plain_password": right["sasl_plain_password"] + "x"})
     # kafka-python retries until its bootstrap timeout; the broker said why.
+    print("CAPLOG", caplog.text)
     assert "SaslAuthenticationFailedError" in caplog.text
     assert "invalid credentials" in caplog.text
 
@@ -212,7 +213,246 @@ def test_kafka_passwords_stay_out_of_files_others_read_and_the_process_list(cfg,
 
 
 # -- MLflow --------------------------------------------------------------------------------
+def _mlflow(server, method: str, path: str, auth=None, **kwargs):
+    import requests
+
+    return requests.request(method, f"http://{server.address}/api/2.0/mlflow/{path}",
+                            auth=auth, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def mlflow_model(cfg, mlflow_server):
+    """A registered model created by the admin, deleted afterwards."""
+    from redline.services.mlflow_server import admin_credentials
+
+    admin = admin_credentials(cfg)
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    created = _mlflow(mlflow_server, "POST", "registered-models/create", admin,
+                      json={"name": name})
+    assert created.status_code == 200, created.text
+    yield name
+    _mlflow(mlflow_server, "DELETE", "registered-models/delete", admin, json={"name": name})
+
+
+@pytest.mark.integration
+def test_mlflow_refuses_anonymous_requests(cfg, mlflow_server, mlflow_model):
+    """Once, any local process could register a model version and move @champion, and
+    `redline ml score` ran that model."""
+    from redline.services.mlflow_server import admin_credentials
+
+    writes = [("registered-models/alias", {"name": mlflow_model, "alias": "champion",
+                                           "version": "1"}),
+              ("model-versions/create", {"name": mlflow_model, "source": "/tmp/evil"}),
+              ("registered-models/create", {"name": f"{mlflow_model}-evil"})]
+    user, password = admin_credentials(cfg)
+    for auth in (None, (user, password + "x"), ("nobody", password)):
+        search = _mlflow(mlflow_server, "GET", "registered-models/search", auth)
+        assert search.status_code == 401, (auth and auth[0], search.text[:200])
+        for path, body in writes:
+            r = _mlflow(mlflow_server, "POST", path, auth, json=body)
+            assert r.status_code == 401, (path, r.text[:200])
+    search = _mlflow(mlflow_server, "GET", "registered-models/search", (user, password))
+    assert search.status_code == 200
+    models = {m["name"]: m for m in search.json()["registered_models"]}
+    assert mlflow_model in models and f"{mlflow_model}-evil" not in models
+    assert not models[mlflow_model].get("latest_versions")  # nothing got registered
+
+
+@pytest.mark.integration
+def test_mlflow_gives_a_new_user_nothing_by_default(cfg, mlflow_server, mlflow_model):
+    """default_permission: a user who logs in sees and changes only what it created."""
+    from redline.services.mlflow_server import admin_credentials
+
+    admin = admin_credentials(cfg)
+    probe = (f"probe-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex)
+    created = _mlflow(mlflow_server, "POST", "users/create", admin,
+                      json={"username": probe[0], "password": probe[1]})
+    assert created.status_code == 200, created.text
+    try:
+        got = _mlflow(mlflow_server, "GET", "registered-models/get", probe,
+                      params={"name": mlflow_model})
+        assert got.status_code == 403, got.text[:200]
+        tag = _mlflow(mlflow_server, "POST", "registered-models/set-tag", probe,
+                      json={"name": mlflow_model, "key": "k", "value": "v"})
+        assert tag.status_code == 403, tag.text[:200]
+        search = _mlflow(mlflow_server, "GET", "registered-models/search", probe)
+        assert mlflow_model not in {m["name"] for m in
+                                    search.json().get("registered_models", [])}
+    finally:
+        _mlflow(mlflow_server, "DELETE", "users/delete", admin, json={"username": probe[0]})
+
+
+@pytest.mark.integration
+def test_mlflow_clients_of_redline_log_in(cfg, mlflow_server, mlflow_model, monkeypatch):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from redline.services.mlflow_server import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    with pytest.raises(MlflowException, match="401|not authenticated|Unauthorized"):
+        MlflowClient(cfg.mlflow.uri).get_registered_model(mlflow_model)
+    client = MlflowClient(tracking_uri(cfg))  # puts the admin's login in os.environ
+    assert client.get_registered_model(mlflow_model).name == mlflow_model
+    assert mlflow_server.version().startswith("mlflow 3.17")
+    assert mlflow_server.check()  # /health stays open for the health check
+
+
+@pytest.mark.integration
+def test_mlflow_runs_no_job_workers_and_keeps_its_password_private(cfg, mlflow_server):
+    """MLflow 3.17 started a job runner and seven huey workers (about 2.2 GB) redline never
+    used; the admin password is in files only the owner reads, not in a process's
+    command line or the log."""
+    import os
+    from pathlib import Path
+
+    from redline import secrets
+    from redline.services.mlflow_server import ADMIN_PASSWORD_NAME
+
+    pid = mlflow_server.pid()
+    group = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.getpgid(int(proc.name)) == pid:
+                group.append((proc / "cmdline").read_bytes().decode(errors="replace"))
+        except (ProcessLookupError, FileNotFoundError):
+            continue
+    assert group and not [c for c in group if "huey" in c or "_job_runner" in c], group
+    password = secrets.path_of(cfg.home, ADMIN_PASSWORD_NAME).read_text().strip()
+    assert not [c for c in group if password in c]
+    assert password not in mlflow_server.log_file.read_text(errors="replace")
+    for path in (secrets.path_of(cfg.home, ADMIN_PASSWORD_NAME), mlflow_server.auth_config,
+                 mlflow_server.auth_db):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
 
 # -- Spark Thrift Server -------------------------------------------------------------------
+def _thrift_login(cfg, **login) -> list:
+    from pyhive import hive
+
+    conn = hive.connect(host=cfg.thrift.host, port=cfg.thrift.port, **login)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        return cur.fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.integration
+def test_thrift_refuses_anonymous_and_wrong_logins(cfg, thrift_server):
+    """Once, any user name was accepted (auth NONE) and anyone could query the lake."""
+    from thrift.transport.TTransport import TTransportException
+
+    from redline.services.thrift import credentials
+
+    user, password = credentials(cfg)
+    assert _thrift_login(cfg, username=user, password=password, auth="CUSTOM") == [(1,)]
+    for login in ({"username": user, "auth": "NONE"},
+                  {"username": "anonymous", "auth": "NONE"},
+                  {"username": user, "password": password + "x", "auth": "CUSTOM"},
+                  {"username": "admin", "password": password, "auth": "CUSTOM"},
+                  {"username": user, "password": "", "auth": "CUSTOM"}):
+        with pytest.raises(TTransportException, match="Error validating the login"):
+            _thrift_login(cfg, **login)
+
+
+@pytest.mark.integration
+def test_thrift_refuses_sql_on_files_even_logged_in(cfg, thrift_server, tmp_path):
+    """Once, SELECT value FROM text.`file:///etc/hostname` returned the file."""
+    from pyhive.exc import OperationalError
+
+    from redline.services.thrift import connect
+
+    private = tmp_path / "private.txt"
+    private.write_text("not for SQL\n")
+    conn = connect(cfg)
+    try:
+        cur = conn.cursor()
+        for path in (f"file://{private}", "file:///etc/hostname"):
+            with pytest.raises(OperationalError, match="TABLE_OR_VIEW_NOT_FOUND"):
+                cur.execute(f"SELECT * FROM text.`{path}`")
+        cur.execute("SELECT 1")  # the session is still usable
+        assert cur.fetchall() == [(1,)]
+    finally:
+        conn.close()
+
+
+@pytest.mark.integration
+def test_thrift_password_stays_out_of_the_command_line_and_log(cfg, thrift_server):
+    from pathlib import Path
+
+    from redline import secrets
+    from redline.services.thrift import PASSWORD_NAME
+
+    path = secrets.path_of(cfg.home, PASSWORD_NAME)
+    assert path.stat().st_mode & 0o777 == 0o600
+    password = path.read_text().strip()
+    cmdline = Path(f"/proc/{thrift_server.pid()}/cmdline").read_bytes().decode(
+        errors="replace")
+    assert f"-Dredline.thrift.passwordFile={path}" in cmdline  # the path, not the value
+    assert password not in cmdline
+    assert password not in thrift_server.log_file.read_text(errors="replace")
+    environ = Path(f"/proc/{thrift_server.pid()}/environ").read_bytes().decode(
+        errors="replace")
+    assert "MLFLOW_TRACKING_PASSWORD" not in environ and password not in environ
+
+
 
 # -- secrets, processes and the state folder ------------------------------------------------
+
+
+def _secret_values(cfg) -> dict[str, bytes]:
+    folder = cfg.home / "secrets"
+    return {p.name: p.read_text().strip().encode() for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.read_text().strip()}
+
+
+@pytest.mark.integration
+def test_no_secret_in_a_log_config_or_command_line(cfg, services):
+    """Every generated secret stays in <home>/secrets: not in a service's log, rendered
+    config, pid file or database dump, nor in any command line seen while they started."""
+    from process_watch import SEEN
+
+    values = _secret_values(cfg)
+    assert {"superset_admin_password", "superset_secret_key", "thrift_password",
+            "mlflow_admin_password"} <= set(values), sorted(values)
+    found = []
+    for path in cfg.home.rglob("*"):
+        if not path.is_file() or path.is_symlink() or "secrets" in path.relative_to(
+                cfg.home).parts or path.stat().st_size > 50_000_000:
+            continue
+        data = path.read_bytes()
+        found += [f"{name} in {path}" for name, value in values.items() if value in data]
+    assert found == []
+    assert SEEN, "the command-line watch saw nothing while the services started"
+    leaked = [f"{name} in `{line[:120]}`" for line in SEEN for name, value in values.items()
+              if value.decode() in line]
+    assert leaked == []
+
+
+@pytest.mark.integration
+def test_state_folder_is_private_to_its_user(cfg, services):
+    from redline import state
+
+    assert oct(cfg.home.stat().st_mode & 0o777) == "0o700"
+    assert oct((cfg.home / "secrets").stat().st_mode & 0o777) == "0o700"
+    assert state.exposed(cfg.home) == []
+
+
+@pytest.mark.integration
+def test_status_lists_each_services_resident_memory(cfg, services):
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "redline.cli", "status", "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)["services"]}
+    assert set(rows) == {"kafka", "mlflow", "spark-thrift", "superset"}
+    for name, row in rows.items():
+        # Every one is a JVM or a Python server: tens of MB at the least, under 8 GB.
+        assert 20e6 < row["rss_bytes"] < 8e9, (name, row["rss_bytes"])

@@ -50,9 +50,7 @@ def test_unknown_option_is_a_usage_error(command, empty_home, capsys):
     rc, out = _run([command, "--no-such-option"], capsys)
     assert rc == 2
     assert "Traceback" not in out
-    assert out.strip().splitlines()[-1].startswith(
-        f"redline: error [USAGE] redline: unrecognized arguments: --no-such-option") or \
-        ERROR_LINE.match(out.strip().splitlines()[-1])
+    assert out.strip().splitlines()[-1].startswith("redline: error [USAGE] redline")
 
 
 BAD = [
