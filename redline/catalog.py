@@ -9,7 +9,7 @@ Superset).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -315,6 +315,15 @@ def register_all(spark: SparkSession, lake_root: str) -> list[Table]:
                 spark.sql(stmt)
             found.append(table)
     return found
+
+
+def require_topics(names: Sequence[str]) -> list[str]:
+    """``names`` when each is a logical topic (a payload); a clear error naming the others."""
+    unknown = [n for n in names if n not in PAYLOADS]
+    if unknown:
+        raise RedlineError("TOPIC_UNKNOWN", f"no topic {', '.join(map(repr, unknown))}; the "
+                                            f"topics are {', '.join(PAYLOADS)}")
+    return list(names)
 
 
 _QUERY_NAME = re.compile(r"[a-z][a-z0-9_]*(/[a-z][a-z0-9_]*)*")

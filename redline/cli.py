@@ -76,6 +76,21 @@ def cmd_status(cfg, args) -> int:
     return 0 if all(r["healthy"] for r in rows) else 1
 
 
+def cmd_credentials(cfg, args) -> int:
+    from redline.credentials import all_credentials
+
+    rows = [c.as_dict(cfg) for c in all_credentials(cfg)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        where = r["file"] if r["exists"] else f"{r['file']} (made by `redline up`)"
+        print(f"{r['service']:<13} {r['user']:<10} {where}")
+        print(f"{'':<24} {r['use']}")
+    print("the files hold the passwords (mode 0600); redline never prints them")
+    return 0
+
+
 def cmd_config(cfg, args) -> int:
     print(f"profile {cfg.profile} from {config_mod.config_path()}; state folder {cfg.home}")
     print(f"lake root {cfg.lake_root}; kafka {cfg.kafka.servers}; mlflow {cfg.mlflow.uri}")
@@ -129,11 +144,12 @@ def cmd_ingest(cfg, args) -> int:
     import signal
     import threading
 
-    from redline.schemas.payloads import PAYLOADS, require_known
+    from redline import catalog
+    from redline.schemas.payloads import PAYLOADS
     from redline.streaming.ingest import run
     from redline.streaming.producer import ensure_topics
 
-    topics = require_known(args.topics or list(PAYLOADS))
+    topics = catalog.require_topics(args.topics or list(PAYLOADS))
     if args.action == "status":
         from redline.query import open_reader
         from redline.streaming import status
@@ -466,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("down", help="stop the local services")
     s.add_argument("services", nargs="*")
     s.set_defaults(fn=cmd_down)
+    s = sub.add_parser("credentials", help="each generated user of the services and the "
+                                           "file (0600) holding its password")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_credentials)
     s = sub.add_parser("status", help="health and version of every service")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_status)
@@ -623,6 +643,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("redline: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `redline ... | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:
         if not type(exc).__module__.startswith("mlflow"):
             raise

@@ -6,7 +6,7 @@ import time
 
 from redline import catalog
 from redline.config import Config
-from redline.secrets import path_of
+from redline.credentials import all_credentials
 
 
 def _number(value) -> str:
@@ -89,14 +89,13 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) ->
     print("  Superset dashboards:")
     for title, url in deployed.urls.items():
         print(f"    {title:<24} {url}")
-    print(f"    admin {cfg.superset.admin_user!r}, password in "
-          f"{path_of(cfg.home, 'superset_admin_password')} (mode 0600)")
-    print(f"    read-only user {deployed.viewer_user!r} (dashboards only, no SQL Lab), "
-          f"password in {deployed.viewer_password_file} (mode 0600)")
     print(f"    screenshots: {shots}/")
     print(f"  MLflow: {cfg.mlflow.uri}")
     print(f"  Spark Thrift Server (HiveServer2): {cfg.thrift.host}:{cfg.thrift.port}")
     print(f"  Kafka: {cfg.kafka.servers}")
     print(f"  lake: {cfg.lake_root}")
+    print("  credentials (each password is in its file, mode 0600; `redline credentials`):")
+    for c in all_credentials(cfg):
+        print(f"    {c.service:<13} {c.user:<10} {c.path(cfg)}")
     print("  stop everything with `redline down`")
     return 0 if gate.success else 1

@@ -248,13 +248,3 @@ def latest(name: str) -> Payload:
     versions = PAYLOADS[name]
     return versions[max(versions)]
 
-
-def require_known(names: list[str] | tuple[str, ...]) -> list[str]:
-    """``names`` when each is a payload (a logical topic); a clear error naming the others."""
-    from redline.errors import RedlineError
-
-    unknown = [n for n in names if n not in PAYLOADS]
-    if unknown:
-        raise RedlineError("TOPIC_UNKNOWN", f"no topic {', '.join(map(repr, unknown))}; the "
-                                            f"topics are {', '.join(PAYLOADS)}")
-    return list(names)

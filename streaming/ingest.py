@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from redline import catalog
 from redline.config import Config
-from redline.schemas.payloads import require_known
 from redline.streaming import bronze, offsets, silver
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ def run(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
         available_now: bool = True, progress: Callable[[str], None] = print,
         stop: threading.Event | None = None, poll_seconds: float = 1.0) -> dict[str, dict]:
     """Run ingest for ``topics``; returns per topic the rows this run put in each layer."""
-    require_known(topics)  # before any query, lock or checkpoint folder exists
+    catalog.require_topics(topics)  # before any query, lock or checkpoint folder exists
     if available_now:
         rows = bronze.land(spark, cfg, lake_root, topics, available_now=True,
                              progress=progress)
