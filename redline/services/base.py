@@ -255,6 +255,10 @@ class Service:
     def stop(self, progress: Callable[[str], None] = print, timeout: float = 30.0) -> None:
         pid = self.pid()
         if pid is None:
+            if self.pid_file.exists():
+                progress(f"{self.name}: its pid file {self.pid_file} names no process that "
+                         f"redline started (gone, or the pid now belongs to another process): "
+                         f"nothing signalled, pid file removed")
             self.pid_file.unlink(missing_ok=True)
             return
         try:
