@@ -110,11 +110,13 @@ class SupersetServer(Service):
             stdin: str | None = None) -> subprocess.CompletedProcess:
         """Run ``superset <args>`` from the Superset venv with this server's config.
 
-        Secrets go in through ``stdin``, never ``args`` (the process list shows those).
+        Secrets go in through ``stdin``, never ``args`` (the process list shows those). A
+        session of its own leaves it no controlling terminal, so a hidden prompt (getpass)
+        reads that stdin instead of waiting on the user's terminal.
         """
         return subprocess.run([str(venv_bin("superset")), *args], env=self.environment(),
                               cwd=self.dir, capture_output=True, text=True, timeout=timeout,
-                              input=stdin, umask=0o077)
+                              input=stdin, umask=0o077, start_new_session=True)
 
     def _step(self, label: str, progress: Callable[[str], None], *args: str,
               stdin: str | None = None) -> None:
