@@ -77,15 +77,23 @@ def service_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def process_identity(pid: int) -> dict | None:
-    """``{"pid", "start", "cmd"}`` of a live process, or None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = stat.rsplit(") ", 1)[-1].split()
-    if fields[0] == "Z":
-        return None
+    """``{"pid", "start", "boot", "cmd"}`` of a live process, or None when it is gone.
+
+    A process in the middle of ``exec`` shows an empty command line for a moment: it is
+    read again for up to a second.
+    """
+    for _ in range(50):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return None
+        fields = stat.rsplit(") ", 1)[-1].split()
+        if fields[0] == "Z":
+            return None
+        if cmd:
+            break
+        time.sleep(0.02)
     return {"pid": pid, "start": int(fields[19]), "boot": _boot_id(),
             "cmd": cmd.replace(b"\0", b" ").decode(errors="replace").strip()}
 
