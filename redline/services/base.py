@@ -222,8 +222,15 @@ class Service:
                     "PORT_IN_USE",
                     f"{self.name}: port {self.host}:{port} is taken by another process; stop it "
                     f"or choose another port (see `redline config`)")
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.prepare()
+        # What the service's folder gets (parents, rendered settings, formatted storage)
+        # is private, whatever the caller's umask (redline's CLI sets 077 itself; tests and
+        # other callers may not).
+        previous = os.umask(0o077)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.prepare()
+        finally:
+            os.umask(previous)
         cmd = list(self.command())
         with self.log_file.open("ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
