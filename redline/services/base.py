@@ -223,14 +223,12 @@ class Service:
                     f"{self.name}: port {self.host}:{port} is taken by another process; stop it "
                     f"or choose another port (see `redline config`)")
         # What the service's folder gets (parents, rendered settings, formatted storage)
-        # is private, whatever the caller's umask (redline's CLI sets 077 itself; tests and
-        # other callers may not).
-        previous = os.umask(0o077)
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self.prepare()
-        finally:
-            os.umask(previous)
+        # is private, whatever the caller's umask: the process keeps umask 077 from here
+        # on (redline's CLI sets it first thing; services start in parallel threads, so
+        # a restored umask would race).
+        os.umask(0o077)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
         cmd = list(self.command())
         with self.log_file.open("ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
