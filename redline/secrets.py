@@ -43,8 +43,12 @@ def _read(path: Path) -> str:
     return value
 
 
-def write(home: Path, name: str, value: str) -> Path:
-    """Store ``value`` as the secret ``name`` atomically (0600); fails if it exists."""
+def write(home: Path, name: str, value: str, replace: bool = False) -> Path:
+    """Store ``value`` as the secret ``name`` atomically (0600).
+
+    Fails with ``FileExistsError`` if it exists, unless ``replace`` (a file derived from
+    other secrets, rewritten whole at every start).
+    """
     folder = secrets_dir(home)
     path = folder / name
     tmp = folder / f".{name}.{os.getpid()}.tmp"
@@ -54,7 +58,10 @@ def write(home: Path, name: str, value: str) -> Path:
             fh.write(value + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        os.link(tmp, path)  # atomic, and refuses to replace a secret another process wrote
+        if replace:
+            os.replace(tmp, path)
+        else:  # atomic, and refuses to replace a secret another process wrote
+            os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -26,6 +26,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from redline import jvm, secrets
 from redline.config import Config
@@ -47,6 +48,8 @@ logger.apache.level = warn
 ADMIN, PRODUCER, INGEST = "admin", "producer", "ingest"
 #: The managed broker's users (module docstring: who may do what).
 USERS = (ADMIN, PRODUCER, INGEST)
+#: In the secrets folder: ``admin_password=...``, read by the broker's FileConfigProvider.
+BROKER_SECRETS = "kafka_broker.properties"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 #: Largest record batch the broker accepts (``message.max.bytes``), set once. Above silver's
@@ -132,17 +135,25 @@ class KafkaBroker(Service):
     def java(self, main: str, *args: str, heap_mb: int = 256) -> list[str]:
         return [java_binary(), f"-Xmx{heap_mb}m", "-cp", self.classpath(),
                 f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+                # The one config provider the broker's settings may use (Kafka 4 allows
+                # none by default).
+                "-Dorg.apache.kafka.automatic.config.providers="
+                "org.apache.kafka.common.config.provider.FileConfigProvider",
                 main, *args]
 
     def _properties(self) -> str:
         h, p, c = self.host, self.port, self.controller_port
-        admin = password(self.cfg, ADMIN)
         # The broker's side of PLAIN: ``user_admin`` is the one account it accepts;
         # username/password are what the broker itself logs in with (inter-broker and
-        # towards the controller).
+        # towards the controller). The password stays in the secrets folder: Kafka's
+        # FileConfigProvider puts it in place when the broker reads this file.
+        admin = f'"${{file:{self._broker_secrets()}:{ADMIN}_password}}"'
         plain = (f"{_PLAIN_MODULE} required username={jaas_quote(ADMIN)} "
-                 f"password={jaas_quote(admin)} user_{ADMIN}={jaas_quote(admin)};")
+                 f"password={admin} user_{ADMIN}={admin};")
         return "\n".join([
+            "config.providers=file",
+            "config.providers.file.class="
+            "org.apache.kafka.common.config.provider.FileConfigProvider",
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{h}:{c}",
@@ -176,8 +187,17 @@ class KafkaBroker(Service):
             "",
         ])
 
+    def _broker_secrets(self) -> Path:
+        return secrets.path_of(self.home, BROKER_SECRETS)
+
     def _write_properties(self) -> None:
-        # It holds the admin password: private from the first byte, replaced whole.
+        value = password(self.cfg, ADMIN)
+        if any(c in value for c in '"\\\n'):  # generated ones are URL-safe base64
+            raise RedlineError(
+                "KAFKA_PASSWORD", f"{secrets.path_of(self.home, 'kafka_admin_password')} "
+                                  f"holds a quote, backslash or newline")
+        secrets.write(self.home, BROKER_SECRETS, f"{ADMIN}_password={value}", replace=True)
+        # No secret in it, but private like everything under the state folder.
         tmp = self.props.with_name(f".{self.props.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

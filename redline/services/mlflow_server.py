@@ -5,18 +5,22 @@ password, and a user gets no permission on anything it did not create
 (``default_permission = NO_PERMISSIONS``). redline's clients log in as the admin, whose
 password is generated once into ``<home>/secrets/mlflow_admin_password``; ``tracking_uri``
 hands it to MLflow's client through this process's own environment, never a command line.
-The auth settings (with the admin password, for the first start) are written 0600 into
-the service folder, next to the user database ``basic_auth.db``.
+The auth settings are written 0600 into the service folder, next to the user database
+``basic_auth.db``; they hold no password. MLflow needs the admin password only to create
+the admin, so only a start that finds no admin in that database passes it, in the
+server's environment (``MLFLOW_AUTH_ADMIN_PASSWORD``).
 
-MLflow 3.17 also starts a job runner and seven huey worker processes (about 2.2 GB) for
+MLflow 3.17 also starts a job runner and seven huey worker processes (about 1.9 GiB) for
 GenAI jobs redline never submits: ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` turns them off.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 
 import requests
@@ -56,17 +60,14 @@ def tracking_uri(cfg: Config) -> str:
     return cfg.mlflow.uri
 
 
-def auth_config_text(database: Path, admin_user: str, admin_password: str) -> str:
-    """MLflow's basic-auth settings (``mlflow/server/auth/basic_auth.ini``'s keys; the file
-    is read with configparser, so ``%`` is doubled)."""
+def auth_config_text(database: Path, admin_user: str) -> str:
+    """MLflow's basic-auth settings (``mlflow/server/auth/basic_auth.ini``'s keys)."""
     return (
         "# Written by redline (redline/services/mlflow_server.py) at every start.\n"
         "[mlflow]\n"
         "default_permission = NO_PERMISSIONS\n"
         f"database_uri = sqlite:///{database}\n"
         f"admin_username = {admin_user}\n"
-        # Read only while the user database has no admin yet (the first start).
-        f"admin_password = {admin_password.replace('%', '%%')}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n")
 
@@ -82,12 +83,25 @@ class MlflowServer(Service):
         self.auth_config = self.dir / AUTH_CONFIG
 
     def prepare(self) -> None:
-        user, password = admin_credentials(self.cfg)
+        admin_credentials(self.cfg)
         tmp = self.auth_config.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(auth_config_text(self.auth_db, user, password))
+            fh.write(auth_config_text(self.auth_db, ADMIN_USER))
         os.replace(tmp, self.auth_config)
+
+    def admin_exists(self) -> bool:
+        """Whether MLflow's user database already has the admin (then MLflow ignores any
+        admin password it is given)."""
+        if not self.auth_db.exists():
+            return False
+        try:
+            with closing(sqlite3.connect(f"file:{self.auth_db}?mode=ro", uri=True)) as db:
+                row = db.execute("SELECT 1 FROM users WHERE username = ?",
+                                 (ADMIN_USER,)).fetchone()
+        except sqlite3.Error:
+            return False  # no users table yet: MLflow creates it and the admin
+        return row is not None
 
     def command(self) -> Sequence[str]:
         mlflow_bin = Path(sys.executable).parent / "mlflow"
@@ -99,13 +113,16 @@ class MlflowServer(Service):
                 "--workers", "1"]
 
     def environment(self) -> dict[str, str]:
-        return service_environment({
+        env = {
             "MLFLOW_AUTH_CONFIG_PATH": str(self.auth_config),
             # The basic-auth app refuses to start without a fixed key for its CSRF tokens.
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.get_or_create(
                 self.cfg.home, FLASK_SECRET_KEY_NAME, nbytes=48),
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        })
+        }
+        if not self.admin_exists():
+            env["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_credentials(self.cfg)[1]
+        return service_environment(env)
 
     def start(self, progress: Callable[[str], None] = print) -> None:
         super().start(progress)

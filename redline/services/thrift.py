@@ -16,7 +16,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from redline import catalog, secrets
@@ -141,6 +141,11 @@ class ThriftServer(Service):
     def prepare(self) -> None:
         credentials(self.cfg)
         compile_authenticator(self.auth_classes)
+
+    def start(self, progress: Callable[[str], None] = print) -> None:
+        super().start(progress)
+        progress(f"{self.name}: user {USER!r}; password in "
+                 f"{secrets.path_of(self.cfg.home, PASSWORD_NAME)}")
 
     def command(self) -> Sequence[str]:
         java_binary()
