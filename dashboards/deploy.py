@@ -21,6 +21,7 @@ from pathlib import Path
 
 from redline import secrets
 from redline.config import Config
+from redline.credentials import SUPERSET_VIEWER_SECRET
 from redline.dashboards import bundle
 from redline.errors import RedlineError
 from redline.query import in_lake
@@ -28,7 +29,7 @@ from redline.services.superset import SupersetServer, api_session, venv_bin
 from redline.services.thrift import ThriftServer, credentials
 
 VIEWER_ROLE = "redline_viewer"
-VIEWER_PASSWORD_NAME = "superset_viewer_password"
+VIEWER_PASSWORD_NAME = SUPERSET_VIEWER_SECRET
 _VIEWER_SCRIPT = Path(__file__).resolve().parent / "viewer_role.py"
 _IMPORT_SCRIPT = Path(__file__).resolve().parent / "import_bundle.py"
 

@@ -1,7 +1,8 @@
 """Every credential redline generates, declared once: who uses it and where it lives.
 
 The values stay in ``<home>/secrets`` (0600); this module names the files, never what is
-in them. ``redline credentials`` and the demo's summary print this list.
+in them. The services take their user names and secret names from here;
+``redline credentials`` and the demo's summary print the list.
 """
 
 from __future__ import annotations
@@ -11,6 +12,17 @@ from pathlib import Path
 
 from redline import secrets
 from redline.config import Config
+
+SUPERSET_ADMIN_SECRET = "superset_admin_password"
+SUPERSET_VIEWER_SECRET = "superset_viewer_password"
+THRIFT_USER, THRIFT_SECRET = "redline", "thrift_password"
+MLFLOW_USER, MLFLOW_SECRET = "admin", "mlflow_admin_password"
+KAFKA_ADMIN, KAFKA_PRODUCER, KAFKA_INGEST = "admin", "producer", "ingest"
+KAFKA_USERS = (KAFKA_ADMIN, KAFKA_PRODUCER, KAFKA_INGEST)
+
+
+def kafka_secret(user: str) -> str:
+    return f"kafka_{user}_password"
 
 
 @dataclass(frozen=True)
@@ -32,23 +44,19 @@ class Credential:
 def all_credentials(cfg: Config) -> list[Credential]:
     """The credentials of the services ``cfg`` manages (external ones bring their own)."""
     out = [
-        Credential("superset", cfg.superset.admin_user, "superset_admin_password",
+        Credential("superset", cfg.superset.admin_user, SUPERSET_ADMIN_SECRET,
                    "Superset admin: edits dashboards, SQL Lab"),
-        Credential("superset", cfg.superset.viewer_user, "superset_viewer_password",
+        Credential("superset", cfg.superset.viewer_user, SUPERSET_VIEWER_SECRET,
                    "Superset read-only user for quality engineers"),
-        Credential("spark-thrift", "redline", "thrift_password",
+        Credential("spark-thrift", THRIFT_USER, THRIFT_SECRET,
                    "Spark Thrift Server (HiveServer2, auth=CUSTOM): BI tools, beeline"),
     ]
     if not cfg.mlflow.tracking_uri:
-        out.append(Credential("mlflow", "admin", "mlflow_admin_password",
+        out.append(Credential("mlflow", MLFLOW_USER, MLFLOW_SECRET,
                               "MLflow tracking server (basic auth)"))
     if cfg.kafka.managed:
-        out += [
-            Credential("kafka", "admin", "kafka_admin_password",
-                       "Kafka super user: creates and deletes topics"),
-            Credential("kafka", "producer", "kafka_producer_password",
-                       "Kafka SCRAM user that writes events"),
-            Credential("kafka", "ingest", "kafka_ingest_password",
-                       "Kafka SCRAM user that reads events into the lake"),
-        ]
+        uses = {KAFKA_ADMIN: "Kafka super user: creates and deletes topics",
+                KAFKA_PRODUCER: "Kafka SCRAM user that writes events",
+                KAFKA_INGEST: "Kafka SCRAM user that reads events into the lake"}
+        out += [Credential("kafka", u, kafka_secret(u), uses[u]) for u in KAFKA_USERS]
     return out

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from redline import jvm, secrets
+from redline import credentials, jvm, secrets
 from redline.config import Config
 from redline.errors import RedlineError
 from redline.services.base import Service, port_open
@@ -45,9 +45,10 @@ logger.apache.name = org.apache.kafka
 logger.apache.level = warn
 """
 
-ADMIN, PRODUCER, INGEST = "admin", "producer", "ingest"
+ADMIN, PRODUCER, INGEST = (credentials.KAFKA_ADMIN, credentials.KAFKA_PRODUCER,
+                           credentials.KAFKA_INGEST)
 #: The managed broker's users (module docstring: who may do what).
-USERS = (ADMIN, PRODUCER, INGEST)
+USERS = credentials.KAFKA_USERS
 #: In the secrets folder: ``admin_password=...``, read by the broker's FileConfigProvider.
 BROKER_SECRETS = "kafka_broker.properties"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
@@ -76,7 +77,7 @@ def password(cfg: Config, user: str) -> str:
     if user not in USERS:
         raise RedlineError("KAFKA_USER", f"no Kafka user {user!r}; the managed broker's "
                                          f"users are {', '.join(USERS)}")
-    return secrets.get_or_create(cfg.home, f"kafka_{user}_password")
+    return secrets.get_or_create(cfg.home, credentials.kafka_secret(user))
 
 
 def mechanism(user: str) -> str:

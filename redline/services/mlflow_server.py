@@ -25,13 +25,12 @@ from pathlib import Path
 
 import requests
 
-from redline import secrets
+from redline import credentials, secrets
 from redline.config import Config
 from redline.errors import RedlineError
 from redline.services.base import Service, http_ok, service_environment
 
-ADMIN_USER = "admin"
-ADMIN_PASSWORD_NAME = "mlflow_admin_password"
+ADMIN_USER, ADMIN_PASSWORD_NAME = credentials.MLFLOW_USER, credentials.MLFLOW_SECRET
 FLASK_SECRET_KEY_NAME = "mlflow_flask_secret_key"
 AUTH_DB = "basic_auth.db"
 AUTH_CONFIG = "basic_auth.ini"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from redline import secrets
+from redline import credentials, secrets
 from redline.config import PROJECT_ROOT, Config
 from redline.errors import RedlineError
 from redline.services.base import Service, http_ok, service_environment
@@ -27,7 +27,7 @@ from redline.services.base import Service, http_ok, service_environment
 VENV = PROJECT_ROOT / ".venv-superset"
 CONFIG_TEMPLATE = PROJECT_ROOT / "dashboards" / "superset_config.py"
 SECRET_KEY_NAME = "superset_secret_key"
-ADMIN_PASSWORD_NAME = "superset_admin_password"
+ADMIN_PASSWORD_NAME = credentials.SUPERSET_ADMIN_SECRET
 DATA_CACHE_TIMEOUT_S = 300
 _PLACEHOLDER = re.compile(r'"__REDLINE_[A-Z0-9_]+__"')
 

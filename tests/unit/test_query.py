@@ -19,6 +19,7 @@ from redline import catalog, lake
 from redline.cli import build_parser, main
 from redline.config import load
 from redline.query import SparkReader, open_reader, render, thrift_unavailable
+from redline.services.base import process_identity
 from redline.streaming import quarantine, status
 
 FPY_ROWS = [  # day, plant, line, station, units, first_pass_units, fpy
@@ -85,7 +86,8 @@ def test_a_pid_whose_port_does_not_answer_means_a_local_spark_session(no_server)
     cfg = no_server
     pid_file = cfg.home / "services" / "spark-thrift" / "spark-thrift.pid"
     pid_file.parent.mkdir(parents=True)
-    pid_file.write_text(str(os.getpid()))  # a live process, but nothing on the port
+    # A live process, recorded as a service records it, but nothing on the port.
+    pid_file.write_text(json.dumps({**process_identity(os.getpid()), "final": True}))
     assert thrift_unavailable(cfg) == f"not answering on 127.0.0.1:{cfg.thrift.port}"
     said = []
     with open_reader(cfg, "test", verbose=True, say=said.append) as reader:
