@@ -72,7 +72,8 @@ def cmd_status(cfg, args) -> int:
     else:
         for r in rows:
             state = "healthy" if r["healthy"] else f"DOWN ({r['detail']})"
-            print(f"{r['name']:<13} {state:<28} {r['address']:<18} {r['version']}")
+            rss = f"{r['rss_bytes'] / 2**20:,.0f} MiB" if r["rss_bytes"] else ""
+            print(f"{r['name']:<13} {state:<28} {r['address']:<18} {rss:>10}  {r['version']}")
     return 0 if all(r["healthy"] for r in rows) else 1
 
 
