@@ -22,18 +22,24 @@ def make_private(home: Path) -> Path:
     return home
 
 
-def tighten(home: Path) -> int:
-    """Remove group and other permissions under ``home``; return how many paths changed."""
-    changed = 0
+def _modes(home: Path):
+    """``(path, mode)`` of everything under ``home`` but symbolic links."""
     for root, dirs, files in os.walk(home):
         for name in [*dirs, *files]:
             path = os.path.join(root, name)
             try:
                 mode = os.lstat(path).st_mode
             except FileNotFoundError:
-                continue
-            if stat.S_ISLNK(mode) or not mode & 0o077:
-                continue
+                continue  # removed while we looked
+            if not stat.S_ISLNK(mode):
+                yield path, mode
+
+
+def tighten(home: Path) -> int:
+    """Remove group and other permissions under ``home``; return how many paths changed."""
+    changed = 0
+    for path, mode in _modes(home):
+        if mode & 0o077:
             os.chmod(path, stat.S_IMODE(mode) & 0o700)
             changed += 1
     return changed
@@ -46,13 +52,5 @@ def exposed(home: Path) -> list[str]:
     with their modes, and they hold nothing of the user's.
     """
     out = [str(home)] if home.stat().st_mode & 0o077 else []
-    for root, dirs, files in os.walk(home):
-        for name in [*dirs, *files]:
-            path = os.path.join(root, name)
-            try:
-                mode = os.lstat(path).st_mode
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISLNK(mode) and mode & 0o077 and not name.endswith(".jar"):
-                out.append(path)
-    return out
+    return out + [path for path, mode in _modes(home)
+                  if mode & 0o077 and not path.endswith(".jar")]

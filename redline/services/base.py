@@ -105,20 +105,24 @@ def _boot_id() -> str:
         return ""
 
 
-def resident_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and every process in its session (a service's tree)."""
-    total = 0
+def session_processes(session: int):
+    """``/proc/<pid>/stat`` fields (after the command name) of each live process in the
+    session or process group ``session``, the service's whole tree when it was started
+    with ``start_new_session=True``."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             fields = (proc / "stat").read_text().rsplit(") ", 1)[-1].split()
-            if int(fields[3]) != pid and int(fields[4]) != pid and int(proc.name) != pid:
-                continue  # neither its process group nor its session
-            total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        except (FileNotFoundError, ProcessLookupError):
             continue
-    return total
+        if session in (int(fields[2]), int(fields[3])):  # process group, session id
+            yield fields
+
+
+def resident_bytes(pid: int) -> int:
+    """Resident memory of ``pid``'s session: a service and every process it started."""
+    return sum(int(f[21]) for f in session_processes(pid)) * os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
