@@ -214,7 +214,9 @@ class KafkaBroker(Service):
         self._write_properties()
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # the storage tool would read "-..." as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         # No --add-scram: it would put passwords on a command line. The SCRAM users are
         # created through the admin API once the broker runs (``grant_access``).
         result = subprocess.run(

@@ -7,7 +7,9 @@ every existing catalog table visible here by its qualified name.
 Every client logs in: the server runs with ``hive.server2.authentication=CUSTOM`` and
 ``java/PasswordFileAuthenticator.java`` (compiled by ``prepare``), which accepts the user
 ``redline`` with the password in ``<home>/secrets/thrift_password``. Queries on files
-(``SELECT * FROM text.`file:///...```) are off: SQL reaches the lake's tables only.
+(``SELECT * FROM text.`file:///...```) are off, and ``java/SqlGuard.java``, a session
+extension compiled with it, refuses the statements that would reach past the lake's tables
+(a non-Delta data source, TRANSFORM, reflect, ADD JAR, ...): SQL reaches the lake only.
 """
 
 from __future__ import annotations
@@ -21,16 +23,22 @@ from pathlib import Path
 
 from redline import catalog, secrets
 from redline.config import Config
+from redline.credentials import THRIFT_SECRET, THRIFT_USER
 from redline.errors import RedlineError
 from redline.services.base import Service, port_open, service_environment
 from redline.services.kafka import java_binary
 from redline.spark import conf_entries, prepare_environment, spark_home
 
 #: The one user the Thrift Server accepts; its password is the secret ``PASSWORD_NAME``.
-USER = "redline"
-PASSWORD_NAME = "thrift_password"
-AUTHENTICATOR_SOURCE = Path(__file__).resolve().parent / "java" / "PasswordFileAuthenticator.java"
+USER, PASSWORD_NAME = THRIFT_USER, THRIFT_SECRET
+JAVA_DIR = Path(__file__).resolve().parent / "java"
+AUTHENTICATOR_SOURCE = JAVA_DIR / "PasswordFileAuthenticator.java"
 AUTHENTICATOR_CLASS = "redline.thrift.PasswordFileAuthenticator"
+#: The session extension refusing SQL that reaches past the lake (appended to Delta's).
+GUARD_SOURCE = JAVA_DIR / "SqlGuard.java"
+GUARD_CLASS = "redline.thrift.SqlGuard"
+#: Java sources compiled for the server, with the class each defines.
+JAVA_SOURCES = {AUTHENTICATOR_SOURCE: AUTHENTICATOR_CLASS, GUARD_SOURCE: GUARD_CLASS}
 
 
 def credentials(cfg: Config) -> tuple[str, str]:
@@ -50,38 +58,41 @@ def connect(cfg: Config):
                         password=password, auth="CUSTOM")
 
 
-def compile_authenticator(out: Path) -> Path:
-    """Compile ``AUTHENTICATOR_SOURCE`` into the class folder ``out`` (again only when the
-    source changed); return ``out``, the folder to put on the driver's class path."""
-    source = AUTHENTICATOR_SOURCE.read_bytes()
+def compile_java(out: Path) -> Path:
+    """Compile ``JAVA_SOURCES`` into the class folder ``out`` (again only when a source
+    changed); return ``out``, the folder to put on the driver's class path."""
     stamp = out / ".source-sha256"
-    digest = hashlib.sha256(source).hexdigest()
-    compiled = out.joinpath(*AUTHENTICATOR_CLASS.split(".")).with_suffix(".class")
-    if compiled.exists() and stamp.exists() and stamp.read_text() == digest:
+    digest = hashlib.sha256(b"".join(
+        path.name.encode() + b"\0" + path.read_bytes() for path in JAVA_SOURCES)).hexdigest()
+    compiled = [out.joinpath(*name.split(".")).with_suffix(".class")
+                for name in JAVA_SOURCES.values()]
+    if all(c.exists() for c in compiled) and stamp.exists() and stamp.read_text() == digest:
         return out
     javac = shutil.which("javac")
     if javac is None:
         raise RedlineError(
             "JAVAC_MISSING",
-            "the Thrift Server's login check is compiled at start and needs a JDK: install "
-            "one (apt-get install openjdk-17-jdk-headless, or `make system-packages`) so "
-            "that `javac` is on PATH")
-    hive_jars = sorted((spark_home() / "jars").glob("spark-hive-thriftserver_*.jar"))
-    if not hive_jars:
+            "the Thrift Server's login check and SQL guard are compiled at start and need a "
+            "JDK: install one (apt-get install openjdk-17-jdk-headless, or `make "
+            "system-packages`) so that `javac` is on PATH")
+    jars = spark_home() / "jars"
+    if not any(jars.glob("spark-hive-thriftserver_*.jar")):
         raise RedlineError("THRIFT_JAR_MISSING",
-                           f"no spark-hive-thriftserver jar in {spark_home() / 'jars'}; "
+                           f"no spark-hive-thriftserver jar in {jars}; "
                            f"reinstall pyspark (`make setup`)")
     building = out.with_name(out.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
+    # The guard is compiled against the very Spark it runs in: Spark's plan classes change
+    # between releases, and a mismatch fails here, not at the first query.
     result = subprocess.run(
-        [javac, "--release", "17", "-nowarn", "-cp", str(hive_jars[0]), "-d", str(building),
-         str(AUTHENTICATOR_SOURCE)], capture_output=True, text=True)
+        [javac, "--release", "17", "-nowarn", "-cp", str(jars / "*"), "-d", str(building),
+         *map(str, JAVA_SOURCES)], capture_output=True, text=True)
     if result.returncode != 0:
         shutil.rmtree(building, ignore_errors=True)
         raise RedlineError(
-            "THRIFT_AUTH_COMPILE",
-            f"compiling {AUTHENTICATOR_SOURCE} failed (javac exit {result.returncode}):\n"
-            f"{(result.stdout + result.stderr)[-2000:]}")
+            "THRIFT_JAVA_COMPILE",
+            f"compiling {', '.join(p.name for p in JAVA_SOURCES)} in {JAVA_DIR} failed "
+            f"(javac exit {result.returncode}):\n{(result.stdout + result.stderr)[-2000:]}")
     (building / stamp.name).write_text(digest)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(building, out)
@@ -136,11 +147,11 @@ class ThriftServer(Service):
     def __init__(self, cfg: Config):
         super().__init__(cfg.home, cfg.thrift.host, cfg.thrift.port)
         self.cfg = cfg
-        self.auth_classes = self.dir / "auth-classes"
+        self.java_classes = self.dir / "java-classes"
 
     def prepare(self) -> None:
         credentials(self.cfg)
-        compile_authenticator(self.auth_classes)
+        compile_java(self.java_classes)
 
     def start(self, progress: Callable[[str], None] = print) -> None:
         super().start(progress)
@@ -161,9 +172,13 @@ class ThriftServer(Service):
         # The server resolves data sources with the system class loader, which does not
         # see spark.jars: Delta goes on the driver's class path itself.
         entries["spark.driver.extraClassPath"] = ":".join(
-            [*entries.pop("spark.jars").split(","), str(self.auth_classes)])
+            [*entries.pop("spark.jars").split(","), str(self.java_classes)])
         # Else SELECT * FROM text.`file:///etc/hostname` reads any file the server can.
         entries["spark.sql.runSQLOnFiles"] = "false"
+        # Appended: Delta's extension stays (its parser and rules), and the guard's check
+        # sees every plan, whoever resolved it.
+        entries["spark.sql.extensions"] = ",".join(
+            filter(None, [entries.get("spark.sql.extensions", ""), GUARD_CLASS]))
         metastore = self.dir / "metastore_db"
         entries["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
             f"jdbc:derby:;databaseName={metastore};create=true")
@@ -203,11 +218,11 @@ class ThriftServer(Service):
         try:
             cur = conn.cursor()
             cur.execute("SELECT 1")
-            return cur.fetchall() == [(1,)]
+            answered = cur.fetchall() == [(1,)]
+            conn.close()  # fails when the server went away meanwhile: not healthy either
+            return answered
         except Exception:  # noqa: BLE001
             return False
-        finally:
-            conn.close()
 
     def version(self) -> str:
         conn = connect(self.cfg)
@@ -219,11 +234,24 @@ class ThriftServer(Service):
             conn.close()
 
     def register_tables(self, lake_root: str, tables: Sequence[catalog.Table]) -> None:
-        """Make ``tables`` queryable by qualified name (idempotent)."""
+        """Make ``tables`` queryable by qualified name (idempotent); ``THRIFT_DOWN`` when
+        the server is not answering, or stops answering meanwhile (a restart)."""
+        from thrift.transport.TTransport import TTransportException
+
         if not self.check():
             raise RedlineError(
                 "THRIFT_DOWN",
                 f"the Spark Thrift Server is not answering on {self.address}; `redline up`")
+        try:
+            self._register(lake_root, tables)
+        except (TTransportException, OSError) as exc:
+            raise RedlineError(
+                "THRIFT_DOWN",
+                f"the Spark Thrift Server on {self.address} stopped answering while tables "
+                f"were being registered ({exc}). The data is written; the next run registers "
+                f"the tables once the server answers again (`redline status`)") from exc
+
+    def _register(self, lake_root: str, tables: Sequence[catalog.Table]) -> None:
         conn = connect(self.cfg)
         try:
             cur = conn.cursor()

@@ -384,6 +384,251 @@ def test_thrift_refuses_sql_on_files_even_logged_in(cfg, thrift_server, tmp_path
         conn.close()
 
 
+# The SQL guard (redline/services/java/SqlGuard.java): statements reaching past the lake's
+# tables fail before they run, with this message.
+def _refused(cur, sql: str, what: str) -> None:
+    """``sql`` fails with the guard's refusal of ``what`` (a regex); the session goes on."""
+    from pyhive.exc import OperationalError
+
+    with pytest.raises(OperationalError,
+                       match=f"redline: {what}.* is not allowed through the Thrift Server"):
+        cur.execute(sql)
+    cur.execute("SELECT 1")
+    assert cur.fetchall() == [(1,)]
+
+
+@pytest.fixture
+def thrift_cursor(cfg, thrift_server):
+    """A cursor of a connection logged in as redline's Thrift user."""
+    from redline.services.thrift import connect
+
+    conn = connect(cfg)
+    try:
+        yield conn.cursor()
+    finally:
+        conn.close()
+
+
+def _names(cur, sql: str) -> list[str]:
+    cur.execute(sql)
+    return [row[1] for row in cur.fetchall()]
+
+
+@pytest.mark.integration
+def test_thrift_guard_refuses_running_a_command(thrift_cursor, tmp_path):
+    """Once, SELECT TRANSFORM(1) USING 'cat /etc/hostname' ran cat as the server's user."""
+    marker = tmp_path / "ran"
+    for sql in (f"SELECT TRANSFORM(1) USING 'touch {marker}'",
+                f"SELECT * FROM range(1) WHERE id IN "
+                f"(SELECT TRANSFORM(id) USING 'touch {marker}' AS (x BIGINT) FROM range(1))",
+                f"""EXECUTE IMMEDIATE "SELECT TRANSFORM(1) USING 'touch {marker}'" """,
+                "SELECT TRANSFORM(1) USING 'cat /etc/hostname'"):
+        _refused(thrift_cursor, sql, r"running a command \(TRANSFORM")
+    assert not marker.exists()
+
+
+@pytest.mark.integration
+def test_thrift_guard_refuses_data_sources_on_files(thrift_cursor, tmp_path):
+    """Once, CREATE TEMPORARY VIEW v USING text OPTIONS (path '/etc/hostname') read the file
+    (and CREATE TABLE ... USING csv LOCATION '/etc' a folder): only Delta sources now."""
+    private = tmp_path / "private.txt"
+    private.write_text("not for SQL\n")
+    cur = thrift_cursor
+    name = f"guard_{uuid.uuid4().hex[:8]}"
+    cur.execute(f"CREATE TABLE {name}_src (value STRING) USING delta "
+                f"LOCATION '{tmp_path / 'src'}'")
+    try:
+        for provider in ("text", "csv", "json", "parquet", "orc"):
+            _refused(cur, f"CREATE TEMPORARY VIEW {name} USING {provider} "
+                          f"OPTIONS (path '{private}')", f"creating a temporary view with {provider}")
+            _refused(cur, f"CREATE TABLE {name} USING {provider} LOCATION '{tmp_path}'",
+                     f"creating a table with {provider}")
+            _refused(cur, f"CREATE TABLE {name} USING {provider} OPTIONS (path '{private}')",
+                     f"creating a table with {provider}")
+        _refused(cur, f"CREATE TABLE {name} (value STRING) STORED AS TEXTFILE "
+                      f"LOCATION '{tmp_path}'", "creating a table with hive")
+        _refused(cur, f"CREATE TABLE {name} LIKE {name}_src USING text LOCATION '{tmp_path}'",
+                 r"creating a table \(CREATE TABLE ... LIKE\) with text")
+        _refused(cur, f"CREATE TABLE {name} USING csv LOCATION '{tmp_path / 'ctas'}' "
+                      f"AS SELECT 'x' AS value", "creating a table with csv")
+        _refused(cur, f"CREATE TEMPORARY VIEW {name} USING jdbc OPTIONS "
+                      f"(url 'jdbc:derby:memory:{name};create=true', dbtable 'SYS.SYSTABLES')",
+                 "creating a temporary view with jdbc")
+        assert _names(cur, f"SHOW TABLES LIKE '{name}'") == []  # no table, no temporary view
+        assert not (tmp_path / "ctas").exists()
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {name}_src")
+
+
+@pytest.mark.integration
+def test_thrift_guard_keeps_sql_on_files_off(cfg, thrift_cursor, tmp_path):
+    """Once, SET spark.sql.runSQLOnFiles=true turned file queries back on for the session."""
+    from pyhive import hive
+    from pyhive.exc import OperationalError
+
+    from redline.services.thrift import credentials
+
+    private = tmp_path / "private.txt"
+    private.write_text("not for SQL\n")
+    cur = thrift_cursor
+    for sql in ("SET spark.sql.runSQLOnFiles=true", "SET `spark.sql.runSQLOnFiles` = true",
+                "SET hivevar:spark.sql.runSQLOnFiles=true", "RESET spark.sql.runSQLOnFiles"):
+        _refused(cur, sql, "changing (hivevar:)?spark.sql.runSQLOnFiles")
+    for sql in ("SET spark.sql.catalog.files="
+                "org.apache.spark.sql.execution.datasources.v2.jdbc.JDBCTableCatalog",
+                "SET spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"):
+        _refused(cur, sql, "changing spark.sql.(catalog.files|extensions)")
+    cur.execute("SET spark.sql.runSQLOnFiles")
+    assert cur.fetchall() == [("spark.sql.runSQLOnFiles", "false")]
+    with pytest.raises(OperationalError, match="TABLE_OR_VIEW_NOT_FOUND"):
+        cur.execute(f"SELECT * FROM text.`file://{private}`")
+    # A client may also send settings when it opens its session, not as a SET statement.
+    user, password = credentials(cfg)
+    with pytest.raises(OperationalError, match="redline: a session with "
+                                               "spark.sql.runSQLOnFiles=true is not allowed"):
+        conn = hive.connect(host=cfg.thrift.host, port=cfg.thrift.port, username=user,
+                            password=password, auth="CUSTOM",
+                            configuration={"set:hiveconf:spark.sql.runSQLOnFiles": "true"})
+        try:
+            leak = conn.cursor()
+            leak.execute(f"SELECT * FROM text.`file://{private}`")
+        finally:
+            conn.close()
+
+
+@pytest.mark.integration
+def test_thrift_guard_refuses_writing_a_directory(thrift_cursor, tmp_path):
+    """INSERT OVERWRITE [LOCAL] DIRECTORY would write (and replace) any folder the server
+    can write."""
+    folders = [tmp_path / f"out{n}" for n in range(3)]
+    for sql in (f"INSERT OVERWRITE DIRECTORY '{folders[0]}' USING csv SELECT 'x' AS value",
+                f"INSERT OVERWRITE LOCAL DIRECTORY '{folders[1]}' SELECT 'x' AS value",
+                f"INSERT OVERWRITE LOCAL DIRECTORY '{folders[2]}' STORED AS TEXTFILE "
+                f"SELECT 'x' AS value"):
+        _refused(thrift_cursor, sql, r"writing to a directory \(INSERT OVERWRITE")
+    assert not any(folder.exists() for folder in folders)
+
+
+@pytest.mark.integration
+def test_thrift_guard_refuses_placing_a_database_in_a_folder(thrift_cursor, tmp_path):
+    """CREATE DATABASE d LOCATION '/some/dir' then DROP DATABASE d deleted /some/dir and
+    everything in it."""
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "file.txt").write_text("keep me\n")
+    cur = thrift_cursor
+    name = f"guard_{uuid.uuid4().hex[:8]}"
+    try:
+        for sql in (f"CREATE DATABASE {name} LOCATION '{folder}'",
+                    f"CREATE SCHEMA IF NOT EXISTS {name} LOCATION '{folder}'"):
+            _refused(cur, sql, "placing a database in a folder")
+        cur.execute(f"CREATE DATABASE {name}")  # in the warehouse: allowed
+        _refused(cur, f"ALTER DATABASE {name} SET LOCATION '{folder}'",
+                 "placing a database in a folder")
+    finally:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} CASCADE")
+    assert (folder / "file.txt").read_text() == "keep me\n"
+
+
+@pytest.mark.integration
+def test_thrift_guard_refuses_loading_files_and_code(thrift_cursor, tmp_path):
+    """ADD JAR/FILE/ARCHIVE would load any file into the server (a jar's classes run there);
+    LOAD DATA would copy a file into a table."""
+    import zipfile
+
+    private = tmp_path / "private.txt"
+    private.write_text("not for SQL\n")
+    jar, archive = tmp_path / "probe.jar", tmp_path / "probe.zip"
+    for path in (jar, archive):
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("probe.txt", "probe")
+    cur = thrift_cursor
+    name = f"guard_{uuid.uuid4().hex[:8]}"
+    cur.execute(f"CREATE TABLE {name} (value STRING) USING delta "
+                f"LOCATION '{tmp_path / 'table'}'")
+    try:
+        _refused(cur, f"ADD JAR {jar}", "ADD JAR")
+        _refused(cur, f"ADD FILE {private}", "ADD FILE")
+        _refused(cur, f"ADD ARCHIVE {archive}", "ADD ARCHIVE")
+        _refused(cur, f"LOAD DATA LOCAL INPATH '{private}' INTO TABLE {name}", "LOAD DATA")
+        _refused(cur, f"LOAD DATA INPATH '{private}' OVERWRITE INTO TABLE {name}", "LOAD DATA")
+        for kind in ("JARS", "FILES", "ARCHIVES"):
+            cur.execute(f"LIST {kind}")
+            assert not [row for row in cur.fetchall() if str(tmp_path) in row[0]], kind
+        cur.execute(f"SELECT count(*) FROM {name}")
+        assert cur.fetchall() == [(0,)]
+        assert private.read_text() == "not for SQL\n"
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest.mark.integration
+def test_thrift_guard_refuses_java_calls(thrift_cursor):
+    """SELECT reflect('java.lang.System', 'getProperty', ...) called any static Java method."""
+    cur = thrift_cursor
+    name = f"guard_{uuid.uuid4().hex[:8]}"
+    call = "reflect('java.lang.System', 'getProperty', 'user.name')"
+    for sql in (f"SELECT {call}",
+                f"SELECT {call.replace('reflect', 'java_method')}",
+                f"SELECT {call.replace('reflect', 'try_reflect')}",
+                f"SELECT * FROM range(1) WHERE id IN (SELECT length({call}))",
+                f"SELECT transform(array(1), x -> {call})",
+                f"WITH c AS (SELECT {call} AS who) SELECT * FROM c",
+                f"CREATE VIEW {name} AS SELECT {call} AS who",
+                f"CREATE TEMPORARY FUNCTION {name}() RETURNS STRING RETURN {call}"):
+        _refused(cur, sql, r"calling Java methods \(reflect")
+    _refused(cur, f"CREATE TEMPORARY FUNCTION {name} AS "
+                  f"'org.apache.hadoop.hive.ql.udf.generic.GenericUDFReflect'",
+             "creating a function from a class")
+    assert _names(cur, f"SHOW VIEWS LIKE '{name}'") == []
+    cur.execute(f"SHOW USER FUNCTIONS LIKE '{name}'")
+    assert cur.fetchall() == []
+
+
+@pytest.mark.integration
+def test_thrift_guard_lets_lake_sql_through(thrift_cursor, tmp_path):
+    """What redline and Superset send still runs: Delta tables by location, views, queries
+    with joins, aggregates and windows, SHOW, DESCRIBE, REFRESH, USE, SET of other keys."""
+    cur = thrift_cursor
+    db = f"guard_{uuid.uuid4().hex[:8]}"
+    location = tmp_path / "orders"
+    cur.execute(f"CREATE DATABASE IF NOT EXISTS {db}")
+    try:
+        cur.execute(f"CREATE TABLE {db}.orders (id INT, site STRING, qty INT) USING delta "
+                    f"LOCATION '{location}'")
+        cur.execute(f"INSERT INTO {db}.orders VALUES (1, 'a', 2), (2, 'a', 3), (3, 'b', 5)")
+        # As catalog.register_sql and placeholder_sql do.
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {db}.again USING delta LOCATION '{location}'")
+        cur.execute(f"CREATE VIEW IF NOT EXISTS {db}.empty AS SELECT CAST(NULL AS INT) AS `a` "
+                    f"WHERE 1 = 0")
+        cur.execute(f"CREATE VIEW {db}.by_site AS SELECT site, sum(qty) AS total "
+                    f"FROM {db}.again GROUP BY site")
+        cur.execute(f"CREATE TEMPORARY VIEW {db}_recent USING delta OPTIONS (path '{location}')")
+        cur.execute("CREATE TEMPORARY FUNCTION plus_one(x INT) RETURNS INT RETURN x + 1")
+        for sql in ("SET spark.sql.session.timeZone=UTC", "SET spark.sql.ansi.enabled",
+                    f"USE {db}", f"REFRESH TABLE {db}.orders", f"DESCRIBE {db}.orders",
+                    "SHOW DATABASES", f"SHOW VIEWS IN {db}", "SHOW FUNCTIONS LIKE 'plus_one'"):
+            cur.execute(sql)
+            cur.fetchall()
+        assert sorted(_names(cur, f"SHOW TABLES IN {db}")) == sorted(
+            ["again", "by_site", "empty", "orders", f"{db}_recent"])  # temporary views too
+        cur.execute(f"DESCRIBE DETAIL {db}.orders")
+        assert cur.fetchall()[0][0] == "delta"
+        cur.execute("SELECT o.id, s.total, plus_one(o.qty), "
+                    "rank() OVER (PARTITION BY o.site ORDER BY o.qty DESC) "
+                    "FROM orders o JOIN by_site s ON o.site = s.site ORDER BY o.id")
+        assert cur.fetchall() == [(1, 5, 3, 2), (2, 5, 4, 1), (3, 5, 6, 1)]
+        cur.execute(f"SELECT count(*), max(qty) FROM {db}_recent, empty")
+        assert cur.fetchall() == [(0, None)]
+        cur.execute(f"SELECT count(*) FROM {db}_recent")
+        assert cur.fetchall() == [(3,)]
+        cur.execute("USE default")
+        cur.execute(f"DROP VIEW {db}.empty")
+        cur.execute(f"DROP TABLE {db}.again")
+    finally:
+        cur.execute(f"DROP DATABASE IF EXISTS {db} CASCADE")
+
+
 @pytest.mark.integration
 def test_thrift_password_stays_out_of_the_command_line_and_log(cfg, thrift_server):
     from pathlib import Path
