@@ -44,12 +44,26 @@ def client(cfg: Config) -> MlflowClient:
     return MlflowClient(tracking_uri(cfg))
 
 
+#: The registry's answers for a model or an alias that is not there. Any other failure
+#: (the server down or restarting, a login refused) is no answer: scoring must not read it
+#: as "no champion yet" and skip the task with success.
+_ABSENT = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 def version_by_alias(cfg: Config, model_name: str, alias: str) -> str | None:
-    """The version ``alias`` points at, or None when the model or the alias is absent."""
+    """The version ``alias`` points at, or None when the model or the alias is absent;
+    ``MLFLOW_UNAVAILABLE`` when the registry could not be asked."""
     try:
         return str(client(cfg).get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in _ABSENT:
+            return None
+        reason = (exc.message or str(exc)).splitlines()[0]
+        raise RedlineError(
+            "MLFLOW_UNAVAILABLE",
+            f"could not ask the MLflow server at {cfg.mlflow.uri} for {model_name}@{alias} "
+            f"({reason}); check that it runs (`redline status`, `redline up`) and run the "
+            f"command again") from exc
 
 
 def require(cfg: Config, model_name: str, alias: str) -> str:

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 from redline import catalog
 from redline.config import Config
 from redline.streaming import offsets
-from redline.streaming.guards import CheckpointLock, LockedQuery, require_checkpoint_for
+from redline.streaming.guards import (
+    CheckpointLock,
+    LockedQuery,
+    explain_failure,
+    repair_commit_log,
+    require_checkpoint_for,
+)
 from redline.streaming.kafka_options import spark_options, topic_name
 
 if TYPE_CHECKING:
@@ -66,6 +72,7 @@ def start(spark: SparkSession, cfg: Config, lake_root: str, topic: str,
     lock = CheckpointLock(ckpt, f"bronze_{topic}").acquire()
     try:
         require_checkpoint_for(spark, ckpt, lake_root, catalog.bronze(topic), f"bronze_{topic}")
+        repair_commit_log(ckpt, f"bronze_{topic}")
         offsets.require_no_gap(cfg, ckpt, topic_name(cfg, topic),
                                bronze_record(spark, lake_root, topic))
         query = start_bronze_query(spark, cfg, lake_root, topic, available_now)
@@ -130,7 +137,8 @@ def land(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str]
                         seen[t].add(p["batchId"])
                         rows[t] += int(p.get("numInputRows", 0))
                 if q.exception() is not None:
-                    raise offsets.explain(q.exception(), t)
+                    raise explain_failure(offsets.explain(q.exception(), t), f"bronze_{t}",
+                                          lake_root)
             progress("bronze: " + ", ".join(f"{t}={n:,}" for t, n in rows.items())
                      + ("" if available_now else f" ({len(active)} queries running)"))
             if not active:

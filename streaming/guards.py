@@ -13,9 +13,12 @@ Two failure modes cost data silently in Structured Streaming and both are refuse
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,12 +74,18 @@ class CheckpointLock:
         """
         if self.path is None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "query": self.query}
         tmp = self.path.with_name(f".{LOCK_FILE}.{os.getpid()}.{id(self)}")
-        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(me, fh)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise disk_full(self.query, str(self.path.parent)) from exc
         try:
             for _ in range(3):
                 try:
@@ -132,6 +141,97 @@ class CheckpointLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def disk_full(query: str, where: str) -> RedlineError:
+    """``LAKE_DISK_FULL``: ``query`` could not write under ``where``, its disk is full."""
+    return RedlineError(
+        "LAKE_DISK_FULL",
+        f"streaming query {query} could not write under {where}: no space left on the "
+        f"device. Delta commits each write whole or not at all, so every table reads as of "
+        f"its last commit, and the batch that failed runs again at the next start (its "
+        f"writes are idempotent: nothing lands twice). Free space on that disk (or grow "
+        f"it), then run the command again.")
+
+
+def _out_of_space(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (a Python error, or a Spark one and its JVM causes) is ENOSPC."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        # A Spark error's message names its own failure ("Task failed while writing
+        # rows"); the JVM stack trace pyspark keeps with it names the causes.
+        if "No space left on device" in f"{exc}\n{getattr(exc, '_stackTrace', '')}":
+            return True
+        exc = getattr(exc, "_cause", None) or exc.__cause__
+    return False
+
+
+def explain_failure(exc: BaseException, query: str, lake_root: str) -> BaseException:
+    """What to raise for the failure ``exc`` of ``query``: ``LAKE_DISK_FULL`` when the
+    lake's disk filled up (Spark's own error names a failed task, not the full disk),
+    else ``exc`` itself."""
+    return disk_full(query, lake_root) if _out_of_space(exc) else exc
+
+
+def _whole_commit(path: Path) -> bool:
+    """Whether ``path`` is a whole commit-log entry: a version line, then a JSON object."""
+    try:
+        lines = path.read_text().splitlines()
+        return (len(lines) >= 2 and re.fullmatch(r"v\d+", lines[0].strip()) is not None
+                and isinstance(json.loads(lines[1]), dict))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
+def repair_commit_log(checkpoint: str, query: str,
+                      progress: Callable[[str], None] = print) -> list[int]:
+    """Undo what a crash or a lost file left at the end of the checkpoint's commit log, so
+    that Spark runs those batches again; the batch ids it will rerun.
+
+    ``commits/n`` says batch ``n`` finished. When it is missing, Spark runs batch ``n``
+    again from ``offsets/n``, which redline's writes make harmless (the Delta sink skips a
+    batch id it already wrote; silver's appends carry the batch id as their Delta
+    transaction version). Two leftovers would stop that rerun with a misleading Spark
+    error, and are removed here: a commit file that is empty or cut short (a machine that
+    lost power after the rename, before the data reached the disk: Spark cannot parse
+    it), and the checksum file ``.n.crc`` of a commit file that is gone (Spark's rename of
+    the new one onto it fails, reported as "multiple streaming queries are concurrently
+    using" the checkpoint). Call it holding the checkpoint's lock.
+    """
+    folder = _local_path(checkpoint)
+    commits = folder / "commits" if folder is not None else None
+    if commits is None or not commits.is_dir():
+        return []
+    rerun = []
+    latest = -1
+    for n in sorted((int(p.name) for p in commits.iterdir() if p.name.isdigit()),
+                    reverse=True):
+        path = commits / str(n)
+        if _whole_commit(path):
+            latest = n  # Spark reads the newest entry only
+            break
+        size = path.stat().st_size
+        path.unlink()
+        (commits / f".{n}.crc").unlink(missing_ok=True)
+        rerun.append(n)
+        progress(f"{query}: {path} was unreadable ({size} bytes, a write cut short); "
+                 f"removed it, so batch {n} runs again (its writes are idempotent: "
+                 f"nothing is written twice)")
+    for crc in commits.glob(".*.crc"):
+        n = crc.name[1:-len(".crc")]
+        # Only a batch after the newest commit is written again (older leftovers are
+        # harmless).
+        if n.isdigit() and int(n) > latest and not (commits / n).exists():
+            crc.unlink()
+            if int(n) not in rerun:
+                rerun.append(int(n))
+                progress(f"{query}: {commits / n} is missing; removed its leftover "
+                         f"checksum {crc.name}, so batch {n} runs again (its writes are "
+                         f"idempotent: nothing is written twice)")
+    return sorted(rerun)
 
 
 def _has_rows(spark: SparkSession, path: str) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from redline import catalog
 from redline.config import Config
 from redline.streaming import bronze, offsets, silver
+from redline.streaming.guards import explain_failure
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -61,7 +62,8 @@ def run(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
         while not stop.is_set():
             for t, b in bronzes.items():
                 if b.query.exception() is not None:
-                    raise offsets.explain(b.query.exception(), t)
+                    raise explain_failure(offsets.explain(b.query.exception(), t),
+                                          f"bronze_{t}", lake_root)
                 for p in b.query.recentProgress:
                     if p["batchId"] not in seen[t]:
                         seen[t].add(p["batchId"])
@@ -72,9 +74,10 @@ def run(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
                         trigger_seconds=cfg.ingest.silver_trigger_seconds,
                         max_record_bytes=cfg.ingest.max_record_bytes,
                         dedupe_window_minutes=cfg.ingest.dedupe_window_minutes)
-            for s in silvers.values():
+            for t, s in silvers.items():
                 if s.query.exception() is not None:
-                    raise s.query.exception()
+                    raise explain_failure(s.query.exception(), silver.query_name(t),
+                                          lake_root)
             progress(status_line(bronze_rows, {t: s.stats for t, s in silvers.items()},
                                  time.monotonic() - began))
             stop.wait(poll_seconds)

@@ -49,7 +49,13 @@ from redline.errors import RedlineError
 from redline.quality import row_rules
 from redline.quality.row_rules import Rule
 from redline.schemas.payloads import latest
-from redline.streaming.guards import CheckpointLock, LockedQuery, require_checkpoint_for
+from redline.streaming.guards import (
+    CheckpointLock,
+    LockedQuery,
+    explain_failure,
+    repair_commit_log,
+    require_checkpoint_for,
+)
 from redline.streaming.parse import MAX_RECORD_BYTES, annotate, classify, dedupe
 
 if TYPE_CHECKING:
@@ -295,6 +301,7 @@ def start(spark: SparkSession, lake_root: str, topic: str, available_now: bool,
     lock = CheckpointLock(ckpt, name).acquire()
     try:
         require_checkpoint_for(spark, ckpt, lake_root, catalog.silver(topic), name)
+        repair_commit_log(ckpt, name)
         target = catalog.silver(topic)
         if catalog.exists(spark, lake_root, target):
             # A silver table of an older release gets the Kafka timestamp column and its
@@ -350,7 +357,7 @@ def drain(spark: SparkSession, lake_root: str, topic: str,
     try:
         running.query.awaitTermination()
         if running.query.exception() is not None:
-            raise running.query.exception()
+            raise explain_failure(running.query.exception(), query_name(topic), lake_root)
     finally:
         running.stop()
     source = catalog.bronze(topic)

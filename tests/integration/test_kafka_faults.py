@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from waiting import exited, until
 
 from redline import catalog
 from redline.cli import main
@@ -124,11 +125,9 @@ def test_broker_sigkill_mid_stream_loses_nothing_acknowledged(own_broker, spark,
     try:
         # Until ingest has committed a bronze batch, then a few seconds more of traffic.
         commits = Path(catalog.checkpoint(root, f"bronze/{TOPIC}")) / "commits"
-        deadline = time.monotonic() + 180
-        while not (commits.is_dir() and any(commits.iterdir())):
-            assert ingest.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "ingest committed no bronze batch"
-            time.sleep(0.5)
+        until(lambda: commits.is_dir() and any(commits.iterdir()),
+              "ingest commits a bronze batch", proc=ingest, log=log,
+              watch=[commits.parent])
         time.sleep(4)
         acked_before = len(producer.acked)
         os.killpg(broker.pid(), signal.SIGKILL)  # the broker dies mid-stream
@@ -144,15 +143,12 @@ def test_broker_sigkill_mid_stream_loses_nothing_acknowledged(own_broker, spark,
     assert len(producer.acked) > acked_before  # traffic was acknowledged after the restart
 
     # The running ingest rides out the outage: it is still up and catches up.
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert ingest.poll() is None, "ingest died with the broker:\n" + log.read_text()[-4000:]
-        if catalog.exists(spark, root, catalog.silver(TOPIC)) and \
-                catalog.read(spark, root, catalog.silver(TOPIC)).count() >= len(producer.acked):
-            break
-        time.sleep(2)
+    until(lambda: catalog.exists(spark, root, catalog.silver(TOPIC)) and
+          catalog.read(spark, root, catalog.silver(TOPIC)).count() >= len(producer.acked),
+          "ingest rides out the broker's death and catches up", proc=ingest, log=log,
+          watch=[Path(root, "_checkpoints")], poll=2)
     ingest.send_signal(signal.SIGTERM)
-    assert ingest.wait(90) == 0, log.read_text()[-3000:]
+    assert exited(ingest, "ingest stops on SIGTERM", log=log) == 0, log.read_text()[-3000:]
 
     assert main(["ingest", "--available-now", "--topics", TOPIC]) == 0
     in_kafka = sum(_end_offsets(cfg).values())
@@ -208,7 +204,7 @@ def test_records_lost_in_kafka_stop_ingest_naming_the_gap(stream_cfg, spark, cap
     assert "DATA LOSS" in capsys.readouterr().out
 
 
-def test_recreated_topic_stops_ingest(stream_cfg, spark, capsys):
+def test_recreated_topic_stops_ingest(stream_cfg, spark, kafka_broker, capsys):
     from kafka import KafkaAdminClient
     from kafka.errors import TopicAlreadyExistsError
 
@@ -220,20 +216,19 @@ def test_recreated_topic_stops_ingest(stream_cfg, spark, capsys):
     admin = KafkaAdminClient(**client_options(cfg, user="admin"))
     try:
         admin.delete_topics([name])
-        deadline = time.monotonic() + 60
-        while name in admin.list_topics():
-            assert time.monotonic() < deadline, "topic deletion did not finish"
-            time.sleep(0.5)
+        until(lambda: name not in admin.list_topics(), "the topic's deletion",
+              log=kafka_broker.log_file)
     finally:
         admin.close()
-    deadline = time.monotonic() + 60
-    while True:  # the controller may still be finishing the deletion
+
+    def recreated() -> bool:  # the controller may still be finishing the deletion
         try:
             ensure_topics(cfg)
-            break
+            return True
         except TopicAlreadyExistsError:
-            assert time.monotonic() < deadline
-            time.sleep(1)
+            return False
+
+    until(recreated, "the topic's creation", log=kafka_broker.log_file, poll=1)
     # More records than before: offsets alone look fine, the records are not the same.
     _produce(cfg, 40, start=500)
 

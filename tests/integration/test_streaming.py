@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from waiting import exited, until
 
 from redline import catalog
 from redline import lake as lakeio
@@ -266,10 +267,9 @@ def test_checkpoint_guards(spark, lake):
             silver.start(spark, lake, TOPIC, available_now=False)
         with pytest.raises(RedlineError, match="CHECKPOINT_IN_USE"):
             CheckpointLock(ckpt, "other").acquire()
-        deadline = time.monotonic() + 60
         # Until the first batch is committed to the checkpoint, not just written.
-        while not first.query.recentProgress and time.monotonic() < deadline:
-            time.sleep(0.5)
+        until(lambda: bool(first.query.recentProgress), "the first silver batch",
+              watch=[ckpt])
     finally:
         first.stop()
     assert not (Path(ckpt) / LOCK_FILE).exists()
@@ -295,17 +295,11 @@ def _start_ingest(log: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_for_new_batch(proc: subprocess.Popen, offsets: Path, log: Path,
-                        timeout: float = 120) -> None:
+def _wait_for_new_batch(proc: subprocess.Popen, offsets: Path, log: Path) -> None:
     """Until this process planned a bronze batch (so a kill lands while queries run)."""
     before = set(offsets.glob("[0-9]*")) if offsets.exists() else set()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        if offsets.exists() and set(offsets.glob("[0-9]*")) - before:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"ingest planned no batch in {timeout}s: {log.read_text()[-3000:]}")
+    until(lambda: offsets.exists() and bool(set(offsets.glob("[0-9]*")) - before),
+          "ingest plans a bronze batch", proc=proc, log=log, watch=[offsets.parent.parent])
 
 
 def test_kill_9_while_producing_loses_and_duplicates_nothing(
@@ -356,14 +350,13 @@ def test_kill_9_while_producing_loses_and_duplicates_nothing(
 
     # SIGTERM on a running ingest stops every query cleanly and releases the locks.
     proc = _start_ingest(log)
-    deadline = time.monotonic() + 120
     silver_path = Path(catalog.checkpoint(root, f"silver/{TOPIC}"))
-    while time.monotonic() < deadline and not list((silver_path / "commits").glob("*")):
-        assert proc.poll() is None, log.read_text()[-3000:]
-        time.sleep(1)
+    until(lambda: bool(list((silver_path / "commits").glob("*"))),
+          "ingest commits a silver batch", proc=proc, log=log,
+          watch=[Path(root, "_checkpoints")])
     time.sleep(rnd.uniform(0, 3))
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(90) == 0, log.read_text()[-3000:]
+    assert exited(proc, "ingest stops on SIGTERM", log=log) == 0, log.read_text()[-3000:]
     assert not list(Path(root, "_checkpoints").glob(f"*/*/{LOCK_FILE}"))
 
     # Whatever is left, drained by a clean run.
