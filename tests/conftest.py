@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+# The test process works like redline's CLI, which sets umask 077 first thing: what it and
+# its Spark session create in the state folder is private (test_security checks that).
+os.umask(0o077)
 
 # REDLINE_TEST_PORT_OFFSET shifts them all, so two test runs can share a machine.
 _OFFSET = int(os.environ.get("REDLINE_TEST_PORT_OFFSET", "0"))

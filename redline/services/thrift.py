@@ -135,7 +135,14 @@ def _registered_location(cur, qualified_name: str) -> str | None:
     cur.execute(f"SHOW TABLES IN {database} LIKE '{name}'")
     if not cur.fetchall():
         return None
-    cur.execute(f"DESCRIBE DETAIL {qualified_name}")
+    try:
+        cur.execute(f"DESCRIBE DETAIL {qualified_name}")
+    except Exception as exc:  # noqa: BLE001 - pyhive's OperationalError carries Spark's
+        if "DELTA_PATH_DOES_NOT_EXIST" not in str(exc):
+            raise
+        # Registered for a lake folder that is gone (deleted, or a disk unmounted): the
+        # name is stale, and "" differs from any wanted location, so it is replaced.
+        return ""
     cols = [d[0] for d in cur.description]
     return str(dict(zip(cols, cur.fetchall()[0]))["location"])
 
