@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from redline.services.base import session_processes
+
 #: Overall limit of one wait, however steadily the work advances.
 BUDGET_S = 600.0
 #: A wait fails when nothing it watches changed for this long (a JVM starting on a busy
@@ -47,17 +49,7 @@ def _tree_signature(path: Path) -> tuple:
 def cpu_ticks(session: int) -> int:
     """CPU time (clock ticks) used so far by every live process of ``session``: a process
     started with ``start_new_session=True`` and its children (the Spark JVM)."""
-    total = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(") ", 1)[-1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[3]) == session:  # field 6 of stat: the session id
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total
+    return sum(int(f[11]) + int(f[12]) for f in session_processes(session))  # utime+stime
 
 
 def tail(log: Path | None, chars: int = 3000) -> str:
