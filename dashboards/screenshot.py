@@ -33,6 +33,9 @@ CHROMIUM_ARGS = (
 )
 _WINDOW = (1600, 2800)
 
+#: Seconds a dashboard may take to lay out its chart frames before it is loaded again,
+#: and how many times.
+LAYOUT_S, RELOADS = 60.0, 2
 CHART_SELECTOR = ".dashboard-component-chart-holder"
 ERROR_SELECTOR = (f"{CHART_SELECTOR} [role='alert'], {CHART_SELECTOR} .ant-alert-error, "
                   "[data-test='error-message'], [data-test='alert']")
@@ -59,6 +62,7 @@ return {
       .map(e => (e.value || e.innerText || "").trim()).filter(Boolean),
   errors: [...document.querySelectorAll(arguments[1])]
       .map(e => e.innerText.trim()).filter(Boolean),
+  text: (document.body ? document.body.innerText : "").trim().slice(0, 300),
 };
 """
 
@@ -147,9 +151,19 @@ def open_dashboard(driver, url: str, timeout: float) -> PageState:
     began = time.monotonic()
     driver.get(target)
     deadline = began + timeout
+    # A dashboard lays out its chart frames within seconds, long before they draw. A page
+    # with no frame at all after LAYOUT_S lost a request of the app's start (seen once in
+    # CI, on a busy machine: 0 of 0 charts for 300 s): it is loaded again, as a person
+    # would, at most RELOADS times.
+    layout_deadline, reloads = began + min(LAYOUT_S, timeout / 3), 0
     state: dict = {}
     while time.monotonic() < deadline:
         state = driver.execute_script(_STATE_JS, CHART_SELECTOR, ERROR_SELECTOR)
+        if not state["charts"] and time.monotonic() > layout_deadline and reloads < RELOADS:
+            driver.refresh()
+            reloads += 1
+            layout_deadline = time.monotonic() + min(LAYOUT_S, timeout / 3)
+            continue
         if state["login"] or "/login" in urlsplit(state["url"]).path:
             raise RedlineError("SCREENSHOT_LOGIN_PAGE",
                                f"{target} showed the login page instead of the dashboard")
@@ -164,7 +178,8 @@ def open_dashboard(driver, url: str, timeout: float) -> PageState:
         raise RedlineError(
             "SCREENSHOT_TIMEOUT",
             f"{target}: {state.get('drawn', 0)} of {state.get('charts', 0)} charts drew "
-            f"within {timeout:.0f}s")
+            f"within {timeout:.0f}s ({reloads} reloads); the page said: "
+            f"{' '.join(str(state.get('text', '')).split())[:300]!r}")
     return PageState(url=state["url"], charts=state["charts"], drawn=state["drawn"],
                      titles=state["titles"], errors=state["errors"], empty=state["empty"],
                      seconds=time.monotonic() - began)

@@ -55,17 +55,20 @@ def cmd_up(cfg, args) -> int:
 
 
 def cmd_down(cfg, args) -> int:
-    from redline.services import NAMES, managed
+    from redline.services import NAMES, managed, running_optional
 
-    for svc in reversed(managed(cfg, _service_names(args.services) or NAMES)):
+    names = _service_names(args.services)
+    services = managed(cfg, names) if names else [*managed(cfg, NAMES),
+                                                  *running_optional(cfg)]
+    for svc in reversed(services):
         svc.stop()
     return 0
 
 
 def cmd_status(cfg, args) -> int:
-    from redline.services import managed
+    from redline.services import managed, running_optional
 
-    rows = [svc.health().as_dict() for svc in managed(cfg)]
+    rows = [svc.health().as_dict() for svc in [*managed(cfg), *running_optional(cfg)]]
     if args.json:
         print(json.dumps({"profile": cfg.profile, "home": str(cfg.home), "services": rows},
                          indent=2))
@@ -73,7 +76,7 @@ def cmd_status(cfg, args) -> int:
         for r in rows:
             state = "healthy" if r["healthy"] else f"DOWN ({r['detail']})"
             rss = f"{r['rss_bytes'] / 2**20:,.0f} MiB" if r["rss_bytes"] else ""
-            print(f"{r['name']:<13} {state:<28} {r['address']:<18} {rss:>10}  {r['version']}")
+            print(f"{r['name']:<15} {state:<28} {r['address']:<18} {rss:>10}  {r['version']}")
     return 0 if all(r["healthy"] for r in rows) else 1
 
 
@@ -251,16 +254,50 @@ def cmd_jobs(cfg, args) -> int:
             print(f"{r['name']:<28} {r['description']}{after}\n{'':<28} incremental: "
                   f"{r['incremental']}")
         return 0
+    if args.alone and _alone_all_waiting(cfg, args.names):
+        return JOBS_SKIPPED
     spark = _session(cfg, "jobs")
-    pipeline.run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full,
-                      ingest=cfg.ingest, audit=_audit(cfg), analysis=cfg.analysis)
+    results = pipeline.run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full,
+                                ingest=cfg.ingest, audit=_audit(cfg), analysis=cfg.analysis,
+                                alone=args.alone)
     _thrift_refresh(cfg, spark)
     from redline.dashboards import alerts
 
     # Out-of-control episodes the run found reach people now, not at the next `alerts`.
     if alerts.webhook_configured(cfg):
         alerts.post_new(spark, cfg, progress=print)
+    if args.alone and all("skipped" in r for r in results.values()):
+        return JOBS_SKIPPED
     return 0
+
+
+JOBS_SKIPPED = 3
+"""Exit status of `jobs run --alone` when every step named was skipped (an input has no
+data yet): a scheduler shows the task skipped, not failed or done."""
+
+
+def _alone_all_waiting(cfg, names: list[str]) -> bool:
+    """``--alone``: True when each named step has an input with no data yet, seen in a local
+    lake without starting Spark (on an object store Spark looks, in ``run_jobs``)."""
+    from redline import pipeline
+    from redline.query import in_lake
+
+    if not names or set(names) & set(pipeline.GROUPS):
+        raise RedlineError("JOB_ALONE", f"--alone runs the steps named, without the steps "
+                                        f"writing their inputs: name steps (`redline jobs "
+                                        f"list`), not {', '.join(pipeline.GROUPS)}")
+    waiting = {}
+    for step in pipeline.plan(names, alone=True):
+        found = {t.qualified_name: in_lake(cfg.lake_root, t) for t in step.inputs}
+        if any(v is None for v in found.values()):
+            return False
+        waiting[step.name] = [n for n, present in found.items() if not present]
+    if not all(waiting.values()):
+        return False
+    for name, absent in waiting.items():
+        print(f"{name}: skipped, {', '.join(absent)} {'has' if len(absent) == 1 else 'have'} "
+              f"no data yet")
+    return True
 
 
 def cmd_quality(cfg, args) -> int:
@@ -409,6 +446,19 @@ def cmd_dashboards(cfg, args) -> int:
               f"drawn in {state.seconds:.1f}s")
         return 0
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else print
+    if args.action == "refresh":
+        from redline import catalog
+        from redline.dashboards import refresh
+
+        tables = refresh.lake_tables(cfg.lake_root)
+        if tables is None:  # an object-store lake: only Spark can tell which tables exist
+            spark = _session(cfg, "dashboards")
+            tables = [t for t in catalog.TABLES.values()
+                      if catalog.exists(spark, cfg.lake_root, t)]
+        done = refresh.refresh(cfg, tables, progress=say)
+        if args.json:
+            print(json.dumps(done, indent=2))
+        return 0
     deployed = dashboards.deploy(cfg, progress=say)
     if args.json:
         print(dashboards.describe(deployed))
@@ -459,12 +509,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _service_names(values: list[str]) -> list[str]:
-    from redline.services import NAMES
+    from redline.services import NAMES, OPTIONAL
 
-    unknown = [v for v in values if v not in NAMES]
+    unknown = [v for v in values if v not in NAMES + OPTIONAL]
     if unknown:
         raise RedlineError("SERVICE_UNKNOWN", f"no service {', '.join(map(repr, unknown))}; "
-                                              f"the services are {', '.join(NAMES)}")
+                                              f"the services are {', '.join(NAMES)}, and "
+                                              f"{', '.join(OPTIONAL)} when named")
     return values
 
 
@@ -477,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("up", help="start the local services (kafka, mlflow, spark-thrift, "
-                                  "superset)")
+                                  "superset; spark-cluster when named)")
     s.add_argument("services", nargs="*")
     s.set_defaults(fn=cmd_up)
     s = sub.add_parser("down", help="stop the local services")
@@ -546,6 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--full", action="store_true",
                    help="rebuild gold tables from all of silver instead of only new rows")
     s.add_argument("--json", action="store_true", help="list: print the jobs as JSON")
+    s.add_argument("--alone", action="store_true",
+                   help="run: only the steps named, not the steps writing their inputs (a "
+                        "scheduler runs those as tasks of their own); a step whose inputs "
+                        "have no data yet is skipped, and when all are: exit 3")
     s.set_defaults(fn=cmd_jobs)
 
     s = sub.add_parser("quality", help="data-quality gate over every table: exit 0 passed, "
@@ -594,9 +649,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_ml)
 
     s = sub.add_parser("dashboards", help="deploy the Superset dashboards kept in "
-                                          "dashboards/spec, list them, or render one to "
-                                          "PNG/PDF")
-    s.add_argument("action", choices=["deploy", "list", "screenshot"])
+                                          "dashboards/spec, list them, render one to "
+                                          "PNG/PDF, or refresh them after jobs")
+    s.add_argument("action", choices=["deploy", "list", "screenshot", "refresh"],
+                   help="refresh: register every lake table in the Thrift Server and clear "
+                        "Superset's caches, so dashboards show the latest data now")
     s.add_argument("--dashboard", metavar="NAME",
                    help="screenshot: the dashboard's slug or title (see `list`)")
     s.add_argument("--out", metavar="FILE", help="screenshot: FILE.png or FILE.pdf")

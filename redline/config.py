@@ -37,12 +37,33 @@ class KafkaConfig:
     controller_port: int = _doc("KRaft controller port of the managed local broker.", 9093)
     topic_prefix: str = _doc("Prefix of every topic name redline reads or writes.", "redline.")
     partitions: int = _doc("Partitions of topics that redline creates.", 2)
-    security_protocol: str = _doc("PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.", "PLAINTEXT")
+    security_protocol: str = _doc(
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL. The managed broker always asks for a "
+        "password: SASL_SSL opens its TLS listener on `ssl_port` (certificates made at start "
+        "in the secrets folder) and redline's clients use it; PLAINTEXT or SASL_PLAINTEXT "
+        "mean its SASL_PLAINTEXT listener on `port`.", "PLAINTEXT")
     sasl_mechanism: str = _doc("SASL mechanism (PLAIN, SCRAM-SHA-512) when SASL is used.", "")
     sasl_username: str = _doc("SASL user name when SASL is used.", "")
     sasl_password_env: str = _doc(
         "Name of the environment variable holding the SASL password (never the password).", "")
     heap_mb: int = _doc("Heap of the managed local broker, MiB.", 512)
+    ssl_port: int = _doc("SASL_SSL client port of the managed local broker, open when "
+                         "security_protocol is SASL_SSL.", 9094)
+    ssl_ca_file: str = _doc(
+        "PEM file of the CA that signed an external cluster's broker certificates (SSL, "
+        "SASL_SSL); Spark's executors read it at the same path. Empty: the system's trusted "
+        "CAs. The managed broker's own CA is used without it.", "")
+
+    def __post_init__(self):
+        protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+        if self.security_protocol not in protocols:
+            raise RedlineError("CONFIG_INVALID", f"kafka.security_protocol must be one of "
+                                                 f"{', '.join(protocols)}, got "
+                                                 f"{self.security_protocol!r}")
+        if self.managed and self.security_protocol == "SSL":
+            raise RedlineError("CONFIG_INVALID", "kafka.security_protocol SSL: the managed "
+                                                 "broker asks every client for a password; "
+                                                 "use SASL_SSL (TLS and a password)")
 
     @property
     def managed(self) -> bool:
@@ -50,13 +71,25 @@ class KafkaConfig:
         return not self.bootstrap_servers
 
     @property
+    def managed_tls(self) -> bool:
+        """True when the managed broker opens its SASL_SSL listener for redline's clients."""
+        return self.managed and self.security_protocol == "SASL_SSL"
+
+    @property
     def servers(self) -> str:
-        return self.bootstrap_servers or f"{self.host}:{self.port}"
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        return f"{self.host}:{self.ssl_port if self.managed_tls else self.port}"
 
 
 @dataclass(frozen=True)
 class SparkConfig:
     conf_file: str = _doc("File in spark-conf/ with this profile's Spark settings.", "local.conf")
+    master: str = _doc(
+        "Master URL of redline's own Spark driver (spark://host:port, yarn, k8s://...). "
+        "Empty: the one spark-submit was given, else local[*]. The standalone cluster that "
+        "`redline up spark-cluster` starts is spark://<spark_cluster.host>:"
+        "<spark_cluster.master_port>.", "")
     driver_memory: str = _doc(
         "Driver memory of redline's own Spark driver. A silver micro-batch catching up on a "
         "backlog (up to 256 MB of bronze, about 2M records) is cached parsed: in 2g it "
@@ -64,9 +97,79 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class SparkClusterConfig:
+    host: str = _doc("Address the managed Spark standalone master and workers bind to.",
+                     "127.0.0.1")
+    master_port: int = _doc("Port of the managed standalone master.", 7077)
+    master_ui_port: int = _doc("Web UI port of the managed standalone master.", 8180)
+    worker_port: int = _doc("Port of the first managed worker; worker n uses this + n - 1.",
+                            7078)
+    worker_ui_port: int = _doc("Web UI port of the first managed worker (+ n - 1 for "
+                               "worker n).", 8181)
+    workers: int = _doc("Workers `redline up spark-cluster` starts.", 2)
+    worker_cores: int = _doc("Cores each managed worker offers to executors.", 1)
+    worker_memory: str = _doc("Memory each managed worker offers to executors.", "2g")
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://{self.host}:{self.master_port}"
+
+
+@dataclass(frozen=True)
 class LakeConfig:
     root: str = _doc("Lake root: a local folder, or s3a://, abfss://, gs:// URI. "
                      "Empty means <home>/lake.", "")
+    s3_endpoint: str = _doc(
+        "S3 endpoint of an s3a:// lake (e.g. http://127.0.0.1:8333 for the managed object "
+        "store, or an S3-compatible server's URL). Empty means AWS S3 itself.", "")
+    s3_path_style: bool = _doc(
+        "Address buckets as <endpoint>/<bucket> instead of <bucket>.<endpoint> (what most "
+        "S3-compatible servers, and the managed object store, need).", False)
+    s3_region: str = _doc(
+        "Region of an s3a:// lake's bucket. Empty: the AWS SDK's region chain on AWS, "
+        "us-east-1 with a custom s3_endpoint.", "")
+
+    def __post_init__(self):
+        endpoint = self.s3_endpoint
+        if endpoint and not endpoint.startswith(("http://", "https://")):
+            raise RedlineError("CONFIG_INVALID", f"lake.s3_endpoint={endpoint!r} must be a URL "
+                                                 f"(http://host:port or https://host)")
+
+
+@dataclass(frozen=True)
+class ObjectStoreConfig:
+    """The S3-compatible object store redline can manage (SeaweedFS, `make objectstore`).
+
+    Every port is its own setting so that each binds 127.0.0.1 on a known number; a lake on
+    it has root ``s3a://<bucket>/...`` and ``lake.s3_endpoint`` = ``endpoint``."""
+
+    host: str = _doc("Address every port of the managed object store binds to.", "127.0.0.1")
+    s3_port: int = _doc("S3 API port of the managed object store.", 8333)
+    master_port: int = _doc("SeaweedFS master (HTTP) port.", 9333)
+    master_grpc_port: int = _doc("SeaweedFS master gRPC port.", 19333)
+    volume_port: int = _doc("SeaweedFS volume server (HTTP) port.", 8380)
+    volume_grpc_port: int = _doc("SeaweedFS volume server gRPC port.", 18380)
+    filer_port: int = _doc("SeaweedFS filer (HTTP) port.", 8888)
+    filer_grpc_port: int = _doc("SeaweedFS filer gRPC port.", 18888)
+    s3_grpc_port: int = _doc("SeaweedFS S3 gateway gRPC port.", 18333)
+    bucket: str = _doc("Bucket created at start for the lake (s3a://<bucket>/...).",
+                       "redline-lake")
+    volume_size_limit_mb: int = _doc(
+        "Size at which SeaweedFS starts a new volume file, MiB (small keeps a local "
+        "store's disk use close to its data).", 256)
+
+    def __post_init__(self):
+        import re
+
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", self.bucket):
+            raise RedlineError("CONFIG_INVALID", f"objectstore.bucket={self.bucket!r} is not an "
+                                                 f"S3 bucket name (3-63 lower-case letters, "
+                                                 f"digits, '.', '-')")
+
+    @property
+    def endpoint(self) -> str:
+        """The S3 endpoint of the managed store (the value for ``lake.s3_endpoint``)."""
+        return f"http://{self.host}:{self.s3_port}"
 
 
 @dataclass(frozen=True)
@@ -481,6 +584,8 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    spark_cluster: SparkClusterConfig = field(default_factory=SparkClusterConfig)
+    objectstore: ObjectStoreConfig = field(default_factory=ObjectStoreConfig)
 
     @property
     def lake_root(self) -> str:
@@ -503,6 +608,8 @@ _SECTIONS: Mapping[str, type] = {
     "quality": QualityConfig,
     "analysis": AnalysisConfig,
     "alerts": AlertsConfig,
+    "spark_cluster": SparkClusterConfig,
+    "objectstore": ObjectStoreConfig,
 }
 
 ENV_HOME = "REDLINE_HOME"

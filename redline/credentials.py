@@ -19,6 +19,11 @@ THRIFT_USER, THRIFT_SECRET = "redline", "thrift_password"
 MLFLOW_USER, MLFLOW_SECRET = "admin", "mlflow_admin_password"
 KAFKA_ADMIN, KAFKA_PRODUCER, KAFKA_INGEST = "admin", "producer", "ingest"
 KAFKA_USERS = (KAFKA_ADMIN, KAFKA_PRODUCER, KAFKA_INGEST)
+#: The managed object store's one S3 identity (an access key and its secret key).
+OBJECTSTORE_ACCESS_KEY, OBJECTSTORE_SECRET_KEY = ("objectstore_access_key",
+                                                  "objectstore_secret_key")
+#: The shared secret of the managed Spark standalone cluster (spark.authenticate).
+SPARK_CLUSTER_SECRET = "spark_cluster_secret"
 
 
 def kafka_secret(user: str) -> str:
@@ -59,4 +64,11 @@ def all_credentials(cfg: Config) -> list[Credential]:
                 KAFKA_PRODUCER: "Kafka SCRAM user that writes events",
                 KAFKA_INGEST: "Kafka SCRAM user that reads events into the lake"}
         out += [Credential("kafka", u, kafka_secret(u), uses[u]) for u in KAFKA_USERS]
+    if cfg.lake_root.startswith("s3a://") and \
+            cfg.lake.s3_endpoint.rstrip("/") == cfg.objectstore.endpoint:
+        out.append(Credential("objectstore", f"(access key in {OBJECTSTORE_ACCESS_KEY})",
+                              OBJECTSTORE_SECRET_KEY,
+                              "S3 identity of the managed object store (the lake's bucket); "
+                              "redline exports it as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                              "to its own Spark driver"))
     return out

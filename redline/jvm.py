@@ -7,6 +7,10 @@ cache folder (``REDLINE_CACHE``, default ``.cache/`` in the checkout):
   Thrift Server with ``spark.jars``. Jars that pyspark already ships are removed so that
   one version of each library is on the classpath.
 * ``kafka``: the Apache Kafka broker (KRaft) and its tools, run with plain ``java``.
+* ``s3a``: Hadoop's S3A connector and the AWS SDK v2 modules it uses, added to a Spark
+  driver only when the lake root is ``s3a://``. It is resolved on demand (``make
+  objectstore``, or ``python -m redline.jvm CACHE PYSPARK_JARS s3a``), never by ``make
+  setup``: the local profile does not need it.
 
 Spark's own ``spark.jars.packages`` (Ivy at session start) is deliberately not used:
 resolution happens once at setup, and a session never touches the network.
@@ -25,6 +29,11 @@ SPARK_VERSION = "4.2.0"
 SCALA_BINARY = "2.13"
 DELTA_VERSION = "4.4.0"
 KAFKA_VERSION = "4.3.1"
+#: Hadoop of pyspark 4.2.0 (its jars folder ships hadoop-client-api-3.5.0): hadoop-aws must
+#: match it exactly.
+HADOOP_VERSION = "3.5.0"
+#: ``aws-java-sdk-v2.version`` of hadoop-project 3.5.0's POM, the SDK hadoop-aws is built on.
+AWS_SDK_VERSION = "2.35.4"
 
 ARTIFACTS: Mapping[str, Sequence[str]] = {
     "spark": (
@@ -41,7 +50,22 @@ ARTIFACTS: Mapping[str, Sequence[str]] = {
         "org.apache.logging.log4j:log4j-slf4j2-impl:2.24.3",
         "org.apache.logging.log4j:log4j-core:2.24.3",
     ),
+    # hadoop-aws depends on the SDK's ``bundle`` jar (686 MB: every AWS service, shaded).
+    # It is excluded below; these modules are what S3A calls: the S3 client (sync, and
+    # async through the transfer manager for copies and uploads), STS for assumed roles,
+    # and the Apache and Netty HTTP clients they bring. About 30 MB in all.
+    "s3a": (
+        f"org.apache.hadoop:hadoop-aws:{HADOOP_VERSION}",
+        f"software.amazon.awssdk:s3:{AWS_SDK_VERSION}",
+        f"software.amazon.awssdk:s3-transfer-manager:{AWS_SDK_VERSION}",
+        f"software.amazon.awssdk:sts:{AWS_SDK_VERSION}",
+    ),
 }
+
+#: Groups that ``make setup`` skips: fetched only by the command that needs them.
+ON_DEMAND = ("s3a",)
+#: Groups added to a Spark JVM: jars pyspark already ships are removed from them.
+SPARK_GROUPS = ("spark", "s3a")
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -71,6 +95,9 @@ EXCLUDE_TRANSITIVE: Mapping[str, Sequence[str]] = {
     f"spark-sql-kafka-0-10_{SCALA_BINARY}": (
         f"org.apache.spark:spark-token-provider-kafka-0-10_{SCALA_BINARY}",),
     f"spark-token-provider-kafka-0-10_{SCALA_BINARY}": ("*:*",),
+    "hadoop-aws": ("software.amazon.awssdk:bundle",),
+    # pyspark's jcl-over-slf4j provides the commons-logging API the SDK's HTTP client uses.
+    **{a: ("commons-logging:commons-logging",) for a in ("s3", "s3-transfer-manager", "sts")},
 }
 
 _DEP = """    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version>
@@ -90,10 +117,12 @@ def jars(cache: Path, group: str) -> list[Path]:
     if not marker.exists() or marker.read_text() != _fingerprint(group):
         from redline.errors import RedlineError
 
+        fix = ("`make s3a` (or `make objectstore`)" if group == "s3a"
+               else "`make setup` (or `redline setup jars`)")
         raise RedlineError(
             "JARS_MISSING",
-            f"the {group} jars are not in {folder}; run `make setup` "
-            f"(or `redline setup jars`) to fetch them from Maven Central",
+            f"the {group} jars are not in {folder}; run {fix} to fetch them from Maven "
+            f"Central",
         )
     return sorted(folder.glob("*.jar"))
 
@@ -153,11 +182,16 @@ def fetch(cache: Path, pyspark_jars: Path | None, group: str) -> list[Path]:
 
 
 def main(argv: Sequence[str]) -> None:
-    """``python -m redline.jvm CACHE [PYSPARK_JARS_DIR]``: fetch every group."""
+    """``python -m redline.jvm CACHE [PYSPARK_JARS_DIR [GROUP ...]]``: fetch the named
+    groups, by default every group but the on-demand ones (``ON_DEMAND``)."""
     cache = Path(argv[0]).resolve()
     pyspark_jars = Path(argv[1]) if len(argv) > 1 else None
-    for group in ARTIFACTS:
-        fetch(cache, pyspark_jars if group == "spark" else None, group)
+    groups = argv[2:] or [g for g in ARTIFACTS if g not in ON_DEMAND]
+    unknown = [g for g in groups if g not in ARTIFACTS]
+    if unknown:
+        raise SystemExit(f"no classpath group {', '.join(unknown)}; groups: {', '.join(ARTIFACTS)}")
+    for group in groups:
+        fetch(cache, pyspark_jars if group in SPARK_GROUPS else None, group)
 
 
 if __name__ == "__main__":

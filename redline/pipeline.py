@@ -72,10 +72,11 @@ def upstream(step: Step, every: dict[str, Step]) -> list[Step]:
             if s is not step and any(t in step.inputs for t in s.outputs)]
 
 
-def plan(names: Sequence[str]) -> list[Step]:
+def plan(names: Sequence[str], alone: bool = False) -> list[Step]:
     """The steps ``names`` stand for, each after the steps it reads from. A step name
-    brings the steps writing its inputs along; a group (``silver``, ``gold``) is just its
-    steps, in order (``gold`` runs on silver as it is); ``all`` is both."""
+    brings the steps writing its inputs along (unless ``alone``: a scheduler runs those
+    as tasks of their own); a group (``silver``, ``gold``) is just its steps, in order
+    (``gold`` runs on silver as it is); ``all`` is both."""
     every = steps()
     wanted: list[tuple[str, bool]] = []
     for name in names or ["all"]:
@@ -86,7 +87,7 @@ def plan(names: Sequence[str]) -> list[Step]:
         elif name == "gold":
             wanted += [(n, False) for n, s in every.items() if s.job is not None]
         elif name in every:
-            wanted.append((name, True))
+            wanted.append((name, not alone))
         else:
             raise RedlineError("JOB_UNKNOWN", f"no job {name!r}; jobs: {', '.join(every)} "
                                               f"(or {', '.join(GROUPS)})")
@@ -159,7 +160,7 @@ def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
              progress: Callable[[str], None] = print, record: bool = True,
              full: bool = False, ingest: IngestConfig | None = None,
              audit: runner.Audit | None = None,
-             analysis: AnalysisConfig | None = None) -> dict[str, dict]:
+             analysis: AnalysisConfig | None = None, alone: bool = False) -> dict[str, dict]:
     """Run ``names`` (or a group) in dependency order; with ``record`` each run appends a
     row to ops.job_runs (a failed run too, before its error propagates). Gold jobs run
     incrementally by their strategy unless ``full``; their watermarks are the input
@@ -167,10 +168,12 @@ def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
     full. Silver drains use ``ingest`` (the configuration's ingest settings) when given,
     else the defaults; gold jobs use ``analysis`` (the configuration's analysis settings)
     when given, else the defaults. With ``audit`` each gold job's outputs are validated
-    before they stay published (write-audit-publish, ``jobs/runner.py``)."""
+    before they stay published (write-audit-publish, ``jobs/runner.py``). With ``alone``
+    the named steps run without the steps writing their inputs, and each is skipped while
+    one of its inputs has no data yet, as a step a group brings along is."""
     results = {}
-    todo = plan(names)
-    named = set(names) - set(GROUPS)
+    todo = plan(names, alone)
+    named = set() if alone else set(names) - set(GROUPS)
     batch_id = str(uuid.uuid4())
     for i, step in enumerate(todo, 1):
         began = time.monotonic()

@@ -21,7 +21,7 @@ from redline.streaming.guards import (
     repair_commit_log,
     require_checkpoint_for,
 )
-from redline.streaming.kafka_options import spark_options, topic_name
+from redline.streaming.kafka_options import explain_login_failure, spark_options, topic_name
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -137,8 +137,8 @@ def land(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str]
                         seen[t].add(p["batchId"])
                         rows[t] += int(p.get("numInputRows", 0))
                 if q.exception() is not None:
-                    raise explain_failure(offsets.explain(q.exception(), t), f"bronze_{t}",
-                                          lake_root)
+                    raise explain_failure(offsets.explain(explain_login_failure(
+                        cfg, q.exception(), "ingest"), t), f"bronze_{t}", lake_root)
             progress("bronze: " + ", ".join(f"{t}={n:,}" for t, n in rows.items())
                      + ("" if available_now else f" ({len(active)} queries running)"))
             if not active:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from redline import catalog
+from redline import catalog, s3a
 from redline.errors import RedlineError
 from redline.services.base import pid_alive
 
@@ -171,9 +171,15 @@ def _out_of_space(exc: BaseException | None) -> bool:
 
 def explain_failure(exc: BaseException, query: str, lake_root: str) -> BaseException:
     """What to raise for the failure ``exc`` of ``query``: ``LAKE_DISK_FULL`` when the
-    lake's disk filled up (Spark's own error names a failed task, not the full disk),
-    else ``exc`` itself."""
-    return disk_full(query, lake_root) if _out_of_space(exc) else exc
+    lake's disk filled up (Spark's own error names a failed task, not the full disk), an
+    object-store error of an s3a:// lake (``s3a.explain``: refused keys, store down), else
+    ``exc`` itself."""
+    if _out_of_space(exc):
+        return disk_full(query, lake_root)
+    store = s3a.explain(exc, lake_root)
+    if store is not None:
+        return RedlineError(store.code, f"streaming query {query}: {store.message}")
+    return exc
 
 
 def _whole_commit(path: Path) -> bool:

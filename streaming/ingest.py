@@ -17,6 +17,7 @@ from redline import catalog
 from redline.config import Config
 from redline.streaming import bronze, offsets, silver
 from redline.streaming.guards import explain_failure
+from redline.streaming.kafka_options import explain_login_failure
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -62,8 +63,8 @@ def run(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
         while not stop.is_set():
             for t, b in bronzes.items():
                 if b.query.exception() is not None:
-                    raise explain_failure(offsets.explain(b.query.exception(), t),
-                                          f"bronze_{t}", lake_root)
+                    raise explain_failure(offsets.explain(explain_login_failure(
+                        cfg, b.query.exception(), "ingest"), t), f"bronze_{t}", lake_root)
                 for p in b.query.recentProgress:
                     if p["batchId"] not in seen[t]:
                         seen[t].add(p["batchId"])

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from redline.config import Config
 from redline.errors import RedlineError
-from redline.streaming.kafka_options import client_options
+from redline.streaming.kafka_options import client_options, login_errors
 
 KAFKA_DATA_LOSS = "KAFKA_DATA_LOSS"
 
@@ -76,8 +76,10 @@ def partition_states(cfg: Config, kafka_topic: str,
     """Kafka's first and end offset of every partition of ``kafka_topic``."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(client_id="redline-offsets", enable_auto_commit=False,
-                             request_timeout_ms=15000, **client_options(cfg, user="ingest"))
+    with login_errors(cfg, "ingest"):
+        consumer = KafkaConsumer(client_id="redline-offsets", enable_auto_commit=False,
+                                 request_timeout_ms=15000,
+                                 **client_options(cfg, user="ingest"))
     try:
         parts = consumer.partitions_for_topic(kafka_topic) or set()
         tps = [TopicPartition(kafka_topic, p) for p in sorted(parts)]
@@ -97,8 +99,10 @@ Record = tuple[int, bytes | None]
 def kafka_record(cfg: Config, kafka_topic: str, partition: int, offset: int) -> Record | None:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(client_id="redline-offsets", enable_auto_commit=False,
-                             request_timeout_ms=15000, **client_options(cfg, user="ingest"))
+    with login_errors(cfg, "ingest"):
+        consumer = KafkaConsumer(client_id="redline-offsets", enable_auto_commit=False,
+                                 request_timeout_ms=15000,
+                                 **client_options(cfg, user="ingest"))
     try:
         tp = TopicPartition(kafka_topic, partition)
         consumer.assign([tp])

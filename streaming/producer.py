@@ -12,7 +12,7 @@ from typing import Any
 from redline.config import Config
 from redline.errors import RedlineError
 from redline.services.kafka import MESSAGE_MAX_BYTES
-from redline.streaming.kafka_options import all_topics, client_options
+from redline.streaming.kafka_options import all_topics, client_options, login_errors
 
 
 @dataclass
@@ -39,8 +39,9 @@ def ensure_topics(cfg: Config) -> list[str]:
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     try:
-        admin = KafkaAdminClient(client_id="redline-admin", request_timeout_ms=10000,
-                                 **client_options(cfg, user="admin"))
+        with login_errors(cfg, "admin"):
+            admin = KafkaAdminClient(client_id="redline-admin", request_timeout_ms=10000,
+                                     **client_options(cfg, user="admin"))
     except KafkaError as exc:
         raise RedlineError(
             "KAFKA_UNREACHABLE",
@@ -80,14 +81,15 @@ def produce(cfg: Config, events: Iterable, rate: float = 0.0,
         return json.dumps(value, separators=(",", ":")).encode()
 
     topics = all_topics(cfg)
-    producer = KafkaProducer(
-        acks="all", linger_ms=20, batch_size=256 * 1024, retries=5,
-        max_in_flight_requests_per_connection=1,  # keeps per-key order across retries
-        # The broker's limit: a record silver will quarantine as too large still reaches
-        # the lake; one the broker would refuse fails here, naming the event.
-        max_request_size=MESSAGE_MAX_BYTES,
-        key_serializer=lambda k: k.encode(),
-        value_serializer=serialize, **client_options(cfg, user="producer"))
+    with login_errors(cfg, "producer"):
+        producer = KafkaProducer(
+            acks="all", linger_ms=20, batch_size=256 * 1024, retries=5,
+            max_in_flight_requests_per_connection=1,  # keeps per-key order across retries
+            # The broker's limit: a record silver will quarantine as too large still
+            # reaches the lake; one the broker would refuse fails here, naming the event.
+            max_request_size=MESSAGE_MAX_BYTES,
+            key_serializer=lambda k: k.encode(),
+            value_serializer=serialize, **client_options(cfg, user="producer"))
     report = ProduceReport()
     errors: list[BaseException] = []
 

@@ -22,9 +22,25 @@ _OFFSET = int(os.environ.get("REDLINE_TEST_PORT_OFFSET", "0"))
 TEST_PORTS = {var: str(port + _OFFSET) for var, port in {
     "REDLINE_KAFKA_PORT": 19092,
     "REDLINE_KAFKA_CONTROLLER_PORT": 19093,
+    # More than 500 from every other port: no clash whatever the two runs' offsets.
+    "REDLINE_KAFKA_SSL_PORT": 16094,
     "REDLINE_THRIFT_PORT": 20000,
     "REDLINE_MLFLOW_PORT": 15000,
     "REDLINE_SUPERSET_PORT": 18088,
+    # The managed object store (SeaweedFS): eight ports, each 600 apart from every other
+    # port here so that no two offsets up to 500 make them meet.
+    "REDLINE_OBJECTSTORE_S3_PORT": 23000,
+    "REDLINE_OBJECTSTORE_S3_GRPC_PORT": 23600,
+    "REDLINE_OBJECTSTORE_MASTER_PORT": 24200,
+    "REDLINE_OBJECTSTORE_MASTER_GRPC_PORT": 24800,
+    "REDLINE_OBJECTSTORE_VOLUME_PORT": 25400,
+    "REDLINE_OBJECTSTORE_VOLUME_GRPC_PORT": 26000,
+    "REDLINE_OBJECTSTORE_FILER_PORT": 26600,
+    "REDLINE_OBJECTSTORE_FILER_GRPC_PORT": 27200,
+    "REDLINE_SPARK_CLUSTER_MASTER_PORT": 17077,
+    "REDLINE_SPARK_CLUSTER_WORKER_PORT": 17078,  # and 17079
+    "REDLINE_SPARK_CLUSTER_MASTER_UI_PORT": 17080,
+    "REDLINE_SPARK_CLUSTER_WORKER_UI_PORT": 17081,  # and 17082
 }.items()}
 
 
@@ -103,6 +119,30 @@ def kafka_only(request, cfg):
     with CommandLineWatch():
         broker.start()
     return broker
+
+
+@pytest.fixture(scope="session")
+def weed_built():
+    """``make objectstore``: SeaweedFS and the S3A jars (idempotent; minutes the first time)."""
+    import subprocess
+
+    from redline.config import PROJECT_ROOT
+
+    subprocess.run(["make", "-s", "objectstore"], cwd=PROJECT_ROOT, check=True)
+
+
+@pytest.fixture(scope="session")
+def objectstore(request, cfg, weed_built):
+    """The managed object store (SeaweedFS) in the test state folder."""
+    from process_watch import CommandLineWatch
+
+    from redline.services.objectstore import ObjectStore
+
+    store = ObjectStore(cfg)
+    request.addfinalizer(store.stop)
+    with CommandLineWatch():  # no key may ever be a command line (test_objectstore)
+        store.start()
+    return store
 
 
 @pytest.fixture(scope="session")

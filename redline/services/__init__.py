@@ -6,12 +6,16 @@ from redline.config import Config
 from redline.services.base import Service
 
 NAMES = ("kafka", "mlflow", "spark-thrift", "superset")
+#: Started only when named (`redline up spark-cluster`): a Spark standalone master and its
+#: workers, for the cluster profile on this machine.
+OPTIONAL = ("spark-cluster", "objectstore")
 
 
 def managed(cfg: Config, names: tuple[str, ...] | list[str] = NAMES) -> list[Service]:
     """Service objects for ``names`` (skipping those configured as external)."""
     from redline.services.kafka import KafkaBroker
     from redline.services.mlflow_server import MlflowServer
+    from redline.services.spark_cluster import cluster_services
     from redline.services.superset import SupersetServer
     from redline.services.thrift import ThriftServer
 
@@ -26,7 +30,19 @@ def managed(cfg: Config, names: tuple[str, ...] | list[str] = NAMES) -> list[Ser
         if name == "mlflow" and cfg.mlflow.tracking_uri:
             continue
         out.append(make[name](cfg))
+    if "spark-cluster" in names:
+        out += cluster_services(cfg)
+    if "objectstore" in names:  # SeaweedFS for an s3a:// lake (`make objectstore` builds it)
+        from redline.services.objectstore import ObjectStore
+
+        out.append(ObjectStore(cfg))
     return out
+
+
+def running_optional(cfg: Config) -> list[Service]:
+    """The optional services that have a process running (status and `down` include
+    them)."""
+    return [svc for svc in managed(cfg, OPTIONAL) if svc.pid_file.exists()]
 
 
 def start_all(services: list[Service], progress=print) -> None:

@@ -15,6 +15,11 @@ client. After each start the broker (re)creates the two SCRAM users and their AC
 
 Passwords are generated secrets (``redline.secrets``, ``kafka_<user>_password``); none is
 passed on a command line or written to a log.
+
+With ``kafka.security_protocol = "SASL_SSL"`` the broker also opens the listener ``TLS``
+(SASL_SSL, same users and mechanisms) on ``kafka.ssl_port``, which redline's clients then
+use; its certificates are made at start by ``redline.services.kafka_tls``. The
+SASL_PLAINTEXT listener stays for the broker's own connections and its health check.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from redline import credentials, jvm, secrets
 from redline.config import Config
 from redline.errors import RedlineError
+from redline.services import kafka_tls
 from redline.services.base import Service, port_open
 
 _LOG4J = """rootLogger.level = info
@@ -49,8 +55,11 @@ ADMIN, PRODUCER, INGEST = (credentials.KAFKA_ADMIN, credentials.KAFKA_PRODUCER,
                            credentials.KAFKA_INGEST)
 #: The managed broker's users (module docstring: who may do what).
 USERS = credentials.KAFKA_USERS
-#: In the secrets folder: ``admin_password=...``, read by the broker's FileConfigProvider.
+#: In the secrets folder: ``admin_password=...`` (and with TLS ``ssl_keystore_password=...``),
+#: read by the broker's FileConfigProvider.
 BROKER_SECRETS = "kafka_broker.properties"
+#: Listener of the SASL_SSL client port (``kafka.security_protocol = "SASL_SSL"``).
+TLS_LISTENER = "TLS"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 #: Largest record batch the broker accepts (``message.max.bytes``), set once. Above silver's
@@ -124,11 +133,13 @@ class KafkaBroker(Service):
         super().__init__(cfg.home, cfg.kafka.host, cfg.kafka.port)
         self.cfg = cfg
         self.controller_port = cfg.kafka.controller_port
+        self.tls = cfg.kafka.managed_tls
+        self.ssl_port = cfg.kafka.ssl_port
         self.data_dir = self.dir / "data"
         self.props = self.dir / "server.properties"
 
     def ports(self) -> Sequence[int]:
-        return (self.port, self.controller_port)
+        return (self.port, self.controller_port, *((self.ssl_port,) if self.tls else ()))
 
     def classpath(self) -> str:
         return os.pathsep.join(str(j) for j in jvm.jars(self.cfg.cache, "kafka"))
@@ -151,6 +162,24 @@ class KafkaBroker(Service):
         admin = f'"${{file:{self._broker_secrets()}:{ADMIN}_password}}"'
         plain = (f"{_PLAIN_MODULE} required username={jaas_quote(ADMIN)} "
                  f"password={admin} user_{ADMIN}={admin};")
+        listeners = [f"CLIENT://{h}:{p}"]
+        protocols = ["CLIENT:SASL_PLAINTEXT"]
+        tls: list[str] = []
+        if self.tls:
+            listeners.append(f"{TLS_LISTENER}://{h}:{self.ssl_port}")
+            protocols.append(f"{TLS_LISTENER}:SASL_SSL")
+            name = f"listener.name.{TLS_LISTENER.lower()}"
+            keystore = f"${{file:{self._broker_secrets()}:ssl_keystore_password}}"
+            tls = [f"{name}.sasl.enabled.mechanisms=PLAIN,{SCRAM_MECHANISM}",
+                   f"{name}.plain.sasl.jaas.config={plain}",
+                   f"{name}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config={_SCRAM_MODULE} "
+                   f"required;",
+                   f"{name}.ssl.keystore.type=PKCS12",
+                   f"{name}.ssl.keystore.location="
+                   f"{secrets.path_of(self.home, kafka_tls.KEYSTORE)}",
+                   f"{name}.ssl.keystore.password={keystore}",
+                   f"{name}.ssl.key.password={keystore}",
+                   f"{name}.ssl.client.auth=none"]
         return "\n".join([
             "config.providers=file",
             "config.providers.file.class="
@@ -158,17 +187,18 @@ class KafkaBroker(Service):
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{h}:{c}",
-            f"listeners=CLIENT://{h}:{p},CONTROLLER://{h}:{c}",
-            f"advertised.listeners=CLIENT://{h}:{p}",
+            f"listeners={','.join(listeners)},CONTROLLER://{h}:{c}",
+            f"advertised.listeners={','.join(listeners)}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=CLIENT",
-            "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            f"listener.security.protocol.map={','.join(protocols)},CONTROLLER:SASL_PLAINTEXT",
             f"listener.name.client.sasl.enabled.mechanisms=PLAIN,{SCRAM_MECHANISM}",
             f"listener.name.client.plain.sasl.jaas.config={plain}",
             f"listener.name.client.{SCRAM_MECHANISM.lower()}.sasl.jaas.config="
             f"{_SCRAM_MODULE} required;",
             "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
             f"listener.name.controller.plain.sasl.jaas.config={plain}",
+            *tls,
             "sasl.mechanism.inter.broker.protocol=PLAIN",
             "sasl.mechanism.controller.protocol=PLAIN",
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -197,7 +227,10 @@ class KafkaBroker(Service):
             raise RedlineError(
                 "KAFKA_PASSWORD", f"{secrets.path_of(self.home, 'kafka_admin_password')} "
                                   f"holds a quote, backslash or newline")
-        secrets.write(self.home, BROKER_SECRETS, f"{ADMIN}_password={value}", replace=True)
+        lines = [f"{ADMIN}_password={value}"]
+        if self.tls:
+            lines.append(f"ssl_keystore_password={kafka_tls.keystore_password(self.home)}")
+        secrets.write(self.home, BROKER_SECRETS, "\n".join(lines), replace=True)
         # No secret in it, but private like everything under the state folder.
         tmp = self.props.with_name(f".{self.props.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -211,6 +244,8 @@ class KafkaBroker(Service):
 
     def prepare(self) -> None:
         (self.dir / "log4j2.properties").write_text(_LOG4J)
+        if self.tls:
+            kafka_tls.ensure(self.home, self.host, java_binary())
         self._write_properties()
         if (self.data_dir / "meta.properties").exists():
             return
@@ -301,6 +336,8 @@ class KafkaBroker(Service):
 
     def check(self) -> bool:
         if not port_open(self.host, self.port):
+            return False
+        if self.tls and not port_open(self.host, self.ssl_port):
             return False
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError

@@ -101,6 +101,7 @@ def own_broker(cfg, lake, tmp_path, monkeypatch):
         broker.stop()
 
 
+@pytest.mark.drill
 def test_broker_sigkill_mid_stream_loses_nothing_acknowledged(own_broker, spark, tmp_path):
     cfg, broker = own_broker
     root = cfg.lake_root

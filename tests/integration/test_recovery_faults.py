@@ -35,7 +35,7 @@ from redline.streaming.producer import produce
 from redline.streaming.replay import silver_offline
 from redline.streaming.simulator import Event
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.drill]
 
 TOPIC = "vehicle_telemetry"
 REDLINE = str(Path(sys.executable).parent / "redline")

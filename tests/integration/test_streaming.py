@@ -302,6 +302,7 @@ def _wait_for_new_batch(proc: subprocess.Popen, offsets: Path, log: Path) -> Non
           "ingest plans a bronze batch", proc=proc, log=log, watch=[offsets.parent.parent])
 
 
+@pytest.mark.drill
 def test_kill_9_while_producing_loses_and_duplicates_nothing(
         stream_cfg, spark, tmp_path):
     root = stream_cfg.lake_root
