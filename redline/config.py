@@ -110,6 +110,12 @@ class SparkClusterConfig:
     worker_cores: int = _doc("Cores each managed worker offers to executors.", 1)
     worker_memory: str = _doc("Memory each managed worker offers to executors.", "2g")
 
+    def __post_init__(self):
+        for name in ("workers", "worker_cores"):
+            if getattr(self, name) < 1:
+                raise RedlineError("CONFIG_INVALID", f"spark_cluster.{name} must be at least "
+                                                     f"1, got {getattr(self, name)}")
+
     @property
     def master_url(self) -> str:
         return f"spark://{self.host}:{self.master_port}"

@@ -59,3 +59,13 @@ def test_cluster_daemons_bind_loopback_and_keep_the_secret_off_their_command_lin
         assert "spark.authenticate true" in text and secret in text
         assert Path(props).stat().st_mode & 0o777 == 0o600
     assert workers[0].command()[2] == f"spark://127.0.0.1:{cfg.spark_cluster.master_port}"
+
+
+def test_a_cluster_without_workers_or_cores_is_refused(monkeypatch):
+    from redline.errors import RedlineError
+
+    for var in ("REDLINE_SPARK_CLUSTER_WORKERS", "REDLINE_SPARK_CLUSTER_WORKER_CORES"):
+        monkeypatch.setenv(var, "0")
+        with pytest.raises(RedlineError, match="at least 1"):
+            load("local")
+        monkeypatch.delenv(var)
