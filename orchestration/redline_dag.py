@@ -1,11 +1,15 @@
-"""redline's pipeline as an Airflow DAG: ingest catch-up, the silver and gold jobs in the
-order of their tables, the quality gate, model scoring and the dashboard refresh.
+"""redline's pipeline as an Airflow DAG: ingest catch-up (Kafka -> bronze -> silver), the
+gold jobs in the order of their tables, the quality gate, model scoring and the dashboard
+refresh.
 
 Every task runs the ``redline`` command, so Airflow's virtualenv never imports redline,
 pyspark or the jobs (docs/airflow.md). The job tasks and their dependencies come from
 ``redline jobs list --json``, run when the DAG file is parsed: the graph is the one the
-installed redline declares (``jobs/declare.py``), with one task per step, and a job added
-to redline appears here without an edit. Which redline, and which deployment of it:
+installed redline declares (``jobs/declare.py``), with one task per gold job, and a job
+added to redline appears here without an edit. The silver steps of that list are not
+tasks: the ingest task runs each topic's bronze and silver streams to the same offsets,
+so a silver drain after it would find nothing left (and cost a Spark start); a gold job
+reading silver runs after ``ingest``. Which redline, and which deployment of it:
 
 - the executable: ``REDLINE_BIN`` in the environment of Airflow's processes, else
   ``redline`` on their ``PATH``;
@@ -142,14 +146,17 @@ with DAG(
                             command=f"ingest --available-now --topics {' '.join(topics)}",
                             doc_md="Kafka -> bronze -> silver + quarantine for each topic, "
                                    "up to the offsets there now (exactly once).")
+    gold = [s for s in steps if not s["name"].startswith("silver_")]
     jobs = {}
-    for step in steps:
+    for step in gold:
         jobs[step["name"]] = RedlineCommand(
             task_id=step["name"], command=f"jobs run {step['name']} --alone",
             skipped_exit_code=JOBS_SKIPPED, doc_md=step["description"])
-    for step in steps:
-        upstream = [jobs[name] for name in step["after"]] or [ingest]
-        upstream >> jobs[step["name"]]
+    for step in gold:
+        # A silver step upstream is the ingest task's work.
+        upstream = {name if name in jobs else "ingest" for name in step["after"]}
+        [jobs.get(name, ingest) for name in sorted(upstream or {"ingest"})] \
+            >> jobs[step["name"]]
     gate = RedlineCommand(task_id="quality_gate", command="quality gate",
                           final_exit_codes=(GATE_FAILED,),
                           # A job skipped for want of input data does not hold the gate.

@@ -123,7 +123,7 @@ def kafka_only(request, cfg):
 
 @pytest.fixture(scope="session")
 def weed_built():
-    """``make objectstore``: SeaweedFS and the S3A jars (idempotent; minutes the first time)."""
+    """``make objectstore``: SeaweedFS and the S3A jars (idempotent)."""
     import subprocess
 
     from redline.config import PROJECT_ROOT

@@ -32,7 +32,7 @@ def managed(cfg: Config, names: tuple[str, ...] | list[str] = NAMES) -> list[Ser
         out.append(make[name](cfg))
     if "spark-cluster" in names:
         out += cluster_services(cfg)
-    if "objectstore" in names:  # SeaweedFS for an s3a:// lake (`make objectstore` builds it)
+    if "objectstore" in names:  # SeaweedFS for an s3a:// lake (`make objectstore` installs it)
         from redline.services.objectstore import ObjectStore
 
         out.append(ObjectStore(cfg))

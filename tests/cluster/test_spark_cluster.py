@@ -13,7 +13,12 @@ every gold table must be equal.
 
 Drills: ingest killed with SIGKILL once mid-run (exactly-once still holds), and a worker
 killed with SIGKILL (its executors die with it) while `jobs run all` runs: the job
-completes on the other worker with the same results."""
+completes on the other worker with the same results.
+
+Both runs leave gold's job-by-job audit off (``quality.audit_gold``): the same checks run
+once at the end as the quality gate on the cluster's lake, and the audit would add about
+a few minutes of Great Expectations runs to the test (write-audit-publish itself is tested
+in tests/unit/test_write_audit_publish.py and, with the scheduler, in test_airflow.py)."""
 
 from __future__ import annotations
 
@@ -125,9 +130,9 @@ def gold_tables(env: dict, *roots: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def assert_same_lakes(env: dict, local_root: str, cluster_root: str) -> int:
+def assert_same_lakes(env: dict, local_root: str, cluster_root: str) -> list[str]:
     """Bronze holds every Kafka record once in both lakes, and every gold table is equal;
-    how many gold tables held rows."""
+    the gold tables that held rows."""
     lakes = gold_tables(env, local_root, cluster_root)
     bronze = lakes["_bronze"]
     assert bronze[cluster_root] and set(bronze[cluster_root]) == set(bronze[local_root])
@@ -141,7 +146,22 @@ def assert_same_lakes(env: dict, local_root: str, cluster_root: str) -> int:
         if rows is not None:
             assert len(remote[name]) == len(rows), name
             assert remote[name] == rows, name
-    return sum(bool(rows) for rows in local.values())
+    return sorted(name for name, rows in local.items() if rows)
+
+
+def assert_lake_in_bucket(cfg, root: str, gold: list[str]) -> None:
+    """The store's own listing (SeaweedFS's filer, not Spark) holds each topic's bronze and
+    silver checkpoints and every table's Delta log under ``root``."""
+    for topic in SIMULATED_TOPICS:
+        for query in (f"bronze/{topic}", f"silver/{topic}"):
+            ckpt = lake_key(cfg, catalog.checkpoint(root, query))
+            assert {"commits", "offsets", "metadata"} <= set(filer_list(cfg, ckpt)), query
+            assert "0" in filer_list(cfg, f"{ckpt}/commits"), query
+    tables = [catalog.bronze(t) for t in SIMULATED_TOPICS] + \
+        [catalog.silver(t) for t in SIMULATED_TOPICS] + [catalog.get(name) for name in gold]
+    for table in tables:
+        log = filer_list(cfg, f"{lake_key(cfg, catalog.location(root, table))}/_delta_log")
+        assert "00000000000000000000.json" in log, (table.qualified_name, log)
 
 
 def _executor_hosts(cfg) -> list[str]:
@@ -153,8 +173,9 @@ def test_cluster_run_on_s3a_equals_local_run_and_survives_a_killed_worker(
         cfg, spark_cluster, objectstore, tls_broker, topics_env, tmp_path):
     local_root = str(tmp_path / "lake-local")
     cluster_root = f"s3a://{cfg.objectstore.bucket}/cluster-{os.getpid()}"
-    local_env = {**topics_env, "REDLINE_LAKE_ROOT": local_root}
-    remote_env = cluster_env(cfg, tls_broker, cluster_root)
+    no_audit = {"REDLINE_QUALITY_AUDIT_GOLD": "false"}
+    local_env = {**topics_env, "REDLINE_LAKE_ROOT": local_root, **no_audit}
+    remote_env = {**cluster_env(cfg, tls_broker, cluster_root), **no_audit}
     log = tmp_path / "redline.log"
 
     _run(local_env, log, "ingest", "--available-now", "--topics", *SIMULATED_TOPICS)
@@ -188,7 +209,9 @@ def test_cluster_run_on_s3a_equals_local_run_and_survives_a_killed_worker(
     check_env = {**os.environ, "REDLINE_LAKE_ROOT": cluster_root,
                  "REDLINE_LAKE_S3_ENDPOINT": cfg.objectstore.endpoint,
                  "REDLINE_LAKE_S3_PATH_STYLE": "true"}
-    assert assert_same_lakes(check_env, local_root, cluster_root) >= 8
+    gold = assert_same_lakes(check_env, local_root, cluster_root)
+    assert len(gold) >= 8, gold
+    assert_lake_in_bucket(cfg, cluster_root, gold)
     _run(remote_env, log, "quality", "gate")
 
 

@@ -34,8 +34,7 @@ AIRFLOW = PROJECT_ROOT / ".venv-airflow" / "bin" / "airflow"
 DAG_ID = "redline"
 # The data sets nobody replays here: their steps end skipped (no input data), and the
 # gold jobs after them too.
-WAITING = {"silver_cmapss_cycles", "silver_ai4i_process", "gold_cmapss_features",
-           "gold_ai4i_features"}
+WAITING = {"gold_cmapss_features", "gold_ai4i_features"}
 AFTER_GATE = {"score_models", "refresh_dashboards"}
 
 
@@ -128,7 +127,7 @@ def runs(env, airflow_venv, tmp_path_factory):
     # the second run shows what the gate does, with a limit no table can meet.
     failing = {**dag_env, "REDLINE_QUALITY_FRESHNESS_HOURS": "silver.vehicle_telemetry=0.0001"}
     second = _run([str(AIRFLOW), "dags", "test", DAG_ID, "--mark-success-pattern",
-                   "^(ingest|silver_.*|gold_.*)$"], failing, log, 1800)
+                   "^(ingest|gold_.*)$"], failing, log, 1800)
     gated = _task_states(airflow_home)
     return {"first": (first, passed), "second": (second, gated), "env": dag_env, "log": log}
 
@@ -138,13 +137,10 @@ def test_dag_run_succeeds_task_by_task(runs):
     assert code == 0, f"airflow dags test exited {code}; see {runs['log']}"
     assert states.pop("_run")[0] == "success"
     expected_tasks = {"ingest", "quality_gate", *AFTER_GATE, *WAITING,
-                      "silver_vehicle_telemetry", "silver_vehicle_dtc",
-                      "silver_vehicle_builds", "silver_station_results",
-                      "silver_warranty_claims", "silver_cmapss_cycles", "silver_ai4i_process",
                       "gold_kpi_attribution", "gold_capability", "gold_defect_pareto",
                       "gold_dimensions", "gold_first_pass_yield", "gold_manufacturing_kpis",
                       "gold_mtbf", "gold_reliability", "gold_spc", "gold_vehicle_features"}
-    assert set(states) >= expected_tasks
+    assert set(states) == expected_tasks
     wrong = {t: s for t, (s, _) in states.items()
              if s != ("skipped" if t in WAITING else "success")}
     assert not wrong, f"task states {wrong}; see {runs['log']}"
@@ -235,14 +231,12 @@ def test_dag_shape_retries_and_deadline(airflow_venv, tmp_path):
     assert tasks["ingest"]["command"].endswith(
         "ingest --available-now --topics vehicle_telemetry vehicle_dtc vehicle_builds "
         "station_results warranty_claims")
-    for topic in ("vehicle_telemetry", "station_results", "cmapss_cycles"):
-        assert tasks[f"silver_{topic}"]["upstream"] == ["ingest"]
-    assert tasks["gold_spc"]["upstream"] == ["silver_station_results"]
+    # Ingest lands silver too: no silver task; the gold jobs reading silver follow ingest.
+    assert not [t for t in tasks if t.startswith("silver_")]
+    for job in ("gold_spc", "gold_vehicle_features", "gold_cmapss_features"):
+        assert tasks[job]["upstream"] == ["ingest"], job
     assert tasks["gold_spc"]["command"].endswith("jobs run gold_spc --alone")
-    assert tasks["gold_vehicle_features"]["upstream"] == [
-        "silver_vehicle_builds", "silver_vehicle_dtc", "silver_vehicle_telemetry",
-        "silver_warranty_claims"]
-    jobs = {t for t in tasks if t.startswith(("silver_", "gold_"))}
+    jobs = {t for t in tasks if t.startswith("gold_")}
     assert set(tasks["quality_gate"]["upstream"]) == jobs
     assert tasks["quality_gate"]["trigger_rule"] == "none_failed"
     assert tasks["score_models"]["upstream"] == ["quality_gate"]

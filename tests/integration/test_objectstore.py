@@ -1,4 +1,4 @@
-"""A lake on the managed object store: real SeaweedFS (built by `make objectstore`), real
+"""A lake on the managed object store: real SeaweedFS (installed by `make objectstore`), real
 Spark with Delta over Hadoop's S3A connector, the real Kafka broker.
 
 Spark runs in subprocesses here: a driver's S3A jars and S3 keys are fixed when its JVM
@@ -26,7 +26,6 @@ import requests
 from lake_listing import filer_list, lake_key
 from waiting import exited, until
 
-from redline import catalog
 from redline.config import load
 from redline.credentials import OBJECTSTORE_ACCESS_KEY, OBJECTSTORE_SECRET_KEY
 from redline.errors import RedlineError
@@ -251,30 +250,6 @@ result = {{"n": row.n, "ids": row.ids, "squares": row.squares,
     # The Delta log is in the bucket, as SeaweedFS itself lists it.
     log = filer_list(s3_cfg, f"{lake_key(s3_cfg, path)}/_delta_log")
     assert "00000000000000000000.json" in log and "00000000000000000001.json" in log, log
-
-
-def test_streaming_ingest_keeps_checkpoints_and_delta_logs_on_s3a(s3_cfg, probe, tmp_path):
-    produced = _publish(s3_cfg, _events(300))
-    log = tmp_path / "ingest.log"
-    for round_ in range(2):
-        proc = _redline(["ingest", "--available-now", "--topics", TOPIC], log)
-        code = exited(proc, f"ingest --available-now (round {round_ + 1})", log=log)
-        assert code == 0, log.read_text()[-4000:]
-        assert_exactly_once(layers(probe), produced)
-        if round_ == 0:  # a second run picks up only what came since, from s3a checkpoints
-            produced += _publish(s3_cfg, _events(120, start=300))
-
-    root = s3_cfg.lake_root
-    for query in (f"bronze/{TOPIC}", f"silver/{TOPIC}"):
-        ckpt = lake_key(s3_cfg, catalog.checkpoint(root, query))
-        folders = filer_list(s3_cfg, ckpt)
-        assert {"commits", "offsets", "metadata"} <= set(folders), (query, folders)
-        assert "1" in filer_list(s3_cfg, f"{ckpt}/commits"), query  # two batches committed
-    for table in (catalog.bronze(TOPIC), catalog.silver(TOPIC)):
-        delta_log = filer_list(s3_cfg, f"{lake_key(s3_cfg, catalog.location(root, table))}"
-                                       f"/_delta_log")
-        assert "00000000000000000000.json" in delta_log, (table.qualified_name, delta_log)
-    assert "Traceback" not in log.read_text()
 
 
 # -- credentials --------------------------------------------------------------------------------
