@@ -58,9 +58,16 @@ def clear_caches(cfg: Config) -> list[str]:
 
 def refresh(cfg: Config, tables: Sequence[Table],
             progress: Callable[[str], None] = print) -> dict:
-    """Register ``tables`` in the Thrift Server, then clear Superset's caches."""
-    ThriftServer(cfg).register_tables(cfg.lake_root, tables)
-    progress(f"registered {len(tables)} tables in the Spark Thrift Server")
+    """Register ``tables`` in the Thrift Server (not for a lake on an object store, which
+    it does not read), then clear Superset's caches."""
+    server = ThriftServer(cfg)
+    if server.reads(cfg.lake_root):
+        server.register_tables(cfg.lake_root, tables)
+        progress(f"registered {len(tables)} tables in the Spark Thrift Server")
+    else:
+        tables = []
+        progress(f"the Spark Thrift Server does not read a lake on an object store "
+                 f"({cfg.lake_root}): no table registered (docs/object-store.md)")
     cleared = clear_caches(cfg)
     progress(f"superset: cleared its {' and '.join(cleared)} caches; the next view of a "
              f"dashboard queries the lake")

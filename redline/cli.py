@@ -34,11 +34,16 @@ def _thrift_refresh(cfg, spark) -> None:
     from redline.services.thrift import ThriftServer
 
     server = ThriftServer(cfg)
-    if server.running() and server.check():
-        tables = [t for t in catalog.TABLES.values()
-                  if catalog.exists(spark, cfg.lake_root, t)]
-        server.register_tables(cfg.lake_root, tables)
-        print(f"registered {len(tables)} tables in the Spark Thrift Server")
+    if not (server.running() and server.check()):
+        return
+    if not server.reads(cfg.lake_root):
+        print(f"the Spark Thrift Server does not read a lake on an object store "
+              f"({cfg.lake_root}): its tables were not registered there "
+              f"(docs/object-store.md)", file=sys.stderr)
+        return
+    tables = [t for t in catalog.TABLES.values() if catalog.exists(spark, cfg.lake_root, t)]
+    server.register_tables(cfg.lake_root, tables)
+    print(f"registered {len(tables)} tables in the Spark Thrift Server")
 
 
 # -- services ------------------------------------------------------------------------------
@@ -447,14 +452,10 @@ def cmd_dashboards(cfg, args) -> int:
         return 0
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else print
     if args.action == "refresh":
-        from redline import catalog
         from redline.dashboards import refresh
 
-        tables = refresh.lake_tables(cfg.lake_root)
-        if tables is None:  # an object-store lake: only Spark can tell which tables exist
-            spark = _session(cfg, "dashboards")
-            tables = [t for t in catalog.TABLES.values()
-                      if catalog.exists(spark, cfg.lake_root, t)]
+        # None on an object store, which the Thrift Server does not read: nothing to list.
+        tables = refresh.lake_tables(cfg.lake_root) or []
         done = refresh.refresh(cfg, tables, progress=say)
         if args.json:
             print(json.dumps(done, indent=2))

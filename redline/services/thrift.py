@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from redline import catalog, secrets
+from redline import catalog, s3a, secrets
 from redline.config import Config
 from redline.credentials import THRIFT_SECRET, THRIFT_USER
 from redline.errors import RedlineError
@@ -47,6 +47,14 @@ def credentials(cfg: Config) -> tuple[str, str]:
     Callers must not log the password; point people at ``secrets.path_of`` instead.
     """
     return USER, secrets.get_or_create(cfg.home, PASSWORD_NAME)
+
+
+def _server_message(exc: Exception) -> str:
+    """The server's own error message in a pyhive exception (its first line), not the
+    Thrift structure around it."""
+    status = getattr(exc.args[0], "status", None) if exc.args else None
+    text = (getattr(status, "errorMessage", None) or str(exc)).strip()
+    return (text.splitlines() or [""])[0][:300]
 
 
 def connect(cfg: Config):
@@ -240,6 +248,12 @@ class ThriftServer(Service):
         finally:
             conn.close()
 
+    @staticmethod
+    def reads(lake_root: str) -> bool:
+        """Whether the server can read tables under ``lake_root``: not on an object store,
+        whose keys it is never given (docs/object-store.md)."""
+        return not s3a.is_s3a(lake_root)
+
     def register_tables(self, lake_root: str, tables: Sequence[catalog.Table]) -> None:
         """Make ``tables`` queryable by qualified name (idempotent); ``THRIFT_DOWN`` when
         the server is not answering, or stops answering meanwhile (a restart)."""
@@ -249,6 +263,11 @@ class ThriftServer(Service):
             raise RedlineError(
                 "THRIFT_DOWN",
                 f"the Spark Thrift Server is not answering on {self.address}; `redline up`")
+        if not self.reads(lake_root):
+            raise RedlineError(
+                "THRIFT_OBJECT_STORE",
+                f"the Spark Thrift Server cannot read a lake on an object store "
+                f"({lake_root}): it is not given the store's keys (docs/object-store.md)")
         try:
             self._register(lake_root, tables)
         except (TTransportException, OSError) as exc:
@@ -259,6 +278,8 @@ class ThriftServer(Service):
                 f"the tables once the server answers again (`redline status`)") from exc
 
     def _register(self, lake_root: str, tables: Sequence[catalog.Table]) -> None:
+        from pyhive.exc import DatabaseError
+
         conn = connect(self.cfg)
         try:
             cur = conn.cursor()
@@ -271,10 +292,17 @@ class ThriftServer(Service):
                     # Registered for another lake root: an external table, so dropping
                     # it only forgets the name; the data stays where it is.
                     cur.execute(f"DROP TABLE {table.qualified_name}")
-                for stmt in catalog.register_sql(lake_root, table):
-                    cur.execute(stmt)
-                # The server caches Delta snapshots; a refresh shows the newest version.
-                cur.execute(f"REFRESH TABLE {table.qualified_name}")
+                try:
+                    for stmt in catalog.register_sql(lake_root, table):
+                        cur.execute(stmt)
+                    # The server caches Delta snapshots; a refresh shows the newest version.
+                    cur.execute(f"REFRESH TABLE {table.qualified_name}")
+                except DatabaseError as exc:
+                    raise RedlineError(
+                        "THRIFT_REGISTER",
+                        f"the Spark Thrift Server on {self.address} could not register "
+                        f"{table.qualified_name} at {wanted}: {_server_message(exc)}. The "
+                        f"data is written; see {self.log_file}") from exc
         finally:
             conn.close()
 

@@ -26,7 +26,7 @@ import requests
 from lake_listing import filer_list, lake_key
 from waiting import exited, until
 
-from redline.config import load
+from redline.config import PROJECT_ROOT, load
 from redline.credentials import OBJECTSTORE_ACCESS_KEY, OBJECTSTORE_SECRET_KEY
 from redline.errors import RedlineError
 from redline.services.base import session_processes
@@ -62,7 +62,7 @@ _PROBE = r"""
 import json, sys, traceback
 from pyspark.sql import functions as F
 from redline import catalog
-from redline.config import load
+from redline.config import PROJECT_ROOT, load
 from redline.spark import build_session
 cfg = load()
 spark = build_session(cfg, app_name="redline-s3a-probe")
@@ -269,6 +269,23 @@ def test_wrong_keys_fail_with_a_clear_error(s3_cfg, tmp_path):
     assert wrong_secret not in text
 
 
+def test_ingest_beside_a_running_thrift_server_says_it_registered_nothing(
+        s3_cfg, thrift_server, probe, tmp_path):
+    """The Thrift Server reads local lakes only (it never gets the store's keys): an ingest
+    into s3a:// says it left the tables unregistered, and succeeds. It used to end in a
+    traceback (ClassNotFoundException: S3AFileSystem) after writing the data."""
+    produced = _publish(s3_cfg, _events(5))
+    log = tmp_path / "ingest.log"
+    proc = _redline(["ingest", "--available-now", "--topics", TOPIC], log)
+    code = exited(proc, "ingest into s3a:// with the Thrift Server up", log=log)
+    text = log.read_text()
+    assert code == 0, text[-4000:]
+    assert "the Spark Thrift Server does not read a lake on an object store " \
+           f"({s3_cfg.lake_root}): its tables were not registered there" in text, text[-3000:]
+    assert "Traceback" not in text
+    assert_exactly_once(layers(probe), produced)
+
+
 def test_half_set_keys_are_refused_before_spark_starts(s3_cfg, monkeypatch):
     from redline.spark import build_session
 
@@ -284,8 +301,18 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
+#: S3A's retries, cut down for the unreachable endpoint: with the defaults (7 retries
+#: with backoff, each through the SDK's own attempts) the error comes after about two
+#: minutes, which is what a user waits, but the error is the same.
+FEW_RETRIES = """
+spark.hadoop.fs.s3a.retry.limit        1
+spark.hadoop.fs.s3a.retry.interval     100ms
+spark.hadoop.fs.s3a.attempts.maximum   1
+"""
+
+
 @pytest.mark.parametrize("keys, code", [
-    (True, "LAKE_UNREACHABLE"),  # after S3A's own retries: about two minutes
+    (True, "LAKE_UNREACHABLE"),
     (False, "LAKE_NO_CREDENTIALS"),
 ])
 def test_unreachable_store_or_missing_keys_fail_with_a_clear_error(s3_cfg, tmp_path, keys,
@@ -295,6 +322,11 @@ def test_unreachable_store_or_missing_keys_fail_with_a_clear_error(s3_cfg, tmp_p
     env = {"REDLINE_LAKE_S3_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
     if keys:
         env.update(AWS_ACCESS_KEY_ID="SOMEACCESSKEY", AWS_SECRET_ACCESS_KEY=uuid.uuid4().hex)
+        # The profile's Spark settings file with fewer retries (an absolute conf_file).
+        conf = tmp_path / "few-retries.conf"
+        conf.write_text((PROJECT_ROOT / "spark-conf" / s3_cfg.spark.conf_file).read_text()
+                        + FEW_RETRIES)
+        env["REDLINE_SPARK_CONF_FILE"] = str(conf)
     proc = _redline(["ingest", "--available-now", "--topics", TOPIC], log, **env)
     exit_code = exited(proc, f"ingest failing with {code}", log=log)
     text = log.read_text()
