@@ -271,11 +271,14 @@ class ThriftServer(Service):
         try:
             self._register(lake_root, tables)
         except (TTransportException, OSError) as exc:
-            raise RedlineError(
-                "THRIFT_DOWN",
-                f"the Spark Thrift Server on {self.address} stopped answering while tables "
-                f"were being registered ({exc}). The data is written; the next run registers "
-                f"the tables once the server answers again (`redline status`)") from exc
+            raise self._stopped_answering(exc) from exc
+
+    def _stopped_answering(self, exc: Exception) -> RedlineError:
+        return RedlineError(
+            "THRIFT_DOWN",
+            f"the Spark Thrift Server on {self.address} stopped answering while tables "
+            f"were being registered ({exc}). The data is written; the next run registers "
+            f"the tables once the server answers again (`redline status`)")
 
     def _register(self, lake_root: str, tables: Sequence[catalog.Table]) -> None:
         from pyhive.exc import DatabaseError
@@ -284,27 +287,36 @@ class ThriftServer(Service):
         try:
             cur = conn.cursor()
             for table in tables:
-                if is_view(cur, table.qualified_name):  # a placeholder: the table is here now
-                    cur.execute(f"DROP VIEW {table.qualified_name}")
                 wanted = catalog.location(lake_root, table)
-                current = _registered_location(cur, table.qualified_name)
-                if current is not None and current.rstrip("/") != _as_uri(wanted):
-                    # Registered for another lake root: an external table, so dropping
-                    # it only forgets the name; the data stays where it is.
-                    cur.execute(f"DROP TABLE {table.qualified_name}")
                 try:
-                    for stmt in catalog.register_sql(lake_root, table):
-                        cur.execute(stmt)
-                    # The server caches Delta snapshots; a refresh shows the newest version.
-                    cur.execute(f"REFRESH TABLE {table.qualified_name}")
+                    self._register_one(cur, lake_root, table, wanted)
                 except DatabaseError as exc:
+                    message = _server_message(exc)
+                    # A server shutting down (a restart) refuses statements before it
+                    # closes its port: that is an outage, not a refusal.
+                    if "stopped SparkContext" in message or not self.check():
+                        raise self._stopped_answering(message) from exc
                     raise RedlineError(
                         "THRIFT_REGISTER",
                         f"the Spark Thrift Server on {self.address} could not register "
-                        f"{table.qualified_name} at {wanted}: {_server_message(exc)}. The "
+                        f"{table.qualified_name} at {wanted}: {message}. The "
                         f"data is written; see {self.log_file}") from exc
         finally:
             conn.close()
+
+    @staticmethod
+    def _register_one(cur, lake_root: str, table: catalog.Table, wanted: str) -> None:
+        if is_view(cur, table.qualified_name):  # a placeholder: the table is here now
+            cur.execute(f"DROP VIEW {table.qualified_name}")
+        current = _registered_location(cur, table.qualified_name)
+        if current is not None and current.rstrip("/") != _as_uri(wanted):
+            # Registered for another lake root: an external table, so dropping it only
+            # forgets the name; the data stays where it is.
+            cur.execute(f"DROP TABLE {table.qualified_name}")
+        for stmt in catalog.register_sql(lake_root, table):
+            cur.execute(stmt)
+        # The server caches Delta snapshots; a refresh shows the newest version.
+        cur.execute(f"REFRESH TABLE {table.qualified_name}")
 
     def add_placeholders(self, tables: Sequence[catalog.Table]) -> list[catalog.Table]:
         """Register an empty view (``placeholder_sql``) for each of ``tables`` that has no
