@@ -66,8 +66,7 @@ def refresh(cfg: Config, tables: Sequence[Table],
         progress(f"registered {len(tables)} tables in the Spark Thrift Server")
     else:
         tables = []
-        progress(f"the Spark Thrift Server does not read a lake on an object store "
-                 f"({cfg.lake_root}): no table registered (docs/object-store.md)")
+        progress(server.unread_note(cfg.lake_root))
     cleared = clear_caches(cfg)
     progress(f"superset: cleared its {' and '.join(cleared)} caches; the next view of a "
              f"dashboard queries the lake")

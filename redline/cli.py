@@ -37,9 +37,7 @@ def _thrift_refresh(cfg, spark) -> None:
     if not (server.running() and server.check()):
         return
     if not server.reads(cfg.lake_root):
-        print(f"the Spark Thrift Server does not read a lake on an object store "
-              f"({cfg.lake_root}): its tables were not registered there "
-              f"(docs/object-store.md)", file=sys.stderr)
+        print(server.unread_note(cfg.lake_root), file=sys.stderr)
         return
     tables = [t for t in catalog.TABLES.values() if catalog.exists(spark, cfg.lake_root, t)]
     server.register_tables(cfg.lake_root, tables)

@@ -254,6 +254,12 @@ class ThriftServer(Service):
         whose keys it is never given (docs/object-store.md)."""
         return not s3a.is_s3a(lake_root)
 
+    @staticmethod
+    def unread_note(lake_root: str) -> str:
+        """What a command says when it leaves a lake ``reads`` refuses unregistered."""
+        return (f"the Spark Thrift Server does not read a lake on an object store "
+                f"({lake_root}): its tables were not registered there (docs/object-store.md)")
+
     def register_tables(self, lake_root: str, tables: Sequence[catalog.Table]) -> None:
         """Make ``tables`` queryable by qualified name (idempotent); ``THRIFT_DOWN`` when
         the server is not answering, or stops answering meanwhile (a restart)."""
