@@ -46,16 +46,29 @@ $(SUPERSET_VENV)/.installed: requirements-superset.txt
 # Airflow for orchestration/redline_dag.py, in its own virtualenv like Superset (Airflow
 # never imports redline: its tasks run the `redline` command). Not part of `setup`: only
 # a machine that schedules redline with Airflow, and the Airflow test, need it.
+# It is built once per machine, outside the clone, in a folder named for the content of
+# requirements-airflow.txt and the Python version (a fresh clone reuses it; a changed pin
+# builds a new one), and linked as .venv-airflow. REDLINE_CACHE_DIR moves the cache.
 AIRFLOW_VENV := .venv-airflow
+REDLINE_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redline
+AIRFLOW_KEY = $(shell cat requirements-airflow.txt | sha256sum | cut -c1-12)-$(shell $(PYTHON) -c 'import sys; print("py%d.%d" % sys.version_info[:2])')
+AIRFLOW_BUILT = $(REDLINE_CACHE_DIR)/venv-airflow-$(AIRFLOW_KEY)
 .PHONY: airflow
-airflow: $(AIRFLOW_VENV)/.installed
+airflow:
+	@mkdir -p $(REDLINE_CACHE_DIR)
+	@flock $(REDLINE_CACHE_DIR)/.airflow.lock $(MAKE) --no-print-directory airflow-venv AIRFLOW_BUILT=$(AIRFLOW_BUILT)
+	@[ -L $(AIRFLOW_VENV) ] || rm -rf $(AIRFLOW_VENV)
+	@ln -sfn $(AIRFLOW_BUILT) $(AIRFLOW_VENV)
 
-$(AIRFLOW_VENV)/.installed: requirements-airflow.txt
-	@[ -x $(AIRFLOW_VENV)/bin/python ] || $(PYTHON) -m venv $(AIRFLOW_VENV)
-	@[ -x $(AIRFLOW_VENV)/bin/uv ] || $(AIRFLOW_VENV)/bin/pip install -q uv
-	@echo "installing Airflow into its own virtualenv $(AIRFLOW_VENV)"
-	$(AIRFLOW_VENV)/bin/uv pip install --python $(AIRFLOW_VENV)/bin/python -q -r requirements-airflow.txt
-	@touch $@
+.PHONY: airflow-venv
+airflow-venv:
+	@set -e; if [ ! -f $(AIRFLOW_BUILT)/.installed ]; then \
+	  echo "installing Airflow into its own virtualenv $(AIRFLOW_BUILT) (once per machine)"; \
+	  [ -x $(AIRFLOW_BUILT)/bin/python ] || $(PYTHON) -m venv $(AIRFLOW_BUILT); \
+	  [ -x $(AIRFLOW_BUILT)/bin/uv ] || $(AIRFLOW_BUILT)/bin/pip install -q uv; \
+	  $(AIRFLOW_BUILT)/bin/uv pip install --python $(AIRFLOW_BUILT)/bin/python -q -r requirements-airflow.txt; \
+	  touch $(AIRFLOW_BUILT)/.installed; \
+	fi
 
 jars: $(VENV)/.installed
 	@$(PY) -m redline.jvm $(CACHE) $$($(PY) -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')
@@ -75,8 +88,10 @@ objectstore: s3a
 demo: setup
 	$(VENV)/bin/redline demo
 
+# Two pytest-xdist workers: the modules that share the Thrift Server's table names run one
+# after another on one of them, everything else spreads over both (tests/conftest.py).
 test: setup lint
-	$(PY) -m pytest tests -m "not cluster and not drill"
+	$(PY) -m pytest tests -m "not cluster and not drill" -n 2 --dist loadgroup
 
 # The failure drills (kill -9 of ingest and of the broker, damaged checkpoints, services
 # restarted under work, a full disk): about 10 minutes that would push `make test` past 30;
@@ -90,8 +105,10 @@ test-drills: setup
 test-cluster: setup
 	$(PY) -m pytest tests -m cluster
 
+# The unit tests of pure logic: no JVM, no service (those that use Spark carry the `spark`
+# marker and run in `make test`).
 test-unit: setup lint
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit -m "not spark"
 
 # The import contracts of pyproject.toml (cli > features > services > core > schemas;
 # streaming and jobs independent) and ruff.

@@ -262,7 +262,7 @@ def cmd_jobs(cfg, args) -> int:
     spark = _session(cfg, "jobs")
     results = pipeline.run_jobs(spark, cfg.lake_root, args.names or ["all"], full=args.full,
                                 ingest=cfg.ingest, audit=_audit(cfg), analysis=cfg.analysis,
-                                alone=args.alone)
+                                alone=args.alone, progress=_progress(args))
     _thrift_refresh(cfg, spark)
     from redline.dashboards import alerts
 

@@ -15,8 +15,14 @@ def _number(value) -> str:
     return f"{int(value):,}" if isinstance(value, (int, float)) else str(value)
 
 
-def _step(n: int, total: int, text: str) -> None:
-    print(f"\n== [{n}/{total}] {text}", flush=True)
+def _since(began: float) -> str:
+    elapsed = time.monotonic() - began
+    return f"{elapsed // 60:.0f}m{elapsed % 60:02.0f}s"
+
+
+def _step(n: int, total: int, text: str, began: float) -> None:
+    """A step's header, with the time since the demo began (where a slow run spends it)."""
+    print(f"\n== [{n}/{total}] {text} (at {_since(began)})", flush=True)
 
 
 def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) -> int:
@@ -35,41 +41,42 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) ->
 
     began = time.monotonic()
     total = 9
-    _step(1, total, "starting services")
+    _step(1, total, "starting services", began)
     start_all(managed(cfg))
-    _step(2, total, "simulating the fleet and plants into Kafka")
+    _step(2, total, "simulating the fleet and plants into Kafka", began)
     produced = simulate(cfg, vehicles, days, seed, rate=0.0)
-    _step(3, total, "starting Spark")
+    _step(3, total, "starting Spark", began)
     spark = build_session(cfg, app_name="redline-demo")
-    _step(4, total, "ingesting Kafka into bronze and silver (available-now)")
+    _step(4, total, "ingesting Kafka into bronze and silver (available-now)", began)
     ingested = ingest.run(spark, cfg, cfg.lake_root, list(SIMULATED_TOPICS), available_now=True)
     print("; ".join(f"{t}: " + ", ".join(f"{k}={n:,}" for k, n in r.items())
                     for t, r in ingested.items()))
     freshness = freshness_limits(cfg.quality.freshness_hours)
     reports = cfg.home / "reports" / "quality"
-    _step(5, total, "gold jobs (each output audited before it is published)")
+    _step(5, total, "gold jobs (each output audited before it is published)", began)
     run_jobs(spark, cfg.lake_root, ["gold"], ingest=cfg.ingest, analysis=cfg.analysis,
              audit=auditor(reports, freshness) if cfg.quality.audit_gold else None)
-    _step(6, total, "quality gate over every table")
+    _step(6, total, "quality gate over every table", began)
     gate = run_gate(spark, cfg.lake_root, reports, freshness=freshness,
                     docs_root=cfg.home / "quality")
     print(gate.table_rows())
     print(gate.summary())
-    _step(7, total, "training the failure model and scoring the fleet")
+    _step(7, total, "training the failure model and scoring the fleet", began)
     model = run.train(spark, cfg, "vehicle")
     promotion = run.promote(spark, cfg, "vehicle")
     print(("promoted: " if promotion.promoted else "not promoted: ") + promotion.reason)
     scored = run.score(spark, cfg, ["vehicle"])["vehicle"]
-    _step(8, total, "registering tables in the Thrift Server and deploying dashboards")
+    _step(8, total, "registering tables in the Thrift Server and deploying dashboards", began)
     tables = [t for t in catalog.TABLES.values() if catalog.exists(spark, cfg.lake_root, t)]
     ThriftServer(cfg).register_tables(cfg.lake_root, tables)
     deployed = deploy(cfg)
     shots = cfg.home / "reports" / "dashboards"
     pages = {url: shots / f"{url.rstrip('/').rsplit('/', 1)[-1]}.png"
              for url in deployed.urls.values()}
-    print(f"rendering the {len(pages)} dashboards to {shots}/ ...", flush=True)
+    print(f"rendering the {len(pages)} dashboards to {shots}/ (at {_since(began)}) ...",
+          flush=True)
     capture_many(cfg, pages)
-    _step(9, total, "summary")
+    _step(9, total, "summary", began)
     counts = {t.qualified_name: catalog.read(spark, cfg.lake_root, t).count() for t in tables}
     print(f"\nredline demo finished in {time.monotonic() - began:.0f}s")
     print(f"  events produced to Kafka: {produced.total:,}")

@@ -2,12 +2,29 @@
 
 Tests never touch the user's state folder or the default ports: the whole run uses a
 temporary REDLINE_HOME and the ports below, so `make test` works while a demo runs.
+
+One set of services per run, shared by every process of it:
+- `make test` runs two pytest-xdist workers. Both use one state folder (the controller
+  makes it and passes it down as ``REDLINE_TEST_HOME``); the first worker that needs a
+  service starts it under a file lock, the other finds it healthy and reuses it, and the
+  controller stops them when both are done. Modules that register tables in the Thrift
+  Server or deploy dashboards (which name one lake at a time) carry
+  ``xdist_group(LAKE_SQL)`` and run one after another on one worker; every other module
+  stays whole on one worker (``--dist loadgroup``).
+- `.ci/run` points its three stages (`make test`, `make test-drills`, `make test-cluster`)
+  at one state folder and sets ``REDLINE_TEST_KEEP_SERVICES=1``: a stage ending leaves the
+  services running for the next, and `.ci/run` stops them when it exits.
+A test that stops or kills a session service starts it again before it ends.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,6 +59,86 @@ TEST_PORTS = {var: str(port + _OFFSET) for var, port in {
     "REDLINE_SPARK_CLUSTER_MASTER_UI_PORT": 17080,
     "REDLINE_SPARK_CLUSTER_WORKER_UI_PORT": 17081,  # and 17082
 }.items()}
+
+
+#: Leave the session's services running when the run ends (`.ci/run`'s next stage reuses
+#: them, and `.ci/run` stops them at its end).
+KEEP_SERVICES = os.environ.get("REDLINE_TEST_KEEP_SERVICES", "") not in ("", "0")
+#: The xdist group of the modules that point the Thrift Server's table names at a lake of
+#: their own or deploy the dashboards: one at a time, on one worker.
+LAKE_SQL = "lake-sql"
+#: Command lines seen while services started, in the test state folder: the worker that
+#: started a service may not be the one whose test reads them (test_security).
+SEEN_FILE = ".command-lines-seen.jsonl"
+
+
+def _worker() -> str | None:
+    """This process's xdist worker id (gw0, gw1, ...), or None outside xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def _xdist_controller(config) -> bool:
+    return _worker() is None and bool(getattr(config.option, "numprocesses", None))
+
+
+def pytest_configure(config):
+    """The controller of an xdist run makes the one state folder its workers share."""
+    if _xdist_controller(config) and not os.environ.get("REDLINE_TEST_HOME"):
+        home = tempfile.mkdtemp(prefix="redline-test-home-")
+        os.environ["REDLINE_TEST_HOME"] = home
+        config.stash[_OWNED_HOME] = home
+
+
+_OWNED_HOME = pytest.StashKey[str]()
+
+
+def pytest_unconfigure(config):
+    """The xdist controller stops the services its workers shared (unless kept) and removes
+    the state folder it made."""
+    if not _xdist_controller(config) or KEEP_SERVICES:
+        return
+    home = os.environ.get("REDLINE_TEST_HOME")
+    if home and Path(home).is_dir():
+        from redline.config import load
+        from redline.services import managed, running_optional
+
+        shared = load("local", {**os.environ, **TEST_PORTS, "REDLINE_HOME": home})
+        for svc in reversed([*managed(shared), *running_optional(shared)]):
+            svc.stop(progress=lambda _: None)
+    owned = config.stash.get(_OWNED_HOME, None)
+    if owned:
+        shutil.rmtree(owned, ignore_errors=True)
+
+
+def _stop_at_end(request, service) -> None:
+    """Stop ``service`` when this pytest process ends, unless it is shared beyond it."""
+    if not KEEP_SERVICES and _worker() is None:
+        request.addfinalizer(service.stop)
+
+
+@contextmanager
+def _starting(cfg):
+    """One process at a time starts the shared services (the others then reuse them);
+    what the command-line watch saw is kept in the state folder."""
+    from process_watch import CommandLineWatch
+
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    with open(cfg.home / ".services.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with CommandLineWatch(record=cfg.home / SEEN_FILE):
+            yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Mark every test that uses the Spark session (directly or through a fixture):
+    `make test-unit` runs the unit tests that start no JVM. Under xdist, a module without
+    an ``xdist_group`` becomes a group of its own, so its module fixtures run once."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session")
@@ -86,14 +183,12 @@ def lake(tmp_path) -> str:
 # session ends.
 @pytest.fixture(scope="session")
 def services(request, cfg):
-    from process_watch import CommandLineWatch
-
     from redline.services import managed, start_all
 
     running = managed(cfg)
     for svc in running:
-        request.addfinalizer(svc.stop)
-    with CommandLineWatch():  # test_security checks no secret was ever a command line
+        _stop_at_end(request, svc)
+    with _starting(cfg):  # test_security checks no secret was ever a command line
         start_all(running)
     return {svc.name: svc for svc in running}
 
@@ -110,13 +205,37 @@ def kafka_only(request, cfg):
     ``services`` starts the broker again later if a test needs all four; a start finds it
     running and reuses it, and stopping twice is harmless.
     """
-    from process_watch import CommandLineWatch
-
     from redline.services.kafka import KafkaBroker
 
     broker = KafkaBroker(cfg)
+    _stop_at_end(request, broker)
+    with _starting(cfg):
+        broker.start()
+    return broker
+
+
+@pytest.fixture(scope="session")
+def sasl_ssl_env(tmp_path_factory) -> dict[str, str]:
+    """Settings of the run's SASL_SSL broker: its own state folder and free ports (the
+    session broker keeps the default SASL_PLAINTEXT profile, which other tests check).
+    A module sets its own ``REDLINE_KAFKA_TOPIC_PREFIX`` over these."""
+    from kafka_env import sasl_ssl_broker_env
+
+    return sasl_ssl_broker_env(tmp_path_factory.mktemp("kafka-tls-home"), "tls.")
+
+
+@pytest.fixture(scope="session")
+def sasl_ssl_broker(request, cfg, sasl_ssl_env):
+    """The one broker whose clients use its SASL_SSL listener (test_kafka_tls and the
+    cluster test); ``cfg`` first, so the session's settings are in the environment."""
+    from process_watch import CommandLineWatch
+
+    from redline.config import load
+    from redline.services.kafka import KafkaBroker
+
+    broker = KafkaBroker(load("local", {**os.environ, **sasl_ssl_env}))
     request.addfinalizer(broker.stop)
-    with CommandLineWatch():
+    with CommandLineWatch():  # test_kafka_tls checks no secret was ever a command line
         broker.start()
     return broker
 
@@ -139,7 +258,7 @@ def objectstore(request, cfg, weed_built):
     from redline.services.objectstore import ObjectStore
 
     store = ObjectStore(cfg)
-    request.addfinalizer(store.stop)
+    request.addfinalizer(store.stop)  # the last stage's service: nothing after it needs it
     with CommandLineWatch():  # no key may ever be a command line (test_objectstore)
         store.start()
     return store

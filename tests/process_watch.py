@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -9,11 +10,21 @@ from pathlib import Path
 SEEN: set[str] = set()
 
 
-class CommandLineWatch:
-    """While active, samples ``/proc/*/cmdline`` every 50 ms into ``SEEN``."""
+def seen(record: Path | None = None) -> set[str]:
+    """``SEEN``, with the lines another test process of the run kept in ``record``."""
+    out = set(SEEN)
+    if record is not None and record.exists():
+        out |= {json.loads(line) for line in record.read_text().splitlines() if line}
+    return out
 
-    def __init__(self, every: float = 0.05):
+
+class CommandLineWatch:
+    """While active, samples ``/proc/*/cmdline`` every 50 ms into ``SEEN``; with ``record``,
+    appends what it saw to that file (JSON lines) when it ends."""
+
+    def __init__(self, every: float = 0.05, record: Path | None = None):
         self.every = every
+        self.record = record
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -36,3 +47,6 @@ class CommandLineWatch:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        if self.record is not None:
+            with self.record.open("a") as fh:
+                fh.writelines(json.dumps(line) + "\n" for line in sorted(SEEN))

@@ -7,11 +7,14 @@ Delta, MLflow, the Thrift Server and Superset, then checks what a user would che
 import json
 
 import pytest
+from conftest import LAKE_SQL
 
 from redline.cli import main
 from redline.streaming.simulator import SimulationSpec, Simulator
 
-pytestmark = pytest.mark.e2e
+# Registers tables in the Thrift Server or deploys the dashboards: one such module at a
+# time (tests/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(LAKE_SQL)]
 
 VEHICLES, DAYS, SEED = 120, 50, 7
 

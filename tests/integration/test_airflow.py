@@ -1,13 +1,17 @@
 """The shipped Airflow DAG (orchestration/redline_dag.py) runs redline end to end.
 
-`make airflow` builds Airflow's own virtualenv; `airflow dags test` runs the whole DAG in
-one process (SQLite metadata DB under the test state folder, no web server) against the
-real local services of tests/conftest.py: Kafka, MLflow, the Spark Thrift Server and
-Superset. A champion failure model is trained first on a lake of its own (scoring needs
-one); the DAG then starts from an empty lake: ingest, silver and gold jobs, the quality
-gate, scoring and the dashboard refresh, each task a `redline` command. A second run with
-a freshness limit that cannot hold (REDLINE_QUALITY_FRESHNESS_HOURS, configuration only)
-fails at the gate, which is not retried, and scoring and the refresh never run.
+`make airflow` builds Airflow's own virtualenv (once per machine, outside the clone);
+`airflow dags test` runs the whole DAG in one process (SQLite metadata DB under the test
+state folder, no web server) against the real local services of tests/conftest.py: Kafka,
+MLflow, the Spark Thrift Server and Superset. A champion failure model is trained first, in
+this process, on a lake of its own whose silver tables come straight from the simulator
+(scoring needs a champion; ingest is what the DAG run proves). The DAG then runs once end
+to end from an empty lake: ingest, the gold jobs, the quality gate, scoring and the
+dashboard refresh, each task a `redline` command. The gate's failure path runs only the
+tasks that matter: a second `dags test` with a freshness limit that cannot hold
+(REDLINE_QUALITY_FRESHNESS_HOURS, configuration only) marks ingest and the gold jobs done
+without running them, so the gate is the one task that runs; it fails, is not retried, and
+scoring and the refresh never run (``upstream_failed``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 # split and defects for every gold table's volume check.
 VEHICLES, DAYS, SEED = 120, 50, 7
 REDLINE = PROJECT_ROOT / ".venv" / "bin" / "redline"
+#: `make airflow` links its virtualenv (built under ~/.cache/redline) here.
 AIRFLOW = PROJECT_ROOT / ".venv-airflow" / "bin" / "airflow"
 DAG_ID = "redline"
 # The data sets nobody replays here: their steps end skipped (no input data), and the
@@ -104,21 +109,38 @@ def _sql(env: dict, query: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def runs(env, airflow_venv, tmp_path_factory):
+def champion(spark, env, tmp_path_factory) -> str:
+    """A champion failure model in the DAG's MLflow experiment, trained in this process on
+    a lake of its own: silver written from the simulator (the events the DAG ingests),
+    then the feature job and training. The model's version."""
+    from simulated import write_silver
+
+    from redline import pipeline
+    from redline.config import load
+    from redline.ml import run
+
+    root = str(tmp_path_factory.mktemp("airflow-prep") / "lake")
+    write_silver(spark, root, SimulationSpec(vehicles=VEHICLES, days=DAYS, seed=SEED))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REDLINE_LAKE_ROOT", root)
+        mp.setenv("REDLINE_MLFLOW_EXPERIMENT", env["REDLINE_MLFLOW_EXPERIMENT"])
+        prep = load()
+        quiet = {"progress": lambda _: None}
+        pipeline.run_jobs(spark, root, ["gold_vehicle_features"], alone=True, record=False,
+                          **quiet)
+        trained = run.train(spark, prep, "vehicle", **quiet)
+        assert run.promote(spark, prep, "vehicle", **quiet).promoted
+    return trained.version
+
+
+@pytest.fixture(scope="module")
+def runs(env, airflow_venv, champion, tmp_path_factory):
     """Both DAG runs: the task states of each, and the environment of the DAG's lake."""
     work = tmp_path_factory.mktemp("airflow")
     log = work / "commands.log"
-    # A champion to score with, trained on a lake of its own.
-    prep = {**env, "REDLINE_LAKE_ROOT": str(work / "prep-lake")}
-    _redline(prep, log, "simulate", "--vehicles", str(VEHICLES), "--days", str(DAYS),
-             "--seed", str(SEED))
-    _redline(prep, log, "ingest", "--available-now", "--topics", "vehicle_telemetry",
-             "vehicle_dtc", "vehicle_builds", "warranty_claims")
-    _redline(prep, log, "jobs", "run", "gold_vehicle_features")
-    _redline(prep, log, "ml", "train", "vehicle")
-    _redline(prep, log, "ml", "promote", "vehicle")
-
     dag_env = {**env, "REDLINE_LAKE_ROOT": str(work / "lake")}
+    _redline(dag_env, log, "simulate", "--vehicles", str(VEHICLES), "--days", str(DAYS),
+             "--seed", str(SEED))
     airflow_home = Path(env["AIRFLOW_HOME"])
     assert _run([str(AIRFLOW), "db", "migrate"], dag_env, log, 600) == 0, log
     first = _run([str(AIRFLOW), "dags", "test", DAG_ID], dag_env, log, 3600)
@@ -146,7 +168,7 @@ def test_dag_run_succeeds_task_by_task(runs):
     assert not wrong, f"task states {wrong}; see {runs['log']}"
 
 
-def test_dag_run_wrote_every_layer_and_the_scores(runs):
+def test_dag_run_wrote_every_layer_and_the_scores(runs, champion):
     env = runs["env"]
     expected = {}
     for e in Simulator(SimulationSpec(vehicles=VEHICLES, days=DAYS, seed=SEED)).events():
@@ -163,6 +185,8 @@ def test_dag_run_wrote_every_layer_and_the_scores(runs):
                        "max(failure_probability) AS hi FROM gold.vehicle_risk_scores")[0]
     assert 0 < scores["vins"] <= VEHICLES
     assert 0.0 <= scores["lo"] <= scores["hi"] <= 1.0
+    versions = _sql(env, "SELECT DISTINCT model_version FROM gold.vehicle_risk_scores")
+    assert [r["model_version"] for r in versions] == [champion]
 
 
 def test_failed_gate_stops_the_run_before_scoring(runs):

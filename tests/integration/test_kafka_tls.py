@@ -1,6 +1,7 @@
 """The managed broker's SASL_SSL listener (issue 20), against a real broker of its own.
 
-A second broker, with its own state folder and ports, so that the session's broker (the
+The run's SASL_SSL broker (``sasl_ssl_broker`` in tests/conftest.py, shared with the
+cluster test), with its own state folder and ports, so that the session's broker (the
 default SASL_PLAINTEXT profile) is left alone. Certificates are checked with openssl and
 Python's ssl module, not with the code that made them.
 """
@@ -8,7 +9,6 @@ Python's ssl module, not with the code that made them.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kafka_env import sasl_ssl_broker_env
 
 from redline import catalog
 from redline.cli import main
@@ -41,23 +40,14 @@ BOUND_S = 60
 
 
 @pytest.fixture(scope="module")
-def tls_env(tmp_path_factory) -> dict[str, str]:
-    return sasl_ssl_broker_env(tmp_path_factory.mktemp("kafka-tls-home"),
-                               f"tls-{uuid.uuid4().hex[:8]}.")
+def tls_env(sasl_ssl_env) -> dict[str, str]:
+    """The run's SASL_SSL broker (tests/conftest.py) with this module's own topics."""
+    return {**sasl_ssl_env, "REDLINE_KAFKA_TOPIC_PREFIX": f"tls-{uuid.uuid4().hex[:8]}."}
 
 
 @pytest.fixture(scope="module")
-def tls_broker(request, tls_env, cfg):
-    """The SASL_SSL broker (``cfg``: the session's settings are in the environment first)."""
-    from process_watch import CommandLineWatch
-
-    from redline.services.kafka import KafkaBroker
-
-    broker = KafkaBroker(load("local", {**os.environ, **tls_env}))
-    request.addfinalizer(broker.stop)
-    with CommandLineWatch():  # test_security and this module check no secret was one
-        broker.start()
-    return broker
+def tls_broker(sasl_ssl_broker):
+    return sasl_ssl_broker
 
 
 @pytest.fixture
