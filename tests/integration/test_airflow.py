@@ -72,6 +72,11 @@ def env(cfg, tmp_path_factory, kafka_broker, mlflow_server, thrift_server, super
         # has a deadline (DagRun.update_state reads the alerts as ids); the deadline itself
         # is checked by test_dag_shape_retries_and_deadline and the callback below.
         "REDLINE_AIRFLOW_DEADLINE_HOURS": "0",
+        # Gold's job-by-job audit off: the DAG's quality_gate task runs the same checks
+        # (and more) once, over every table, and must pass; each audit would cost its own
+        # Great Expectations run in a cold JVM (write-audit-publish itself:
+        # tests/unit/test_write_audit_publish.py and the end-to-end demo).
+        "REDLINE_QUALITY_AUDIT_GOLD": "false",
     })
     out.pop("REDLINE_QUALITY_FRESHNESS_HOURS", None)
     return out

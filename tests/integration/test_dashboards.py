@@ -239,9 +239,9 @@ def api(dash_cfg, superset):
     return api_session(dash_cfg)
 
 
-@pytest.fixture
-def network_browser(dash_cfg, deployed):
-    """A logged-in chromium whose chart-data requests and responses can be read."""
+@pytest.fixture(scope="module")
+def network_driver(dash_cfg, deployed):
+    """One logged-in chromium for the module's tests that read chart-data requests."""
     profile = Path(tempfile.mkdtemp(prefix="redline-test-chromium-"))
     driver = browser(profile, network_log=True)
     driver.set_page_load_timeout(300)
@@ -249,6 +249,16 @@ def network_browser(dash_cfg, deployed):
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def network_browser(network_driver):
+    """The logged-in chromium whose chart-data requests and responses can be read, with
+    what an earlier test's page asked for already read off (never seen by this test)."""
+    network_driver.get("about:blank")
+    network_driver.get_log("performance")  # reading the log empties it
+    network_driver.pending_chart_requests = {}
+    return network_driver
 
 
 def _find(api, dash_cfg, kind: str, column: str, value: str) -> list[dict]:
