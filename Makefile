@@ -89,9 +89,10 @@ demo: setup
 	$(VENV)/bin/redline demo
 
 # Two pytest-xdist workers: the modules that share the Thrift Server's table names run one
-# after another on one of them, everything else spreads over both (tests/conftest.py).
+# after another on one of them, everything else spreads over both, a module at a time
+# (tests/conftest.py).
 test: setup lint
-	$(PY) -m pytest tests -m "not cluster and not drill" -n 2 --dist loadgroup
+	$(PY) -m pytest tests -m "not cluster and not drill" -n 2
 
 # The failure drills (kill -9 of ingest and of the broker, damaged checkpoints, services
 # restarted under work, a full disk): about 10 minutes that would push `make test` past 30;

@@ -7,10 +7,9 @@ One set of services per run, shared by every process of it:
 - `make test` runs two pytest-xdist workers. Both use one state folder (the controller
   makes it and passes it down as ``REDLINE_TEST_HOME``); the first worker that needs a
   service starts it under a file lock, the other finds it healthy and reuses it, and the
-  controller stops them when both are done. Modules that register tables in the Thrift
-  Server or deploy dashboards (which name one lake at a time) carry
-  ``xdist_group(LAKE_SQL)`` and run one after another on one worker; every other module
-  stays whole on one worker (``--dist loadgroup``).
+  controller stops them when both are done. The modules of ``LAKE_SQL_MODULES`` run one
+  after another on one worker; every other module stays whole on one worker, and the
+  workers take the next module as they free up (``pytest_xdist_make_scheduler``).
 - `.ci/run` points its three stages (`make test`, `make test-drills`, `make test-cluster`)
   at one state folder and sets ``REDLINE_TEST_KEEP_SERVICES=1``: a stage ending leaves the
   services running for the next, and `.ci/run` stops them when it exits.
@@ -64,9 +63,17 @@ TEST_PORTS = {var: str(port + _OFFSET) for var, port in {
 #: Leave the session's services running when the run ends (`.ci/run`'s next stage reuses
 #: them, and `.ci/run` stops them at its end).
 KEEP_SERVICES = os.environ.get("REDLINE_TEST_KEEP_SERVICES", "") not in ("", "0")
-#: The xdist group of the modules that point the Thrift Server's table names at a lake of
-#: their own or deploy the dashboards: one at a time, on one worker.
-LAKE_SQL = "lake-sql"
+#: The modules that point the Thrift Server's table names at a lake of their own (the
+#: demo, the dashboards' hand-made rows, `redline ingest` of the ingest tests), deploy the
+#: dashboards, or read through the Thrift Server and Superset what those registered: the
+#: server maps a name to one lake at a time, so these run one after another, on one
+#: worker. Paths from the rootdir, as pytest's node ids give them.
+LAKE_SQL_MODULES = frozenset({
+    "tests/e2e/test_end_to_end.py", "tests/integration/test_dashboards.py",
+    "tests/integration/test_security.py", "tests/integration/test_alerts.py",
+    "tests/integration/test_streaming.py", "tests/integration/test_ingest.py",
+    "tests/integration/test_kafka_faults.py",
+})
 #: Command lines seen while services started, in the test state folder: the worker that
 #: started a service may not be the one whose test reads them (test_security).
 SEEN_FILE = ".command-lines-seen.jsonl"
@@ -129,16 +136,26 @@ def _starting(cfg):
             yield
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Mark every test that uses the Spark session (directly or through a fixture):
-    `make test-unit` runs the unit tests that start no JVM. Under xdist, a module without
-    an ``xdist_group`` becomes a group of its own, so its module fixtures run once."""
+    `make test-unit` runs the unit tests that start no JVM."""
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under xdist, a module is the unit of work (its module fixtures run once), and the
+    modules of ``LAKE_SQL_MODULES`` are one unit together. (xdist's own ``loadgroup`` does
+    not group under pytest 9.2, whose node ids are read-only.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "lake-sql" if module in LAKE_SQL_MODULES else module
+
+    return ByModule(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,11 @@ Delta, MLflow, the Thrift Server and Superset, then checks what a user would che
 import json
 
 import pytest
-from conftest import LAKE_SQL
 
 from redline.cli import main
 from redline.streaming.simulator import SimulationSpec, Simulator
 
-# Registers tables in the Thrift Server or deploys the dashboards: one such module at a
-# time (tests/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(LAKE_SQL)]
+pytestmark = pytest.mark.e2e
 
 VEHICLES, DAYS, SEED = 120, 50, 7
 

@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import LAKE_SQL
 
 from redline import catalog
 from redline import lake as lake_io
@@ -24,9 +23,7 @@ from redline.config import AlertsConfig, LakeConfig
 from redline.dashboards import alerts, alerts_cli
 from redline.errors import RedlineError
 
-# Registers tables in the Thrift Server or deploys the dashboards: one such module at a
-# time (tests/conftest.py).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(LAKE_SQL)]
+pytestmark = pytest.mark.integration
 
 TOKEN = "T0RECV/B0RECV/s3cr3t-webhook-token-42"
 ENV = "REDLINE_TEST_ALERTS_WEBHOOK"

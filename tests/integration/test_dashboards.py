@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import LAKE_SQL
 
 from redline import catalog, lake
 from redline.config import PROJECT_ROOT
@@ -32,9 +31,7 @@ from redline.dashboards.screenshot import browser, capture, capture_many, login,
 from redline.errors import RedlineError
 from redline.services.superset import api_session
 
-# Registers tables in the Thrift Server or deploys the dashboards: one such module at a
-# time (tests/conftest.py).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(LAKE_SQL)]
+pytestmark = pytest.mark.integration
 
 OUTPUT = Path(os.environ.get("REDLINE_TEST_OUTPUT", PROJECT_ROOT / "test-output")) / "dashboards"
 

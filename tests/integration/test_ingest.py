@@ -4,7 +4,6 @@ import json
 import subprocess
 
 import pytest
-from conftest import LAKE_SQL
 
 from redline import catalog
 from redline.cli import main
@@ -12,9 +11,7 @@ from redline.config import load
 from redline.streaming.kafka_options import topic_name
 from redline.streaming.producer import ensure_topics
 
-# Registers tables in the Thrift Server or deploys the dashboards: one such module at a
-# time (tests/conftest.py).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(LAKE_SQL)]
+pytestmark = pytest.mark.integration
 
 
 def test_console_producer_line_lands_in_bronze(cfg, spark, kafka_broker, lake, monkeypatch,

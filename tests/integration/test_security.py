@@ -13,11 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import LAKE_SQL
-
-# Sends SQL through the Thrift Server and logs in to Superset, whose tables other modules
-# re-point: one such module at a time (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group(LAKE_SQL)
 
 _KAFKA_FAST = {"request_timeout_ms": 5000, "bootstrap_timeout_ms": 5000}
 

@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import LAKE_SQL
 from waiting import exited, until
 
 from redline import catalog
@@ -39,9 +38,7 @@ from redline.streaming.kafka_options import client_options, topic_name
 from redline.streaming.producer import produce
 from redline.streaming.simulator import Event
 
-# Registers tables in the Thrift Server or deploys the dashboards: one such module at a
-# time (tests/conftest.py).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group(LAKE_SQL)]
+pytestmark = pytest.mark.integration
 
 TOPIC = "vehicle_telemetry"
 REDLINE = str(Path(sys.executable).parent / "redline")
