@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -29,6 +30,12 @@ from pathlib import Path
 import pytest
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+# An xdist worker's __main__ is code execnet ran, with neither __spec__ nor __file__:
+# pyspark.sql.connect (which Great Expectations imports) takes that for a doctest run and
+# calls sys.exit(0) on import. The worker's main module is named for what it is.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
 # The test process works like redline's CLI, which sets umask 077 first thing: what it and
 # its Spark session create in the state folder is private (test_security checks that).
 os.umask(0o077)
