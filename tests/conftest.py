@@ -32,10 +32,11 @@ import pytest
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 # An xdist worker's __main__ is code execnet ran, with neither __spec__ nor __file__:
 # pyspark.sql.connect (which Great Expectations imports) takes that for a doctest run and
-# calls sys.exit(0) on import. The worker's main module is named for what it is.
+# calls sys.exit(0) on import. It gets an empty module of its own (multiprocessing's spawn
+# runs that file in each child): tests/xdist_main.py.
 _main = sys.modules["__main__"]
 if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
-    _main.__file__ = "<pytest-xdist worker>"
+    _main.__file__ = str(Path(__file__).with_name("xdist_main.py"))
 # The test process works like redline's CLI, which sets umask 077 first thing: what it and
 # its Spark session create in the state folder is private (test_security checks that).
 os.umask(0o077)
