@@ -188,7 +188,7 @@ def test_cluster_run_on_s3a_equals_local_run_and_survives_a_killed_worker(
     _run(local_env, log, "ingest", "--available-now", "--topics", *TOPICS)
     # --alone, as a scheduler runs them: ingest has landed silver, so the silver drains
     # that would run first find nothing (and cost a stream start each on the cluster).
-    _run(local_env, log, "jobs", "run", "--alone", *JOBS)
+    _run(local_env, log, "jobs", "run", *JOBS, "--alone")
 
     # Cluster ingest through the SASL_SSL listener into the object store, killed with
     # SIGKILL once a bronze batch is committed, then run again.
@@ -205,7 +205,7 @@ def test_cluster_run_on_s3a_equals_local_run_and_survives_a_killed_worker(
     # The gold jobs on the cluster; a worker dies (SIGKILL to it and its executors) once
     # the first of them has started.
     mark = log.stat().st_size
-    proc = _start(remote_env, log, "jobs", "run", "--alone", *JOBS)
+    proc = _start(remote_env, log, "jobs", "run", *JOBS, "--alone")
     until(lambda: _gold_started(log, mark), "a cluster gold job started", proc=proc, log=log,
           budget=BUDGET_S, poll=0.2)
     victim = SparkWorker(cfg, 1)
