@@ -6,9 +6,14 @@ password, and a user gets no permission on anything it did not create
 password is generated once into ``<home>/secrets/mlflow_admin_password``; ``tracking_uri``
 hands it to MLflow's client through this process's own environment, never a command line.
 The auth settings are written 0600 into the service folder, next to the user database
-``basic_auth.db``; they hold no password. MLflow needs the admin password only to create
-the admin, so only a start that finds no admin in that database passes it, in the
-server's environment (``MLFLOW_AUTH_ADMIN_PASSWORD``).
+``basic_auth.db``. MLflow needs the admin password only to create the admin, so only a
+start that finds no admin in that database writes it there (``admin_password``, which
+MLflow reads at start); once the server answers, the settings are written again without
+it. No password is in a process's environment. The Flask secret key of MLflow's CSRF
+tokens is: MLflow reads it only from ``MLFLOW_FLASK_SERVER_SECRET_KEY``, and ``mlflow
+server`` passes it to its uvicorn worker through the worker's environment whatever we do
+(``mlflow/server/__init__.py``, ``_run_server``), so ``/proc/PID/environ`` of both shows it
+to their user and root; docs/security.md says so.
 
 MLflow 3.17 also starts a job runner and seven huey worker processes (about 1.9 GiB) for
 GenAI jobs redline never submits: ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` turns them off.
@@ -59,15 +64,20 @@ def tracking_uri(cfg: Config) -> str:
     return cfg.mlflow.uri
 
 
-def auth_config_text(database: Path, admin_user: str) -> str:
-    """MLflow's basic-auth settings (``mlflow/server/auth/basic_auth.ini``'s keys)."""
+def auth_config_text(database: Path, admin_user: str, admin_password: str | None = None) -> str:
+    """MLflow's basic-auth settings (``mlflow/server/auth/basic_auth.ini``'s keys); with
+    ``admin_password`` only for the start that creates the admin."""
+    if admin_password is not None and ("\n" in admin_password or "%" in admin_password):
+        raise ValueError("an MLflow admin password with a newline or % cannot go in an "
+                         "INI file")
     return (
         "# Written by redline (redline/services/mlflow_server.py) at every start.\n"
         "[mlflow]\n"
         "default_permission = NO_PERMISSIONS\n"
         f"database_uri = sqlite:///{database}\n"
         f"admin_username = {admin_user}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        + (f"admin_password = {admin_password}\n" if admin_password is not None else "")
+        + "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n")
 
 
@@ -82,11 +92,14 @@ class MlflowServer(Service):
         self.auth_config = self.dir / AUTH_CONFIG
 
     def prepare(self) -> None:
-        admin_credentials(self.cfg)
+        password = admin_credentials(self.cfg)[1]
+        self._write_auth_config(None if self.admin_exists() else password)
+
+    def _write_auth_config(self, admin_password: str | None) -> None:
         tmp = self.auth_config.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(auth_config_text(self.auth_db, ADMIN_USER))
+            fh.write(auth_config_text(self.auth_db, ADMIN_USER, admin_password))
         os.replace(tmp, self.auth_config)
 
     def admin_exists(self) -> bool:
@@ -119,12 +132,14 @@ class MlflowServer(Service):
                 self.cfg.home, FLASK_SECRET_KEY_NAME, nbytes=48),
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
-        if not self.admin_exists():
-            env["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_credentials(self.cfg)[1]
         return service_environment(env)
 
     def start(self, progress: Callable[[str], None] = print) -> None:
-        super().start(progress)
+        try:
+            super().start(progress)
+        finally:
+            # The admin exists now (or the start failed): the password leaves the settings.
+            self._write_auth_config(None)
         self.check_credentials()
         progress(f"mlflow: user {ADMIN_USER!r}; password in "
                  f"{secrets.path_of(self.cfg.home, ADMIN_PASSWORD_NAME)}")

@@ -9,7 +9,11 @@ Every client logs in: the server runs with ``hive.server2.authentication=CUSTOM`
 ``redline`` with the password in ``<home>/secrets/thrift_password``. Queries on files
 (``SELECT * FROM text.`file:///...```) are off, and ``java/SqlGuard.java``, a session
 extension compiled with it, refuses the statements that would reach past the lake's tables
-(a non-Delta data source, TRANSFORM, reflect, ADD JAR, ...): SQL reaches the lake only.
+(a non-Delta data source, TRANSFORM, reflect, ADD JAR, an option naming a file, ...): SQL
+reaches the lake only. ``java/ThriftServerMain.java`` starts the server with what a session
+must not change out of its reach: Java system properties (``set:system:`` at session open
+is refused), variable substitution (off: ``${env:HOME}`` stays literal) and the login
+check's settings.
 """
 
 from __future__ import annotations
@@ -37,8 +41,13 @@ AUTHENTICATOR_CLASS = "redline.thrift.PasswordFileAuthenticator"
 #: The session extension refusing SQL that reaches past the lake (appended to Delta's).
 GUARD_SOURCE = JAVA_DIR / "SqlGuard.java"
 GUARD_CLASS = "redline.thrift.SqlGuard"
+#: The server's entry point: Spark's HiveThriftServer2 with system properties, Hive's
+#: variable substitution and the login check's settings out of a session's reach.
+MAIN_SOURCE = JAVA_DIR / "ThriftServerMain.java"
+MAIN_CLASS = "redline.thrift.ThriftServerMain"
 #: Java sources compiled for the server, with the class each defines.
-JAVA_SOURCES = {AUTHENTICATOR_SOURCE: AUTHENTICATOR_CLASS, GUARD_SOURCE: GUARD_CLASS}
+JAVA_SOURCES = {AUTHENTICATOR_SOURCE: AUTHENTICATOR_CLASS, GUARD_SOURCE: GUARD_CLASS,
+                MAIN_SOURCE: MAIN_CLASS}
 
 
 def credentials(cfg: Config) -> tuple[str, str]:
@@ -190,6 +199,8 @@ class ThriftServer(Service):
             [*entries.pop("spark.jars").split(","), str(self.java_classes)])
         # Else SELECT * FROM text.`file:///etc/hostname` reads any file the server can.
         entries["spark.sql.runSQLOnFiles"] = "false"
+        # Else SELECT '${env:HOME}' reads the server's environment (the guard protects it).
+        entries["spark.sql.variable.substitute"] = "false"
         # Appended: Delta's extension stays (its parser and rules), and the guard's check
         # sees every plan, whoever resolved it.
         entries["spark.sql.extensions"] = ",".join(
@@ -204,17 +215,18 @@ class ThriftServer(Service):
             # The password file's path, not the password: the command line is public.
             + f" -Dredline.thrift.user={USER}"
             + f" -Dredline.thrift.passwordFile={secrets.path_of(self.cfg.home, PASSWORD_NAME)}")
-        cmd = [str(spark_home() / "bin" / "spark-submit"),
-               "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+        cmd = [str(spark_home() / "bin" / "spark-submit"), "--class", MAIN_CLASS,
                "--name", "redline-thrift-server"]
         for key, value in entries.items():
             cmd += ["--conf", f"{key}={value}"]
-        cmd += ["--hiveconf", f"hive.server2.thrift.bind.host={self.host}",
+        # The main class is ours, so spark-submit takes Hive's options only as the
+        # application's arguments, after the (internal) primary resource.
+        cmd += ["spark-internal",
+                "--hiveconf", f"hive.server2.thrift.bind.host={self.host}",
                 "--hiveconf", f"hive.server2.thrift.port={self.port}",
                 "--hiveconf", "hive.server2.transport.mode=binary",
                 "--hiveconf", "hive.server2.authentication=CUSTOM",
-                "--hiveconf", f"hive.server2.custom.authentication.class={AUTHENTICATOR_CLASS}",
-                "spark-internal"]
+                "--hiveconf", f"hive.server2.custom.authentication.class={AUTHENTICATOR_CLASS}"]
         return cmd
 
     def environment(self) -> dict[str, str]:

@@ -87,6 +87,56 @@ def test_kafka_refuses_an_anonymous_client(cfg, kafka_only):
     _kafka_admin(client_options(cfg, user="admin")).close()  # the broker is up
 
 
+def _kafka_request(host: str, port: int, api_key: int, version: int, body: bytes = b""
+                   ) -> bytes | None:
+    """One raw Kafka request on a fresh connection, no login: the response's bytes after
+    the correlation id, or None if the broker closed the connection without answering."""
+    import socket
+    import struct
+
+    client = b"probe"
+    message = struct.pack(">hhih", api_key, version, 7, len(client)) + client + body
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(message)) + message)
+        data = b""
+        try:
+            while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+        except (TimeoutError, ConnectionResetError):
+            return None
+    assert struct.unpack(">i", data[4:8])[0] == 7  # our correlation id
+    return data[8:]
+
+
+@pytest.mark.integration
+def test_kafka_answers_only_the_sasl_exchange_before_login(cfg, kafka_only):
+    """docs/security.md once said an anonymous client gets no answer at all; the SASL
+    protocol itself answers two requests before login (KIP-35, KIP-43), and nothing else."""
+    import struct
+
+    host, port = cfg.kafka.host, cfg.kafka.port
+    # ApiVersions v0: error 0 and the list of API keys with their version ranges.
+    versions = _kafka_request(host, port, api_key=18, version=0)
+    assert versions is not None and struct.unpack(">h", versions[:2])[0] == 0
+    count = struct.unpack(">i", versions[2:6])[0]
+    keys = {struct.unpack(">h", versions[6 + 6 * i:8 + 6 * i])[0] for i in range(count)}
+    assert {0, 1, 3, 17, 18, 36} <= keys  # Produce, Fetch, Metadata, the SASL pair
+    # SaslHandshake v1 for PLAIN: error 0 and the enabled mechanisms.
+    mechanism = b"PLAIN"
+    handshake = _kafka_request(host, port, api_key=17, version=1,
+                               body=struct.pack(">h", len(mechanism)) + mechanism)
+    assert handshake is not None and struct.unpack(">h", handshake[:2])[0] == 0
+    assert b"SCRAM-SHA-512" in handshake and b"PLAIN" in handshake
+    # Anything else before login: the broker closes the connection without an answer.
+    for api_key, version, body in ((3, 0, struct.pack(">i", 0)),  # Metadata, all topics
+                                   (19, 0, struct.pack(">i", 0)),  # CreateTopics, none
+                                   (32, 0, struct.pack(">i", 0))):  # DescribeConfigs
+        assert _kafka_request(host, port, api_key, version, body) is None, api_key
+
+
 @pytest.mark.integration
 def test_kafka_controller_refuses_an_anonymous_client(cfg, kafka_only, tmp_path):
     """Since Kafka 3.7 admin clients talk to controllers directly (--bootstrap-controller):
@@ -317,16 +367,23 @@ def test_mlflow_runs_no_job_workers_and_keeps_its_password_private(cfg, mlflow_s
     from redline.services.mlflow_server import ADMIN_PASSWORD_NAME
 
     pid = mlflow_server.pid()
-    group = []
+    group, environments = [], []
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and os.getpgid(int(proc.name)) == pid:
                 group.append((proc / "cmdline").read_bytes().decode(errors="replace"))
+                environments.append((proc / "environ").read_bytes().decode(errors="replace"))
         except (ProcessLookupError, FileNotFoundError):
             continue
     assert group and not [c for c in group if "huey" in c or "_job_runner" in c], group
     password = secrets.path_of(cfg.home, ADMIN_PASSWORD_NAME).read_text().strip()
     assert not [c for c in group if password in c]
+    # Once, the first start passed the admin password in the server's environment
+    # (MLFLOW_AUTH_ADMIN_PASSWORD), readable in /proc/PID/environ for the server's life.
+    # The session's server is a first start (its user database is new).
+    assert len(environments) == len(group)
+    assert not [e for e in environments if password in e or "ADMIN_PASSWORD" in e]
+    assert password not in mlflow_server.auth_config.read_text()
     assert password not in mlflow_server.log_file.read_text(errors="replace")
     for path in (secrets.path_of(cfg.home, ADMIN_PASSWORD_NAME), mlflow_server.auth_config,
                  mlflow_server.auth_db):
@@ -585,6 +642,138 @@ def test_thrift_guard_refuses_java_calls(thrift_cursor):
     assert _names(cur, f"SHOW VIEWS LIKE '{name}'") == []
     cur.execute(f"SHOW USER FUNCTIONS LIKE '{name}'")
     assert cur.fetchall() == []
+
+
+@pytest.mark.integration
+def test_thrift_session_open_cannot_set_system_properties(cfg, thrift_server, tmp_path):
+    """Once, a session opened with configuration {'set:system:NAME': VALUE} set the Java
+    system property NAME for the whole server, before any check ran: re-pointing
+    redline.thrift.passwordFile at a file of the caller's made the next login take the
+    caller's password, and a bad value locked every client out, Superset's included."""
+    from pyhive import hive
+
+    from redline.services.thrift import credentials
+
+    user, password = credentials(cfg)
+    planted = tmp_path / "planted_password"
+    planted.write_text("planted\n")
+    planted.chmod(0o600)
+    attempts = ({"set:system:redline.thrift.passwordFile": str(planted)},
+                {"set:system:redline.thrift.user": "intruder"},
+                {"set:system:redline.thrift.passwordFile": "/nonexistent"},
+                {"set:system:user.home": str(tmp_path), "use:database": "default"})
+    for configuration in attempts:
+        with pytest.raises(Exception, match="redline: setting the Java system property "
+                           ".* is not allowed through the Thrift Server"):
+            hive.connect(host=cfg.thrift.host, port=cfg.thrift.port, username=user,
+                         password=password, auth="CUSTOM", configuration=configuration)
+    # The next logins are judged as before: the real password in, the planted one out.
+    assert _thrift_login(cfg, username=user, password=password, auth="CUSTOM") == [(1,)]
+    from thrift.transport.TTransport import TTransportException
+
+    for login in ({"username": user, "password": "planted"},
+                  {"username": "intruder", "password": password}):
+        with pytest.raises(TTransportException, match="Error validating the login"):
+            _thrift_login(cfg, auth="CUSTOM", **login)
+
+
+@pytest.mark.integration
+def test_thrift_variables_stay_literal(cfg, thrift_server, thrift_cursor):
+    """Once, SELECT '${env:HOME}', '${system:user.name}' answered the server's home folder
+    and OS user: what the refused reflect would give. Substitution is off and a session
+    cannot turn it on, neither by SET nor at session open (Spark's or Hive's)."""
+    from pyhive import hive
+
+    from redline.services.thrift import credentials
+
+    cur = thrift_cursor
+    cur.execute("SELECT '${env:HOME}', '${system:user.name}', "
+                "'${hiveconf:hive.server2.thrift.port}', '${spark.app.name}'")
+    assert cur.fetchall() == [("${env:HOME}", "${system:user.name}",
+                               "${hiveconf:hive.server2.thrift.port}", "${spark.app.name}")]
+    for sql in ("SET spark.sql.variable.substitute=true",
+                "SET hivevar:spark.sql.variable.substitute=true",
+                "RESET spark.sql.variable.substitute"):
+        _refused(cur, sql, "changing (hivevar:)?spark.sql.variable.substitute")
+    user, password = credentials(cfg)
+    # At session open: Hive's own substitution of the values sent (a variable set to
+    # ${env:HOME} reads back literally), and turning either substitution on.
+    conn = hive.connect(host=cfg.thrift.host, port=cfg.thrift.port, username=user,
+                        password=password, auth="CUSTOM",
+                        configuration={"set:hivevar:probe": "${env:HOME}"})
+    try:
+        other = conn.cursor()
+        other.execute("SET probe")
+        assert other.fetchall() == [("probe", "${env:HOME}")]
+    finally:
+        conn.close()
+    with pytest.raises(Exception, match="Cannot modify hive.variable.substitute"):
+        hive.connect(host=cfg.thrift.host, port=cfg.thrift.port, username=user,
+                     password=password, auth="CUSTOM",
+                     configuration={"set:hiveconf:hive.variable.substitute": "true"})
+    # The session opens, but runs nothing: PyHive's first statement (USE default) fails.
+    with pytest.raises(Exception, match="redline: a session that changes "
+                       "spark.sql.variable.substitute is not allowed through the Thrift"):
+        hive.connect(host=cfg.thrift.host, port=cfg.thrift.port, username=user,
+                     password=password, auth="CUSTOM",
+                     configuration={"set:hiveconf:spark.sql.variable.substitute": "true"})
+
+
+@pytest.fixture
+def http_listener():
+    """A local HTTP server answering 404 to everything; yields (url, paths requested)."""
+    import http.server
+    import threading
+
+    requested: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            requested.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.integration
+def test_thrift_guard_refuses_options_naming_files(thrift_cursor, http_listener, tmp_path):
+    """Once, from_xml(..., map('rowValidationXSDPath', PATH)) made the server open any path
+    (a missing one answered FileNotFoundException: which files exist) or fetch any URL."""
+    cur = thrift_cursor
+    base, requested = http_listener
+    missing = tmp_path / "missing.xsd"
+    xml = "'<ROW><a>1</a></ROW>'"
+    for location in (f"{base}/schema.xsd", str(missing), f"file://{missing}", "/etc/hostname"):
+        for sql in (f"SELECT from_xml({xml}, 'a INT', map('rowValidationXSDPath', "
+                    f"'{location}'))",
+                    f"SELECT from_xml({xml}, 'a INT', map('mode', 'PERMISSIVE', "
+                    f"'ROWVALIDATIONXSDPATH', '{location}'))",
+                    f"SELECT schema_of_xml({xml}, map('rowValidationXSDPath', '{location}'))",
+                    f"SELECT * FROM range(1) WHERE id IN (SELECT from_xml({xml}, "
+                    f"'a INT', map('rowValidationXSDPath', '{location}')).a - 1)",
+                    f"SELECT from_json('{{}}', 'a INT', map('avroSchemaUrl', '{location}'))"):
+            _refused(cur, sql, "the option .* \\(an option naming a file or URL\\)")
+    assert requested == []
+    # Options that name no place still work (XML's worked example: rowTag).
+    cur.execute(f"SELECT from_xml({xml}, 'a INT', map('rowTag', 'ROW')).a, "
+                f"from_json('{{\"a\": 2}}', 'a INT', map('mode', 'PERMISSIVE')).a")
+    assert cur.fetchall() == [(1, 2)]
+    # An external entity is not resolved either (the parser does not fetch it).
+    cur.execute(f"SELECT xpath_string('<!DOCTYPE a [<!ENTITY x SYSTEM \"{base}/e\">]>"
+                f"<a>&x;</a>', '/a')")
+    cur.fetchall()
+    assert requested == []
 
 
 @pytest.mark.integration

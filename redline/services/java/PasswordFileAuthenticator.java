@@ -5,8 +5,10 @@
  * redline/services/thrift.py) and puts the class on the driver's class path. The server
  * starts with two system properties: redline.thrift.user, the one user name accepted, and
  * redline.thrift.passwordFile, the PATH of the 0600 file holding the password (the value
- * never appears on a command line). The file is read at every login, so a new password
- * takes effect without a restart.
+ * never appears on a command line). ThriftServerMain reads both once, before the server
+ * starts (``configure``); a session cannot re-point them, whatever it does to system
+ * properties later. The file's content is read at every login, so a new password takes
+ * effect without a restart.
  */
 package redline.thrift;
 
@@ -34,13 +36,26 @@ public final class PasswordFileAuthenticator implements PasswdAuthenticationProv
       PosixFilePermission.GROUP_EXECUTE, PosixFilePermission.OTHERS_READ,
       PosixFilePermission.OTHERS_WRITE, PosixFilePermission.OTHERS_EXECUTE);
 
+  /** The accepted user and the password file, set once at start (null: none yet). */
+  private static volatile String[] configured;
+
+  /** Fixes the accepted user and password file for the life of the server (once). */
+  public static synchronized void configure(String user, String passwordFile) {
+    if (configured != null) {
+      throw new IllegalStateException("the Thrift Server's login check is already set up");
+    }
+    configured = new String[] {user, passwordFile};
+  }
+
   @Override
   public void Authenticate(String user, String password) throws AuthenticationException {
-    String expectedUser = System.getProperty(USER_PROPERTY);
-    String file = System.getProperty(FILE_PROPERTY);
+    String[] settings = configured;
+    String expectedUser = settings == null ? null : settings[0];
+    String file = settings == null ? null : settings[1];
     if (expectedUser == null || expectedUser.isEmpty() || file == null || file.isEmpty()) {
       throw new AuthenticationException("the server was started without -D" + USER_PROPERTY
-          + " and -D" + FILE_PROPERTY + "; no login is accepted");
+          + " and -D" + FILE_PROPERTY + " (through redline.thrift.ThriftServerMain); no "
+          + "login is accepted");
     }
     byte[] expected = readPassword(Path.of(file));
     // Digests have one length whatever the input, so the comparisons below take the same

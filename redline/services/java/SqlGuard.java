@@ -19,7 +19,9 @@
  */
 package redline.thrift;
 
+import java.lang.reflect.Method;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Deque;
 import java.util.IdentityHashMap;
@@ -36,6 +38,7 @@ import org.apache.spark.sql.SparkSessionExtensionsProvider;
 import org.apache.spark.sql.catalyst.catalog.CatalogTable;
 import org.apache.spark.sql.catalyst.expressions.CallMethodViaReflection;
 import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.expressions.Literal;
 import org.apache.spark.sql.catalyst.expressions.PlanExpression;
 import org.apache.spark.sql.catalyst.expressions.RuntimeReplaceable;
 import org.apache.spark.sql.catalyst.plans.logical.AddPartitions;
@@ -72,9 +75,14 @@ import org.apache.spark.sql.execution.command.InsertIntoDataSourceDirCommand;
 import org.apache.spark.sql.execution.command.LoadDataCommand;
 import org.apache.spark.sql.execution.command.ResetCommand;
 import org.apache.spark.sql.execution.command.SetCommand;
+import org.apache.spark.sql.catalyst.util.ArrayData;
+import org.apache.spark.sql.catalyst.util.MapData;
 import org.apache.spark.sql.execution.datasources.CreateTempViewUsing;
 import org.apache.spark.sql.hive.execution.CreateHiveTableAsSelectCommand;
 import org.apache.spark.sql.hive.execution.InsertIntoHiveDirCommand;
+import org.apache.spark.sql.types.BinaryType;
+import org.apache.spark.sql.types.MapType;
+import org.apache.spark.sql.types.StringType;
 
 import scala.Option;
 import scala.Tuple2;
@@ -92,10 +100,20 @@ public final class SqlGuard extends AbstractFunction1<SparkSessionExtensions, Bo
   /** Settings a client may read but not change (compared without case). */
   static final Set<String> PROTECTED_KEYS = Set.of(
       "spark.sql.runsqlonfiles", "spark.sql.extensions",
+      // Else '${env:HOME}' or '${system:user.name}' in any statement reads the server's
+      // environment and properties (what the refused reflect would give).
+      "spark.sql.variable.substitute",
       // The single-pass analyzer is experimental; the guard is tested on the usual one.
       "spark.sql.analyzer.singlepassresolver.enabled");
   /** Prefixes of such settings: a new catalog plugin (JDBC, ...) reaches past the lake. */
   static final List<String> PROTECTED_PREFIXES = List.of("spark.sql.catalog.", "redline.");
+  /**
+   * Words of an option key that names a place to read (compared without case): XML's
+   * rowValidationXSDPath, Avro's avroSchemaUrl, and any such option of the functions
+   * that take options (from_xml, schema_of_xml, from_json, from_csv, from_avro, ...).
+   */
+  static final List<String> LOCATION_WORDS = List.of("path", "url", "uri", "file",
+      "location");
   /** Delta commands refused by class name (Delta is on the class path only at run time). */
   static final Map<String, String> REFUSED_DELTA_COMMANDS = Map.of(
       "org.apache.spark.sql.delta.commands.ConvertToDeltaCommand",
@@ -139,6 +157,7 @@ public final class SqlGuard extends AbstractFunction1<SparkSessionExtensions, Bo
         if (e instanceof CallMethodViaReflection) {
           throw refused("calling Java methods (reflect, java_method, try_reflect)");
         }
+        checkOptions(e);
         if (e instanceof RuntimeReplaceable r) {
           todo.push(r.replacement());
         }
@@ -238,6 +257,59 @@ public final class SqlGuard extends AbstractFunction1<SparkSessionExtensions, Bo
       if (what != null) {
         throw refused(what);
       }
+    }
+  }
+
+  /**
+   * Refuses an expression whose options name a file or URL, before anything opens it:
+   * from_xml(..., map('rowValidationXSDPath', PATH)) opens any local path or fetches any
+   * URL. Expressions are found by their ``options()`` (a map, or a map expression), so a
+   * function Spark adds later is covered too; protobuf functions also refuse a descriptor
+   * given as a file path (bytes stay open).
+   */
+  private static void checkOptions(Expression e) {
+    Object options = call(e, "options");
+    List<String> keys = new ArrayList<>();
+    if (options instanceof scala.collection.Map<?, ?> map) {
+      CollectionConverters.asJava(map.keys()).forEach(k -> keys.add(String.valueOf(k)));
+    } else if (options instanceof Expression x && x.foldable()
+        && x.dataType() instanceof MapType type && type.keyType() instanceof StringType) {
+      Object value = x.eval(null);
+      if (value instanceof MapData data) {
+        ArrayData names = data.keyArray();
+        for (int i = 0; i < names.numElements(); i++) {
+          keys.add(names.isNullAt(i) ? "" : names.getUTF8String(i).toString());
+        }
+      }
+    }
+    for (String key : keys) {
+      String k = key.toLowerCase(Locale.ROOT);
+      if (LOCATION_WORDS.stream().anyMatch(k::contains)) {
+        throw refused("the option " + key.trim() + " of " + e.prettyName()
+            + " (an option naming a file or URL)");
+      }
+    }
+    if (call(e, "descFilePath") instanceof Expression d
+        && !(d instanceof Literal l && l.value() == null)
+        && !(d.dataType() instanceof BinaryType)) {
+      throw refused("a descriptor file path in " + e.prettyName()
+          + " (pass the descriptor's bytes)");
+    }
+  }
+
+  /** ``target.name()`` if it has such a public method without parameters, else null. */
+  private static Object call(Object target, String name) {
+    Method method;
+    try {
+      method = target.getClass().getMethod(name);
+    } catch (NoSuchMethodException e) {
+      return null;
+    }
+    try {
+      return method.invoke(target);
+    } catch (ReflectiveOperationException e) {
+      throw refused("an expression the guard cannot inspect (" + target.getClass().getName()
+          + "." + name + ": " + e + ")");
     }
   }
 
