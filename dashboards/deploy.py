@@ -5,8 +5,9 @@ again updates the same objects instead of adding copies; ``import_bundle.py`` im
 as ``superset import-directory --overwrite`` does (``import-dashboards`` leaves existing
 charts and datasets untouched) and hands Superset the Thrift Server's password on stdin. Tables the dashboards read that no job has written yet get an empty
 placeholder view in the Thrift Server, so their charts say "no results" instead of
-failing. Then the read-only role and its user are created (``viewer_role.py``), with a
-generated password kept 0600 under ``<home>/secrets`` like the admin's.
+failing. Then the read-only role and its user are created (``viewer_role.py``), with
+access to exactly the datasets the dashboards use, and a generated password kept 0600
+under ``<home>/secrets`` like the admin's.
 """
 
 from __future__ import annotations
@@ -69,11 +70,14 @@ def _placeholders(cfg: Config, dashboards: list[bundle.Dashboard]) -> list[str]:
     return [t.qualified_name for t in server.add_placeholders(missing)]
 
 
-def _viewer(server: SupersetServer, cfg: Config) -> tuple[str, Path]:
+def _viewer(server: SupersetServer, cfg: Config,
+            dashboards: list[bundle.Dashboard]) -> tuple[str, Path]:
     user, password = viewer_credentials(cfg)
+    # The role reads the datasets the dashboards chart and nothing else of the lake.
+    datasets = sorted({ds.uuid for dash in dashboards for ds in dash.datasets})
     result = subprocess.run(
         [str(venv_bin("python")), str(_VIEWER_SCRIPT), VIEWER_ROLE, user,
-         bundle.DATABASE_NAME], input=password + "\n", env=server.environment(),
+         bundle.DATABASE_NAME, *datasets], input=password + "\n", env=server.environment(),
         cwd=server.dir, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RedlineError("DASHBOARD_VIEWER_FAILED",
@@ -127,7 +131,7 @@ def deploy(cfg: Config, progress: Callable[[str], None] = print,
                 f"{sorted(wanted - found)} (HTTP {r.status_code}); import output:\n"
                 f"{output[-3000:]}")
         urls[dash.title] = dashboard_url(cfg, dash.slug)
-    user, password_file = _viewer(server, cfg)
+    user, password_file = _viewer(server, cfg, dashboards)
     for title, url in urls.items():
         progress(f"superset: {title}: {url}")
     progress(f"superset: read-only user {user!r}; password in {password_file}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -104,12 +104,22 @@ def rebuild(spark: SparkSession, lake_root: str, job: GoldJob,
     return {**counts, **inputs.notes}
 
 
-Audit = Callable[["SparkSession", str, Sequence[Table]], "str | None"]
-"""Validates tables a job just wrote: None when they pass, else what failed."""
+Audit = Callable[["SparkSession", str, Sequence[Table], Collection[str]], "str | None"]
+"""Validates tables a job just wrote, checking references only against the tables named
+last: None when they pass, else what failed."""
+
+
+def checkable(job: GoldJob, refreshed: Collection[str] = ()) -> frozenset[str]:
+    """Tables a reference of ``job``'s outputs is audited against: the job's own inputs and
+    outputs and the tables ``refreshed`` earlier in the same run. Another job's table that
+    this run did not refresh may lag behind (a dimension not rebuilt yet) for reasons that
+    are not this job's; `redline gate` checks every reference."""
+    return frozenset({t.qualified_name for t in (*job.inputs, *job.outputs)} | set(refreshed))
 
 
 def _execute(spark: SparkSession, lake_root: str, job: GoldJob, full: bool,
-             audit: Audit | None = None, settings: AnalysisConfig | None = None) -> dict:
+             audit: Audit | None = None, settings: AnalysisConfig | None = None,
+             refreshed: Collection[str] = ()) -> dict:
     def full_run() -> dict:
         return rebuild(spark, lake_root, job, settings)
 
@@ -119,7 +129,7 @@ def _execute(spark: SparkSession, lake_root: str, job: GoldJob, full: bool,
     out = incremental.run(spark, lake_root, job, full_run, full=full, settings=settings)
     if out.get("mode") == "unchanged":
         return out
-    problems = audit(spark, lake_root, job.outputs)
+    problems = audit(spark, lake_root, job.outputs, checkable(job, refreshed))
     if problems:
         undone = unpublish(spark, lake_root, before)
         raise RedlineError("QUALITY_GATE_FAILED",
@@ -155,20 +165,22 @@ def unpublish(spark: SparkSession, lake_root: str, before: Mapping[Table, int | 
 
 def run(spark: SparkSession, lake_root: str, job: GoldJob, batch_id: str,
         full: bool = False, record: bool = True, audit: Audit | None = None,
-        settings: AnalysisConfig | None = None) -> dict:
+        settings: AnalysisConfig | None = None, refreshed: Collection[str] = ()) -> dict:
     """Run ``job`` (incrementally by its strategy, or in full with ``full``) with the
     analysis ``settings`` (``cfg.analysis``; default: the defaults); with ``record`` its
     ops.job_runs row is appended, a failed run's too. Without ``record`` there are no
     watermarks, so the job rebuilds in full. With ``audit`` (write-audit-publish) the
     outputs are validated after the write; when they fail, every output is restored to its
     version before the run and the run fails (``QUALITY_GATE_FAILED``), so readers keep
-    the published version."""
+    the published version. References are audited against ``checkable(job, refreshed)``:
+    ``refreshed`` names the tables written earlier in the same run."""
     if not record:
-        out = _execute(spark, lake_root, job, full, audit, settings)
+        out = _execute(spark, lake_root, job, full, audit, settings, refreshed)
         out.pop(runs.CONSUMED, None)
         return out
     return runs.recorded(spark, lake_root, job.name, batch_id, job.inputs, job.outputs,
-                         lambda: _execute(spark, lake_root, job, full, audit, settings))
+                         lambda: _execute(spark, lake_root, job, full, audit, settings,
+                                          refreshed))
 
 
 def with_transform(job: GoldJob, transform) -> GoldJob:

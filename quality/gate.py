@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -294,10 +294,12 @@ def _previous(spark: SparkSession, lake_root: str) -> dict[str, dict[str, object
 
 
 def _with_virtual_columns(spark: SparkSession, lake_root: str, table: Table,
-                          df: DataFrame, checks: list[Check]
+                          df: DataFrame, checks: list[Check],
+                          references: Collection[str] | None = None
                           ) -> tuple[DataFrame, list[Check], list[tuple[Check, str]]]:
     """``df`` with the columns the checks need (age, orphans), the checks that can run,
-    and those that cannot with why (a referenced table not written yet)."""
+    and those that cannot with why (a referenced table not written yet, or, when
+    ``references`` names the tables a reference may be checked against, one outside it)."""
     from pyspark.sql import functions as F
 
     cannot: list[tuple[Check, str]] = []
@@ -307,9 +309,13 @@ def _with_virtual_columns(spark: SparkSession, lake_root: str, table: Table,
         df = df.withColumn(suites.AGE_HOURS, (F.unix_timestamp(F.current_timestamp())
                                               - F.unix_timestamp(F.col(table.arrival))) / 3600.0)
     present: set[str] = set()
+    outside: set[str] = set()
     for columns, other, other_columns in suites.references(table):
         name = suites.orphan_column(other.qualified_name)
         if name not in needed:
+            continue
+        if references is not None and other.qualified_name not in references:
+            outside.add(name)
             continue
         if not catalog.exists(spark, lake_root, other):
             continue
@@ -328,7 +334,10 @@ def _with_virtual_columns(spark: SparkSession, lake_root: str, table: Table,
         present.add(name)
     for c in checks:
         column = str(c.kwargs.get("column"))
-        if column.startswith("_orphan_") and column not in present:
+        if column in outside:
+            cannot.append((c, "the referenced table is neither an input of the job nor "
+                              "refreshed by this run (`redline gate` checks it)"))
+        elif column.startswith("_orphan_") and column not in present:
             cannot.append((c, "the referenced table has never been written"))
         else:
             runnable.append(c)
@@ -338,11 +347,13 @@ def _with_virtual_columns(spark: SparkSession, lake_root: str, table: Table,
 def validate_table(spark: SparkSession, lake_root: str, table: Table,
                    version: int | None = None, previous: Mapping[str, object] | None = None,
                    freshness_hours: float | None = None,
-                   severities: Sequence[str] = (ERROR, WARN), context=None
+                   severities: Sequence[str] = (ERROR, WARN), context=None,
+                   references: Collection[str] | None = None
                    ) -> tuple[int, list[Outcome]]:
     """Validate ``table`` at Delta ``version`` (default: its latest); return the version
     validated and one outcome per check. ``context``: a file-backed GX context that keeps
-    the result for Data Docs."""
+    the result for Data Docs. ``references``: the only tables references are checked
+    against (default: all); the others are reported as not checked."""
     version = lake.table_version(spark, lake_root, table) if version is None else version
     df = (spark.read.format("delta").option("versionAsOf", version)
           .load(catalog.location(lake_root, table)))
@@ -351,7 +362,8 @@ def validate_table(spark: SparkSession, lake_root: str, table: Table,
     if table.qualified_name in suites.MAY_BE_EMPTY and df.limit(1).count() == 0:
         # Nothing to look at: only the row count and the key checks mean anything.
         checks = [c for c in checks if c.label in ("", "volume")]
-    df, runnable, cannot = _with_virtual_columns(spark, lake_root, table, df, checks)
+    df, runnable, cannot = _with_virtual_columns(spark, lake_root, table, df, checks,
+                                                 references)
     # A reference that cannot be checked yet is a warning, not an error: the table itself
     # may be fine, and the gate reports that it was not checked.
     outcomes = [Outcome(table.qualified_name, version, replace(c, severity=WARN), False,
@@ -390,13 +402,16 @@ def run_gate(spark: SparkSession, lake_root: str, report_dir: Path,
              progress: Callable[[str], None] = print, as_of: int | None = None,
              freshness: Mapping[str, float] | None = None, history: bool = True,
              severities: Sequence[str] = (ERROR, WARN),
-             docs_root: Path | None = None) -> GateResult:
+             docs_root: Path | None = None,
+             references: Collection[str] | None = None) -> GateResult:
     """Validate ``tables`` (default: every table of the catalog; optional ones not written
     yet are skipped, other missing ones make the gate unable to run) at their latest
     Delta version, or ``as_of`` (one table). With ``history`` the outcomes are appended to
     ops.quality_results and volume and distribution compare with earlier runs. With
     ``docs_root`` the results are also kept in a file-backed GX context there and its Data
-    Docs site is rebuilt (every run so far: the history)."""
+    Docs site is rebuilt (every run so far: the history). ``references``: the only tables
+    references are checked against (a job's audit: its inputs and what its run refreshed);
+    default all."""
     from redline.errors import RedlineError
 
     named = bool(tables)
@@ -426,7 +441,7 @@ def run_gate(spark: SparkSession, lake_root: str, report_dir: Path,
             continue
         version, outcomes = validate_table(spark, lake_root, table, as_of,
                                            previous.get(name), freshness.get(name),
-                                           severities, context)
+                                           severities, context, references)
         gate.versions[name] = version
         gate.outcomes += outcomes
         gate.evaluated += len(outcomes)
@@ -457,14 +472,19 @@ def run_gate(spark: SparkSession, lake_root: str, report_dir: Path,
 
 def auditor(report_dir: Path, freshness: Mapping[str, float] | None = None,
             progress: Callable[[str], None] = lambda _: None
-            ) -> Callable[[SparkSession, str, Sequence[Table]], str | None]:
+            ) -> Callable[..., str | None]:
     """The write-audit-publish check of gold jobs: the error-severity checks of the tables
     a job just wrote, recorded in ops.quality_results like any gate run. Returns None when
-    they pass, else the failures, one per line."""
+    they pass, else the failures, one per line. References are checked only against
+    ``references`` when given (the job's inputs and outputs and the tables its run
+    refreshed): a table another job writes, not refreshed by this run, may lag behind for
+    reasons that are not this job's (`jobs run gold_spc` after a new station)."""
 
-    def audit(spark: SparkSession, lake_root: str, tables: Sequence[Table]) -> str | None:
+    def audit(spark: SparkSession, lake_root: str, tables: Sequence[Table],
+              references: Collection[str] | None = None) -> str | None:
         gate = run_gate(spark, lake_root, report_dir, [t.qualified_name for t in tables],
-                        progress=progress, freshness=freshness, severities=(ERROR,))
+                        progress=progress, freshness=freshness, severities=(ERROR,),
+                        references=references)
         if gate.success:
             return None
         return "\n".join(f"{f.table} {f.expectation} column={f.column or '-'}: {f.detail}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -127,13 +127,15 @@ def _drain(spark: SparkSession, lake_root: str, topic: str,
 def run_step(spark: SparkSession, lake_root: str, step: Step, batch_id: str,
              full: bool = False, record: bool = True,
              ingest: IngestConfig | None = None, audit: runner.Audit | None = None,
-             analysis: AnalysisConfig | None = None) -> dict:
+             analysis: AnalysisConfig | None = None,
+             refreshed: Collection[str] = ()) -> dict:
     """Run one step; with ``record`` its ops.job_runs row is appended (a failed run's
     too); a gold job runs with the ``analysis`` settings (default: the defaults) and its
-    outputs pass ``audit`` before they stay published."""
+    outputs pass ``audit`` before they stay published, their references checked against
+    its inputs and the tables ``refreshed`` earlier in the run."""
     if step.job is not None:
         return runner.run(spark, lake_root, step.job, batch_id, full=full, record=record,
-                          audit=audit, settings=analysis)
+                          audit=audit, settings=analysis, refreshed=refreshed)
     assert step.topic is not None
     settings = ingest or IngestConfig()
 
@@ -175,6 +177,7 @@ def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
     todo = plan(names, alone)
     named = set() if alone else set(names) - set(GROUPS)
     batch_id = str(uuid.uuid4())
+    refreshed: set[str] = set()  # tables written by this run's steps so far
     for i, step in enumerate(todo, 1):
         began = time.monotonic()
         progress(f"[{i}/{len(todo)}] {step.name}: {step.description}")
@@ -188,7 +191,8 @@ def run_jobs(spark: SparkSession, lake_root: str, names: Sequence[str],
                      f"{_REPLAY_HINT.get(step.topic, _PRODUCE_HINT) if step.topic else ''}")
             continue
         out = run_step(spark, lake_root, step, batch_id, full, record, ingest, audit,
-                       analysis)
+                       analysis, frozenset(refreshed))
+        refreshed.update(t.qualified_name for t in step.outputs)
         out.pop(runs.CONSUMED, None)
         out["seconds"] = round(time.monotonic() - began, 1)
         results[step.name] = out

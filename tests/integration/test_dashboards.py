@@ -410,6 +410,20 @@ def test_alert_link_opens_spc_filtered(dash_cfg, deployed, network_browser):
     assert [r["measured_value"] for r in rows] == [99.0]
 
 
+def _viewer_session(dash_cfg) -> requests.Session:
+    """A session of the read-only user, logged in through Superset's REST API."""
+    user, password = viewer_credentials(dash_cfg)
+    base = dash_cfg.superset.url
+    session = requests.Session()
+    r = session.post(f"{base}/api/v1/security/login", timeout=60, json={
+        "username": user, "password": password, "provider": "db", "refresh": False})
+    assert r.status_code == 200, r.text[:300]
+    session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    r = session.get(f"{base}/api/v1/security/csrf_token/", timeout=60)
+    session.headers.update({"X-CSRFToken": r.json()["result"], "Referer": base})
+    return session
+
+
 def test_viewer_opens_dashboards_but_not_sql_lab(dash_cfg, deployed, tmp_path):
     viewer = viewer_credentials(dash_cfg)
     state = capture(dash_cfg, deployed.urls["SPC"], OUTPUT / "spc-as-viewer.png", timeout=300,
@@ -417,13 +431,7 @@ def test_viewer_opens_dashboards_but_not_sql_lab(dash_cfg, deployed, tmp_path):
     assert state.errors == [] and state.drawn == state.charts == 6
 
     base = dash_cfg.superset.url
-    session = requests.Session()
-    r = session.post(f"{base}/api/v1/security/login", timeout=60, json={
-        "username": viewer[0], "password": viewer[1], "provider": "db", "refresh": False})
-    assert r.status_code == 200, r.text[:300]
-    session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-    r = session.get(f"{base}/api/v1/security/csrf_token/", timeout=60)
-    session.headers.update({"X-CSRFToken": r.json()["result"], "Referer": base})
+    session = _viewer_session(dash_cfg)
     (database,) = [d for d in session.get(f"{base}/api/v1/database/", timeout=60)
                    .json().get("result", []) if d["database_name"] == bundle.DATABASE_NAME] \
         or [{"id": 1}]
@@ -440,6 +448,97 @@ def test_viewer_opens_dashboards_but_not_sql_lab(dash_cfg, deployed, tmp_path):
     assert r.status_code in (302, 401, 403), r.status_code
     assert _find(api_session(dash_cfg), dash_cfg, "dashboard", "slug", "spc")[0][
         "dashboard_title"] == "SPC"
+
+
+#: Lake tables that no dashboard charts, registered in the Thrift Server: the viewer must
+#: neither list them nor read their columns.
+HIDDEN = [catalog.get("silver.station_results"), catalog.get("bronze.station_results")]
+
+
+@pytest.fixture(scope="module")
+def hidden_tables(dash_cfg, spark, thrift, tables):
+    for table in HIDDEN:
+        lake.overwrite(spark.createDataFrame([], table.schema()), dash_cfg.lake_root, table)
+    thrift.register_tables(dash_cfg.lake_root, HIDDEN)
+    return HIDDEN
+
+
+def _listing(session, db_api: str, schema: str) -> set[str]:
+    """Names the database API lists in ``schema`` to ``session``'s user."""
+    r = session.get(f"{db_api}/tables/", timeout=120,
+                    params={"q": f"(force:!t,schema_name:{schema})"})
+    assert r.status_code == 200, (schema, r.status_code, r.text[:300])
+    return {t["value"] for t in r.json()["result"]}
+
+
+def test_viewer_lists_only_the_dashboards_tables(dash_cfg, deployed, hidden_tables, api):
+    base = dash_cfg.superset.url
+    (database,) = _find(api, dash_cfg, "database", "database_name", bundle.DATABASE_NAME)
+    db_api = f"{base}/api/v1/database/{database['id']}"
+    viewer = _viewer_session(dash_cfg)
+    # What the dashboards chart, from the bundle's declarations: a table dataset is its
+    # table; a SQL dataset is named <its name> in gold, so it lists a table only where one
+    # of that name exists.
+    used = {ds.name: ds for dash in bundle.load_dashboards() for ds in dash.datasets}
+    tables = {(ds.table.layer.value, ds.table.name) for ds in used.values() if ds.table}
+    named = {("gold", ds.name) for ds in used.values() if ds.table is None}
+
+    r = viewer.get(f"{base}/api/v1/dataset/", timeout=120,
+                   params={"q": "(columns:!(uuid,schema,table_name),page_size:100)"})
+    assert r.status_code == 200, r.text[:300]
+    assert {d["uuid"] for d in r.json()["result"]} == {ds.uuid for ds in used.values()}
+
+    r = api.get(f"{db_api}/schemas/", params={"q": "(force:!t)"}, timeout=120)
+    assert r.status_code == 200, r.text[:300]
+    every_schema = set(r.json()["result"])
+    assert {"bronze", "silver", "gold", "ops"} <= every_schema
+    r = viewer.get(f"{db_api}/schemas/", timeout=120)
+    assert r.status_code == 200, r.text[:300]
+    assert set(r.json()["result"]) == {s for s, _ in tables | named}  # no bronze
+
+    # Listed, at most, are the tables of the dashboards' datasets. (Superset 6.1 takes
+    # the URI's database, "default", for the Hive database's catalog, while the bundle's
+    # datasets have none: it then matches none of them, and lists nothing.)
+    listed = {}
+    for schema in sorted(every_schema):
+        everything = _listing(api, db_api, schema)
+        listed[schema] = _listing(viewer, db_api, schema)
+        assert listed[schema] <= {t for s, t in tables | named if s == schema}, schema
+        assert listed[schema] <= everything, schema
+    # The admin lists what the viewer must not see: the hidden tables, and gold's inputs
+    # of the risk scores (read by a SQL dataset, not charted as such).
+    for table in [*hidden_tables, catalog.get("gold.vehicle_risk_scores")]:
+        assert table.name in _listing(api, db_api, table.layer.value), table
+        assert table.name not in listed[table.layer.value], table
+
+    # Nor their columns, through any endpoint that shows them.
+    for table in [*hidden_tables, catalog.get("gold.vehicle_risk_scores")]:
+        schema, name = table.layer.value, table.name
+        r = api.get(f"{db_api}/table_metadata/", params={"name": name, "schema": schema},
+                    timeout=120)
+        assert r.status_code == 200, r.text[:300]  # it is there
+        for url in [f"table_metadata/?name={name}&schema={schema}",
+                    f"table_metadata/extra/?name={name}&schema={schema}",
+                    f"select_star/{name}/{schema}/", f"table/{name}/{schema}/"]:
+            r = viewer.get(f"{db_api}/{url}", timeout=120)
+            assert r.status_code in (403, 404), (url, r.status_code, r.text[:300])
+            assert "SELECT" not in r.text and '"columns"' not in r.text, url
+
+
+def test_viewer_chart_sql_is_not_substituted(dash_cfg, deployed, api):
+    """Spark's ``${env:...}`` substitution would hand a dataset's ad-hoc SQL the Thrift
+    Server's environment: the literal must come back as written."""
+    (dataset,) = _find(api, dash_cfg, "dataset", "table_name", "first_pass_yield")
+    viewer = _viewer_session(dash_cfg)
+    r = viewer.post(f"{dash_cfg.superset.url}/api/v1/chart/data", timeout=300, json={
+        "datasource": {"id": dataset["id"], "type": "table"},
+        "queries": [{"columns": [{"expressionType": "SQL", "sqlExpression": "'${env:HOME}'",
+                                  "label": "home"}],
+                     "row_limit": 1}],
+        "force": True, "result_format": "json", "result_type": "full"})
+    assert r.status_code == 200, r.text[:1000]
+    assert r.json()["result"][0]["data"] == [{"home": "${env:HOME}"}]
+    assert os.path.expanduser("~") not in r.text
 
 
 def test_screenshot_as_pdf(dash_cfg, deployed):

@@ -10,6 +10,7 @@ from redline import catalog
 from redline import lake as lake_io
 from redline.errors import RedlineError
 from redline.jobs import runner
+from redline.jobs.dimensions import dim_station
 from redline.jobs.first_pass_yield import first_pass_yield
 from redline.quality.gate import auditor
 
@@ -67,3 +68,51 @@ def test_a_failing_first_write_leaves_no_table(spark, lake, tmp_path):
     with pytest.raises(RedlineError, match="removed \\(it did not exist before\\)"):
         runner.run(spark, lake, job, "b1", audit=auditor(tmp_path / "reports"))
     assert not catalog.exists(spark, lake, catalog.FIRST_PASS_YIELD)
+
+
+def _at_station(df, station):
+    return df.withColumn("station", F.lit(station)).withColumn(
+        "event_id", F.concat(F.col("event_id"), F.lit(f"-{station}")))
+
+
+def test_an_audit_checks_references_only_against_what_the_run_refreshed(spark, lake,
+                                                                         tmp_path):
+    """Once, `redline jobs run gold_spc` alone failed its audit after station results of a
+    new station arrived: gold.spc_points referenced gold.dim_station, which another job
+    writes and that run had not refreshed. gold.first_pass_yield has the same reference."""
+    audit = auditor(tmp_path / "reports")
+    fpy = runner.get("gold_first_pass_yield")
+    lake_io.overwrite(_at_station(_results(spark, 8), "S010"), lake, RESULTS)
+    # gold.dim_station as gold_dimensions writes it (that job also needs vehicle builds).
+    lake_io.overwrite(dim_station(catalog.read(spark, lake, RESULTS)), lake,
+                      catalog.DIM_STATION)
+    assert runner.run(spark, lake, fpy, "b1", audit=audit)["audit"] == "passed"
+
+    lake_io.append(_at_station(_results(spark, 4), "S020"), lake, RESULTS)  # a new station
+    # The job alone: gold.dim_station is not its input and was not refreshed, so its
+    # reference is reported as not checked (a warning), and the new station is published.
+    assert runner.run(spark, lake, fpy, "b2", audit=audit)["audit"] == "passed"
+    stations = {r.station for r in catalog.read(spark, lake, catalog.FIRST_PASS_YIELD)
+                .collect()}
+    assert stations == {"S010", "S020"}
+    skipped = (catalog.read(spark, lake, catalog.QUALITY_RESULTS)
+               .where((F.col("table") == "gold.first_pass_yield")
+                      & F.col("detail").contains("neither an input of the job nor refreshed"))
+               .count())
+    assert skipped == 2  # the runs b1 and b2, each alone
+    # When the same run did refresh gold.dim_station, the reference is checked: here the
+    # dimension is stale (it lacks S020), so the audit refuses to publish.
+    lake_io.append(_at_station(_results(spark, 2), "S030"), lake, RESULTS)
+    with pytest.raises(RedlineError, match="not published") as caught:
+        runner.run(spark, lake, fpy, "b3", audit=audit, refreshed={"gold.dim_station"})
+    assert "gold.first_pass_yield" in str(caught.value) and "S030" in str(caught.value)
+
+
+
+def test_what_an_audit_checks_references_against():
+    """A job's inputs and outputs and the tables refreshed earlier in its run; not the
+    dimension another job writes."""
+    spc = runner.get("gold_spc")
+    assert runner.checkable(spc) == {"silver.station_results", "gold.spc_points",
+                                     "gold.spc_subgroups", "gold.spc_violations"}
+    assert "gold.dim_station" in runner.checkable(spc, {"gold.dim_station"})
