@@ -80,6 +80,11 @@ def cmd_status(cfg, args) -> int:
             state = "healthy" if r["healthy"] else f"DOWN ({r['detail']})"
             rss = f"{r['rss_bytes'] / 2**20:,.0f} MiB" if r["rss_bytes"] else ""
             print(f"{r['name']:<15} {state:<28} {r['address']:<18} {rss:>10}  {r['version']}")
+            for stage, v in (r.get("stages") or {}).items():
+                when = "never" if v["ago_s"] is None else \
+                    f"{v['ago_s']:.0f}s ago, took {v['seconds']:.1f}s"
+                print(f"{'':<15} {stage:<7} {v['result']} ({when}; {v['runs']} runs) "
+                      f"{v['detail']}"[:160])
     return 0 if all(r["healthy"] for r in rows) else 1
 
 
@@ -188,6 +193,47 @@ def cmd_ingest(cfg, args) -> int:
         f"{t}: " + ", ".join(f"{k}={n:,}" for k, n in r.items()) for t, r in rows.items()))
     _thrift_refresh(cfg, spark)
     return 0
+
+
+def cmd_pipeline(cfg, args) -> int:
+    """The continuous pipeline in the foreground (what `redline up pipeline` runs)."""
+    import signal
+    import threading
+    from pathlib import Path
+
+    from redline import continuous
+    from redline.schemas.payloads import PAYLOADS
+    from redline.services.pipeline import PipelineService
+    from redline.spark import build_session
+    from redline.streaming.producer import ensure_topics
+
+    status_file = (Path(args.status_file) if args.status_file
+                   else PipelineService(cfg).status_file)
+    status_file.parent.mkdir(parents=True, exist_ok=True)
+    ensure_topics(cfg)
+    print(f"starting Spark ({cfg.spark.conf_file}) ...", flush=True)
+    spark = build_session(cfg, app_name="redline-pipeline",
+                          driver_java_options=continuous.DRIVER_JAVA_OPTIONS)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        print(f"redline pipeline: {signal.Signals(signum).name}, stopping ...", flush=True)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        continuous.run(spark, cfg, status_file, stop, list(PAYLOADS), log=_live_log)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    print("redline pipeline: stopped", flush=True)
+    return 0
+
+
+def _live_log(line: str) -> None:
+    import time as _time
+
+    print(f"{_time.strftime('%Y-%m-%d %H:%M:%S')} {line}", flush=True)
 
 
 def cmd_quarantine(cfg, args) -> int:
@@ -550,6 +596,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rate", type=_at_least(0, float), default=0.0,
                    help="events/s, 0 = as fast as possible")
     s.set_defaults(fn=cmd_simulate)
+
+    s = sub.add_parser("pipeline", help="the continuous pipeline in the foreground: "
+                                        "ingest, gold, alerts (`redline up pipeline` runs "
+                                        "it as a service)")
+    s.add_argument("action", choices=["run"])
+    s.add_argument("--status-file", help="where to keep its status (default: "
+                                         "<home>/services/pipeline/status.json)")
+    s.set_defaults(fn=cmd_pipeline)
 
     s = sub.add_parser("ingest", help="stream Kafka topics into bronze, then silver and "
                                       "quarantine (Delta); `ingest status`: lag and batches")

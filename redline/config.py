@@ -208,6 +208,21 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """The continuous pipeline (`redline up pipeline`, redline/continuous.py)."""
+
+    gold_interval_seconds: float = _doc(
+        "Seconds between two looks at silver's Delta versions: when a silver table a gold "
+        "job reads has a new commit, the gold jobs run (incrementally), the Thrift Server "
+        "sees the gold tables that changed and new SPC episodes go to the webhook.", 5.0)
+
+    def __post_init__(self):
+        if not self.gold_interval_seconds > 0:
+            raise RedlineError("CONFIG_INVALID", f"pipeline.gold_interval_seconds must be "
+                                                 f"above 0, not {self.gold_interval_seconds}")
+
+
+@dataclass(frozen=True)
 class ThriftConfig:
     host: str = _doc("Address the Spark Thrift Server binds to.", "127.0.0.1")
     port: int = _doc("HiveServer2 port of the Spark Thrift Server.", 10000)
@@ -590,6 +605,7 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     spark_cluster: SparkClusterConfig = field(default_factory=SparkClusterConfig)
     objectstore: ObjectStoreConfig = field(default_factory=ObjectStoreConfig)
 
@@ -614,6 +630,7 @@ _SECTIONS: Mapping[str, type] = {
     "quality": QualityConfig,
     "analysis": AnalysisConfig,
     "alerts": AlertsConfig,
+    "pipeline": PipelineConfig,
     "spark_cluster": SparkClusterConfig,
     "objectstore": ObjectStoreConfig,
 }

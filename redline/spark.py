@@ -98,12 +98,17 @@ def prepare_environment(master: str = "") -> None:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 
-def build_session(cfg: Config, app_name: str = "redline") -> SparkSession:
-    """Build (or return the running) SparkSession for ``cfg``'s profile."""
+def build_session(cfg: Config, app_name: str = "redline",
+                  driver_java_options: str = "") -> SparkSession:
+    """Build (or return the running) SparkSession for ``cfg``'s profile;
+    ``driver_java_options`` are appended to the driver JVM's options."""
     from pyspark.sql import SparkSession
 
     entries = conf_entries(cfg)
     entries.setdefault("spark.driver.memory", cfg.spark.driver_memory)
+    if driver_java_options:
+        entries["spark.driver.extraJavaOptions"] = " ".join(filter(None, [
+            entries.get("spark.driver.extraJavaOptions", ""), driver_java_options]))
     if cfg.spark.master:  # the profile's setting wins over its spark-conf file
         entries["spark.master"] = cfg.spark.master
     master = entries.get("spark.master", "")

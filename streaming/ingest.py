@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from redline import catalog
+from redline import catalog, lake
 from redline.config import Config
 from redline.streaming import bronze, offsets, silver
 from redline.streaming.guards import explain_failure
@@ -57,6 +57,12 @@ def run(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
     silvers: dict[str, silver.SilverQuery] = {}
     bronze_rows = {t: 0 for t in topics}
     seen: dict[str, set] = {t: set() for t in topics}
+    # The tables every topic's silver query appends to exist before the queries start:
+    # two first appends to a missing table race (DELTA_PROTOCOL_CHANGED), and the query
+    # that loses the race stops.
+    for shared in (catalog.SILVER_BATCHES, catalog.QUARANTINE):
+        if not catalog.exists(spark, lake_root, shared):
+            lake.append(spark.createDataFrame([], shared.schema()), lake_root, shared)
     try:
         for t in topics:
             bronzes[t] = bronze.start(spark, cfg, lake_root, t, available_now=False)

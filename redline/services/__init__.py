@@ -7,8 +7,9 @@ from redline.services.base import Service
 
 NAMES = ("kafka", "mlflow", "spark-thrift", "superset")
 #: Started only when named (`redline up spark-cluster`): a Spark standalone master and its
-#: workers, for the cluster profile on this machine.
-OPTIONAL = ("spark-cluster", "objectstore")
+#: workers, for the cluster profile on this machine; SeaweedFS; the continuous pipeline
+#: (`redline up pipeline`, after the services it reads).
+OPTIONAL = ("spark-cluster", "objectstore", "pipeline")
 
 
 def managed(cfg: Config, names: tuple[str, ...] | list[str] = NAMES) -> list[Service]:
@@ -36,6 +37,10 @@ def managed(cfg: Config, names: tuple[str, ...] | list[str] = NAMES) -> list[Ser
         from redline.services.objectstore import ObjectStore
 
         out.append(ObjectStore(cfg))
+    if "pipeline" in names:
+        from redline.services.pipeline import PipelineService
+
+        out.append(PipelineService(cfg))
     return out
 
 

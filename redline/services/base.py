@@ -134,11 +134,16 @@ class Health:
     version: str
     detail: str = ""
     rss_bytes: int | None = None
+    #: Per stage, what a service made of stages last did (the pipeline's ingest, gold, ...).
+    stages: dict | None = None
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "healthy": self.healthy, "pid": self.pid,
-                "address": self.address, "version": self.version, "detail": self.detail,
-                "rss_bytes": self.rss_bytes}
+        out = {"name": self.name, "healthy": self.healthy, "pid": self.pid,
+               "address": self.address, "version": self.version, "detail": self.detail,
+               "rss_bytes": self.rss_bytes}
+        if self.stages is not None:
+            out["stages"] = self.stages
+        return out
 
 
 class Service:

@@ -19,9 +19,14 @@ VEHICLES, DAYS, SEED = 120, 50, 7
 @pytest.fixture(scope="module")
 def demo(cfg, spark, kafka_broker, mlflow_server, thrift_server, superset_server):
     from redline.demo import run_demo
+    from redline.services.pipeline import PipelineService
 
-    code = run_demo(cfg, vehicles=VEHICLES, days=DAYS, seed=SEED)
-    return code
+    try:
+        yield run_demo(cfg, vehicles=VEHICLES, days=DAYS, seed=SEED)
+    finally:
+        # The demo leaves the continuous pipeline running; the modules after this one do
+        # not need it on their machine's two cores.
+        PipelineService(cfg).stop(progress=lambda _: None)
 
 
 def _sql(capsys, query):
@@ -39,7 +44,9 @@ def test_status_lists_every_service_healthy_with_version(demo, capsys):
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     services = {s["name"]: s for s in status["services"]}
-    assert set(services) == {"kafka", "mlflow", "spark-thrift", "superset"}
+    assert set(services) == {"kafka", "mlflow", "spark-thrift", "superset", "pipeline"}
+    pipeline = services.pop("pipeline")  # the continuous pipeline the demo left running
+    assert pipeline["healthy"] and set(pipeline["stages"]) == {"ingest", "gold", "alerts"}
     for name, s in services.items():
         assert s["healthy"], name
         assert s["address"].startswith("127.0.0.1:"), name
@@ -85,3 +92,87 @@ def test_every_dashboard_was_rendered(demo, cfg):
         img = Image.open(png).convert("RGB")
         colours = img.getcolors(maxcolors=1_000_000)
         assert colours is not None and len(colours) > 50, slug  # charts, not a blank page
+
+
+def test_a_console_record_reaches_gold_and_the_webhook_by_itself(
+        demo, cfg, spark, kafka_broker, tmp_path, monkeypatch, capsys):
+    """The pipeline the demo left running, given a webhook: one torque reading far out of
+    control, produced with Kafka's own console producer, reaches gold.spc_points and the
+    webhook with no other command. (Last in this module: it adds a row to silver.)"""
+    import subprocess
+    import time
+    import uuid
+    from datetime import UTC, datetime
+
+    from webhook_receiver import Receiver
+
+    from redline import catalog
+    from redline.services.pipeline import PipelineService
+    from redline.streaming.kafka_options import topic_name
+
+    event_id = f"e2e-ooc-{uuid.uuid4().hex[:8]}"
+    record = {"event_id": event_id,
+              "event_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "schema_version": 1, "unit_serial": "RDLE2EOUTOFCTRL01", "plant": "PLT-A",
+              "line": "L1", "station": "S010", "operation": "chassis_bolting", "shift": "A",
+              "attempt": 1, "result": "FAIL", "cycle_time_s": 55.0,
+              "defect_codes": ["D-TORQUE"],
+              "measurements": [{"characteristic": "bolt_torque_nm", "value": 80.0,
+                                "unit": "Nm", "lsl": 45.0, "usl": 55.0, "target": 50.0}]}
+    with Receiver() as receiver:
+        # A webhook for the pipeline: it reads the URL from the variable named here.
+        monkeypatch.setenv("REDLINE_ALERTS_WEBHOOK_URL_ENV", "REDLINE_E2E_WEBHOOK")
+        monkeypatch.setenv("REDLINE_E2E_WEBHOOK", receiver.url)
+        service = PipelineService(cfg)
+        service.stop(progress=lambda _: None)
+        service.start(progress=lambda _: None)
+        settings = tmp_path / "producer.properties"
+        assert main(["kafka", "client-config", "--user", "producer", "--out",
+                     str(settings)]) == 0
+        done = subprocess.run(
+            kafka_broker.java("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server",
+                              cfg.kafka.servers, "--command-config", str(settings),
+                              "--topic", topic_name(cfg, "station_results")),
+            input=json.dumps(record) + "\n", text=True, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        produced = time.monotonic()
+
+        def waited(what, found, timeout=600.0):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                result = found()
+                if result:
+                    return result
+                time.sleep(2)
+            raise AssertionError(f"{what} not within {timeout:.0f}s; pipeline log:\n"
+                                 f"{service.log_file.read_text()[-3000:]}")
+
+        def point():
+            return (catalog.read(spark, cfg.lake_root, catalog.SPC_POINTS)
+                    .where(f"event_id = '{event_id}'").collect())
+
+        (p,) = waited("the reading in gold.spc_points", point)
+        assert p.value == 80.0 and p.value > p.ucl
+        # Its episode (Nelson rule 1 on that one point) reaches the webhook.
+        mine = f"Nelson rule 1 (1 point beyond 3 sigma): 1 point (#{p.seq})"
+        texts = waited("its alert", lambda: [t for t in receiver.texts
+                                              if "PLT-A/L1/S010" in t and mine in t])
+        assert len(texts) == 1
+        print(f"event -> webhook: {time.monotonic() - produced:.1f}s")
+        # `redline status` shows each stage's last run.
+        capsys.readouterr()
+        assert main(["status", "--json"]) == 0
+        (shown,) = [s for s in json.loads(capsys.readouterr().out)["services"]
+                    if s["name"] == "pipeline"]
+        assert shown["healthy"] and shown["rss_bytes"] > 0
+        stages = shown["stages"]
+        assert stages["gold"]["result"] == stages["alerts"]["result"] == "ok", stages
+        assert stages["ingest"]["result"] == "running", stages
+        # A stop ends it between batches: its queries end before its Spark driver does.
+        assert main(["down", "pipeline"]) == 0
+        log = service.log_file.read_text(errors="replace")
+        ending = log[log.rindex("SIGTERM, stopping"):]
+        assert "redline pipeline: stopped" in ending and "Traceback" not in ending, \
+            ending[-3000:]
+    silver = catalog.read(spark, cfg.lake_root, catalog.silver("station_results"))
+    assert silver.where(f"event_id = '{event_id}'").count() == 1

@@ -10,12 +10,11 @@ import dataclasses
 import json
 import re
 import socket
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from webhook_receiver import Receiver
 
 from redline import catalog
 from redline import lake as lake_io
@@ -34,46 +33,10 @@ RULES = {1: "1 point beyond 3 sigma",
          6: "4 of 5 points beyond 1 sigma on the same side"}
 
 
-class Receiver:
-    """A webhook on 127.0.0.1: records every POST; answers the statuses queued in
-    ``answers`` (then 200). An error answer echoes the request path, as a careless
-    webhook might: the token in it must not reach redline's error."""
-
-    def __init__(self):
-        self.requests: list[tuple[str, dict]] = []
-        self.answers: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((self.path, json.loads(body)))
-                status = receiver.answers.pop(0) if receiver.answers else 200
-                reply = b"ok" if status < 300 else f"boom at {self.path}".encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/{TOKEN}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def texts(self) -> list[str]:
-        return [body["text"] for _, body in self.requests]
-
-
 @pytest.fixture
 def receiver():
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with Receiver(TOKEN) as r:
+        yield r
 
 
 @pytest.fixture

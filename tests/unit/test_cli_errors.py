@@ -77,6 +77,7 @@ BAD = [
     (["sql"], "USAGE"),
     (["alerts", "--since", "yesterday", "--dry-run"], "ALERTS_SINCE"),
     (["--profile", "nope", "status"], "CONFIG_PROFILE"),
+    (["pipeline", "stop"], "USAGE"),
     (["bogus"], "USAGE"),
 ]
 

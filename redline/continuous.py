@@ -1,0 +1,247 @@
+"""The continuous pipeline: ingest, gold, SPC alerts and the Thrift Server's view of the
+lake, kept current by one long-running process with one warm Spark application.
+
+``redline up pipeline`` starts it as a service (``services/pipeline.py``); ``redline
+pipeline run`` runs it in the foreground. Two loops share the Spark session:
+
+- **ingest** (a thread): the same continuous bronze and silver queries as `redline
+  ingest`, one pair per topic, exactly once through their checkpoints;
+- **gold** (the main thread): every ``pipeline.gold_interval_seconds`` it reads the Delta
+  version of each silver table a gold job reads; when one moved, it runs the gold jobs
+  incrementally (`redline jobs run gold`: each job's watermark says what it has
+  consumed, audits included), registers or refreshes the gold tables that changed in the
+  Thrift Server, and posts the new out-of-control episodes to the alert webhook (when one
+  is configured; ``ops.spc_alerts`` keeps each episode posted once). A failed cycle is
+  recorded and retried after the interval, then twice as long each time (at most
+  ``MAX_RETRY_SECONDS``); the jobs' watermarks did not move.
+
+Each loop records what it did in ``status.json`` (``Status``), rewritten whole after
+every change, which `redline status` shows. SIGTERM stops both loops between batches and
+cycles. An ingest query that fails stops the process (exit 1, the reason in its log): a
+poisoned topic is not retried forever in silence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from redline import catalog, lake
+from redline.config import Config
+from redline.errors import RedlineError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: Gold's group name in ``redline.pipeline``: every gold job, on silver as it is.
+GOLD_GROUP = "gold"
+#: How often the ingest loop's progress line goes to the log (it refreshes every second).
+LOG_EVERY_SECONDS = 60.0
+#: A gold cycle that fails is retried after the interval, then twice as long each time,
+#: up to this many seconds (a job that keeps failing does not spin).
+MAX_RETRY_SECONDS = 300.0
+#: The driver JVM gives memory it no longer uses back to the system while the pipeline
+#: idles: G1 runs a collection after this many ms without one and uncommits free heap
+#: (JDK 12+, JEP 346). Without it the heap a gold cycle grew stays resident.
+DRIVER_JAVA_OPTIONS = "-XX:G1PeriodicGCInterval=30000"
+
+
+@dataclass
+class Stage:
+    """What one stage last did: when it began and ended (epoch seconds), how it ended
+    (``ok``, ``idle`` or the error), and how many times it ran."""
+
+    began: float | None = None
+    ended: float | None = None
+    result: str = "not run yet"
+    runs: int = 0
+    detail: str = ""
+
+    def done(self, began: float, result: str, detail: str = "") -> None:
+        self.began, self.ended, self.result, self.detail = began, time.time(), result, detail
+        self.runs += 1
+
+
+@dataclass
+class Status:
+    """The pipeline's state, as ``status.json`` holds it."""
+
+    pid: int
+    started: float
+    heartbeat: float
+    gold_interval_seconds: float
+    ingest: Stage = field(default_factory=Stage)
+    gold: Stage = field(default_factory=Stage)
+    alerts: Stage = field(default_factory=Stage)
+    silver_versions: dict[str, int | None] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        """Replace ``path`` with this status in one rename (a reader never sees half)."""
+        self.heartbeat = time.time()
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh)
+        os.replace(tmp, path)
+
+
+def gold_inputs() -> list[catalog.Table]:
+    """The silver tables some gold job reads: a new commit in one starts a gold cycle."""
+    from redline.jobs.runner import JOBS
+
+    seen = {t.qualified_name: t for job in JOBS.values() for t in job.inputs
+            if t.layer == catalog.Layer.SILVER}
+    return [seen[name] for name in sorted(seen)]
+
+
+def gold_outputs() -> list[catalog.Table]:
+    from redline.jobs.runner import JOBS
+
+    return sorted({t for job in JOBS.values() for t in job.outputs},
+                  key=lambda t: t.qualified_name)
+
+
+def versions(spark: SparkSession, lake_root: str, tables: Sequence[catalog.Table]
+             ) -> dict[str, int | None]:
+    return {t.qualified_name: lake.table_version(spark, lake_root, t) for t in tables}
+
+
+def gold_cycle(spark: SparkSession, cfg: Config, log: Callable[[str], None]) -> dict:
+    """One gold cycle: the gold jobs (incremental, audited when ``quality.audit_gold``),
+    the Thrift Server's view of the gold tables that changed, the alerts. Returns what it
+    did; raises the first error (the caller records it and tries again later)."""
+    from redline.pipeline import run_jobs
+    from redline.quality.gate import auditor
+    from redline.quality.suites import freshness_limits
+    from redline.services.thrift import ThriftServer
+
+    root = cfg.lake_root
+    outputs = gold_outputs()
+    before = versions(spark, root, outputs)
+    audit = (auditor(cfg.home / "reports" / "quality",
+                     freshness_limits(cfg.quality.freshness_hours))
+             if cfg.quality.audit_gold else None)
+    results = run_jobs(spark, root, [GOLD_GROUP], progress=log, ingest=cfg.ingest,
+                       audit=audit, analysis=cfg.analysis)
+    after = versions(spark, root, outputs)
+    changed = [t for t in outputs if after[t.qualified_name] != before[t.qualified_name]]
+    out: dict = {"jobs": len(results), "changed": [t.qualified_name for t in changed],
+                 "registered": 0}
+    server = ThriftServer(cfg)
+    if changed and server.reads(root) and server.running() and server.check():
+        server.register_tables(root, changed)
+        out["registered"] = len(changed)
+    return out
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RedlineError):
+        return f"[{exc.code}] {exc.message[:500]}"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:500] if str(exc) else ''}"
+
+
+def post_alerts(spark: SparkSession, cfg: Config, log: Callable[[str], None]) -> dict | None:
+    """New SPC episodes to the webhook; None when no webhook is configured."""
+    from redline.dashboards import alerts
+
+    if not alerts.webhook_configured(cfg):
+        return None
+    return alerts.post_new(spark, cfg, progress=log)
+
+
+def run(spark: SparkSession, cfg: Config, status_path: Path, stop: threading.Event,
+        topics: Sequence[str], log: Callable[[str], None] = print) -> None:
+    """Run ingest and the gold loop until ``stop`` is set or ingest fails (re-raised)."""
+    from redline.streaming import ingest
+
+    interval = cfg.pipeline.gold_interval_seconds
+    status = Status(pid=os.getpid(), started=time.time(), heartbeat=time.time(),
+                    gold_interval_seconds=interval)
+    lock = threading.Lock()
+    failure: list[BaseException] = []
+    last_logged = [0.0]
+
+    def save() -> None:
+        with lock:
+            status.write(status_path)
+
+    def on_ingest_line(line: str) -> None:
+        with lock:
+            status.ingest.detail = line
+            status.ingest.result = "running"
+        now = time.monotonic()
+        if now - last_logged[0] >= LOG_EVERY_SECONDS:
+            last_logged[0] = now
+            log(line)
+
+    def ingest_loop() -> None:
+        began = time.time()
+        try:
+            ingest.run(spark, cfg, cfg.lake_root, topics, available_now=False,
+                       progress=on_ingest_line, stop=stop)
+            with lock:
+                status.ingest.done(began, "stopped")
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
+            failure.append(exc)
+            with lock:
+                status.ingest.done(began, f"failed: {exc}")
+            stop.set()
+
+    status.ingest.began = time.time()
+    save()
+    thread = threading.Thread(target=ingest_loop, name="redline-ingest", daemon=True)
+    thread.start()
+    inputs = gold_inputs()
+    consumed: dict[str, int | None] | None = None
+    alerts_due = True  # after each gold cycle, and until the webhook took them
+    failures, retry_at = 0, 0.0  # a failing cycle is retried later and later
+    try:
+        while not stop.is_set():
+            began = time.time()
+            now = versions(spark, cfg.lake_root, inputs)
+            with lock:
+                status.silver_versions = now
+            if now != consumed and any(v is not None for v in now.values()) \
+                    and began >= retry_at:
+                try:
+                    done = gold_cycle(spark, cfg, log)
+                    consumed, alerts_due, failures = now, True, 0
+                    with lock:
+                        status.gold.done(began, "ok", f"{len(done['changed'])} tables "
+                                                      f"changed")
+                    log(f"gold cycle: {time.time() - began:.1f}s, changed: "
+                        f"{', '.join(done['changed']) or 'nothing'}")
+                except Exception as exc:  # noqa: BLE001 - recorded, retried later
+                    failures += 1
+                    wait = min(interval * 2 ** (failures - 1), MAX_RETRY_SECONDS)
+                    retry_at = time.time() + wait
+                    log(f"gold cycle failed, retried in {wait:.0f}s: {_describe(exc)}")
+                    with lock:
+                        status.gold.done(began, f"failed: {_describe(exc)}")
+            if alerts_due and consumed is not None:
+                alerts_began = time.time()
+                try:
+                    posted = post_alerts(spark, cfg, log)
+                    alerts_due = False
+                    with lock:
+                        status.alerts.done(
+                            alerts_began, "no webhook configured" if posted is None else "ok",
+                            "" if posted is None else f"{posted['posted']} posted")
+                except Exception as exc:  # noqa: BLE001 - the next interval tries again
+                    log(f"alerts failed, retried in {interval:.0f}s: {_describe(exc)}")
+                    with lock:
+                        status.alerts.done(alerts_began, f"failed: {_describe(exc)}")
+            save()
+            stop.wait(max(0.0, interval - (time.time() - began)))
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+        save()
+    if failure:
+        raise failure[0]
