@@ -64,6 +64,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def signal_and_wait(pid: int, send: Callable[[int, int], None], sig: int,
+                    timeout: float) -> bool:
+    """``send(pid, sig)`` (``os.kill``: the process; ``os.killpg``: its group), then wait
+    up to ``timeout`` seconds for ``pid`` to end; whether it ended."""
+    try:
+        send(pid, sig)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return not pid_alive(pid)
+
+
 #: Variables a service inherits from its caller; everything else is left behind.
 _INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
               "JAVA_HOME", "SPARK_LOCAL_IP", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
@@ -283,14 +297,7 @@ class Service:
                          f"nothing signalled, pid file removed")
             self.pid_file.unlink(missing_ok=True)
             return
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.3)
-        if pid_alive(pid):
+        if not signal_and_wait(pid, os.killpg, signal.SIGTERM, timeout):
             progress(f"{self.name}: did not stop within {timeout:.0f}s, killing")
             try:
                 os.killpg(pid, signal.SIGKILL)

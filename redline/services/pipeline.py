@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from redline.config import Config
-from redline.services.base import Health, Service, pid_alive, service_environment
+from redline.services.base import Health, Service, service_environment, signal_and_wait
 
 STATUS_FILE = "status.json"
 #: A heartbeat older than this (seconds, or 3 gold intervals if longer) means not healthy.
@@ -69,18 +69,10 @@ class PipelineService(Service):
         under the queries). What is left after ``STOP_GRACE`` seconds gets the group's
         SIGTERM, then SIGKILL (``Service.stop``)."""
         pid = self.pid()
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + STOP_GRACE
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.3)
-            if not pid_alive(pid):
-                self.pid_file.unlink(missing_ok=True)
-                progress(f"{self.name}: stopped")
-                return
+        if pid is not None and signal_and_wait(pid, os.kill, signal.SIGTERM, STOP_GRACE):
+            self.pid_file.unlink(missing_ok=True)
+            progress(f"{self.name}: stopped")
+            return
         super().stop(progress, timeout)
 
     def status(self) -> dict | None:
