@@ -8,10 +8,11 @@ pipeline run`` runs it in the foreground. Two loops share the Spark session:
   ingest`, one pair per topic, exactly once through their checkpoints;
 - **gold** (the main thread): every ``pipeline.gold_interval_seconds`` it reads the Delta
   version of each silver table a gold job reads; when one moved, it runs the gold jobs
-  incrementally (`redline jobs run gold`: each job's watermark says what it has
-  consumed, audits included), registers or refreshes the gold tables that changed in the
-  Thrift Server, and posts the new out-of-control episodes to the alert webhook (when one
-  is configured; ``ops.spc_alerts`` keeps each episode posted once). A failed cycle is
+  that read it (and those reading what they write: ``affected_jobs``), incrementally by
+  their watermarks, audited when ``quality.audit_gold``. The SPC job runs first and the
+  new out-of-control episodes go to the alert webhook right after it (when one is
+  configured; ``ops.spc_alerts`` keeps each episode posted once), then the other jobs
+  run. The gold tables that changed are registered or refreshed in the Thrift Server. A failed cycle is
   recorded and retried after the interval, then twice as long each time (at most
   ``MAX_RETRY_SECONDS``); the jobs' watermarks did not move.
 
@@ -27,7 +28,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,8 +40,6 @@ from redline.errors import RedlineError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-#: Gold's group name in ``redline.pipeline``: every gold job, on silver as it is.
-GOLD_GROUP = "gold"
 #: How often the ingest loop's progress line goes to the log (it refreshes every second).
 LOG_EVERY_SECONDS = 60.0
 #: A gold cycle that fails is retried after the interval, then twice as long each time,
@@ -112,32 +111,61 @@ def versions(spark: SparkSession, lake_root: str, tables: Sequence[catalog.Table
     return {t.qualified_name: lake.table_version(spark, lake_root, t) for t in tables}
 
 
-def gold_cycle(spark: SparkSession, cfg: Config, log: Callable[[str], None]) -> dict:
-    """One gold cycle: the gold jobs (incremental, audited when ``quality.audit_gold``),
-    the Thrift Server's view of the gold tables that changed, the alerts. Returns what it
-    did; raises the first error (the caller records it and tries again later)."""
+def affected_jobs(changed: Collection[str] | None) -> list[str]:
+    """The gold jobs to run when the tables ``changed`` (qualified names; None: all) have
+    new commits: those reading one of them, and those reading what those write."""
+    from redline.jobs.runner import JOBS
+
+    if changed is None:
+        return sorted(JOBS)
+    dirty, chosen = set(changed), set()
+    grew = True
+    while grew:
+        grew = False
+        for name, job in JOBS.items():
+            if name not in chosen and dirty & {t.qualified_name for t in job.inputs}:
+                chosen.add(name)
+                dirty |= {t.qualified_name for t in job.outputs}
+                grew = True
+    return sorted(chosen)
+
+
+def alert_jobs(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``names`` split into the jobs writing ``gold.spc_violations`` (run first: the alerts
+    wait on them alone) and the others."""
+    from redline.jobs.runner import JOBS
+
+    first = [n for n in names if catalog.SPC_VIOLATIONS in JOBS[n].outputs]
+    return first, [n for n in names if n not in first]
+
+
+def run_gold(spark: SparkSession, cfg: Config, names: Sequence[str],
+             log: Callable[[str], None]) -> list[str]:
+    """Run the gold jobs ``names`` (in dependency order, incrementally by their watermarks,
+    audited when ``quality.audit_gold``, each skipped while an input has no data) and make
+    the gold tables that changed current in the Thrift Server. Returns those tables'
+    names; raises the first error (the caller records it and tries again later)."""
     from redline.pipeline import run_jobs
     from redline.quality.gate import auditor
     from redline.quality.suites import freshness_limits
     from redline.services.thrift import ThriftServer
 
+    if not names:
+        return []
     root = cfg.lake_root
     outputs = gold_outputs()
     before = versions(spark, root, outputs)
     audit = (auditor(cfg.home / "reports" / "quality",
                      freshness_limits(cfg.quality.freshness_hours))
              if cfg.quality.audit_gold else None)
-    results = run_jobs(spark, root, [GOLD_GROUP], progress=log, ingest=cfg.ingest,
-                       audit=audit, analysis=cfg.analysis)
+    run_jobs(spark, root, names, progress=log, ingest=cfg.ingest, audit=audit,
+             analysis=cfg.analysis, alone=True)
     after = versions(spark, root, outputs)
     changed = [t for t in outputs if after[t.qualified_name] != before[t.qualified_name]]
-    out: dict = {"jobs": len(results), "changed": [t.qualified_name for t in changed],
-                 "registered": 0}
     server = ThriftServer(cfg)
     if changed and server.reads(root) and server.running() and server.check():
         server.register_tables(root, changed)
-        out["registered"] = len(changed)
-    return out
+    return [t.qualified_name for t in changed]
 
 
 def _describe(exc: BaseException) -> str:
@@ -199,8 +227,24 @@ def run(spark: SparkSession, cfg: Config, status_path: Path, stop: threading.Eve
     thread.start()
     inputs = gold_inputs()
     consumed: dict[str, int | None] | None = None
-    alerts_due = True  # after each gold cycle, and until the webhook took them
+    alerts_due = True  # after the SPC jobs ran, and until the webhook took them
     failures, retry_at = 0, 0.0  # a failing cycle is retried later and later
+
+    def post_due() -> None:
+        nonlocal alerts_due
+        alerts_began = time.time()
+        try:
+            posted = post_alerts(spark, cfg, log)
+            alerts_due = False
+            with lock:
+                status.alerts.done(
+                    alerts_began, "no webhook configured" if posted is None else "ok",
+                    "" if posted is None else f"{posted['posted']} posted")
+        except Exception as exc:  # noqa: BLE001 - the next interval tries again
+            log(f"alerts failed, retried in {interval:.0f}s: {_describe(exc)}")
+            with lock:
+                status.alerts.done(alerts_began, f"failed: {_describe(exc)}")
+
     try:
         while not stop.is_set():
             began = time.time()
@@ -209,14 +253,23 @@ def run(spark: SparkSession, cfg: Config, status_path: Path, stop: threading.Eve
                 status.silver_versions = now
             if now != consumed and any(v is not None for v in now.values()) \
                     and began >= retry_at:
+                changed = None if consumed is None else {
+                    name for name, v in now.items() if consumed.get(name) != v}
+                first, rest = alert_jobs(affected_jobs(changed))
                 try:
-                    done = gold_cycle(spark, cfg, log)
-                    consumed, alerts_due, failures = now, True, 0
+                    # The SPC jobs first and their alerts right after: an out-of-control
+                    # point does not wait on the other jobs to reach the webhook.
+                    done = run_gold(spark, cfg, first, log)
+                    if first:
+                        alerts_due = True
+                        post_due()
+                    done += run_gold(spark, cfg, rest, log)
+                    consumed, failures = now, 0
                     with lock:
-                        status.gold.done(began, "ok", f"{len(done['changed'])} tables "
-                                                      f"changed")
+                        status.gold.done(began, "ok", f"{len(first) + len(rest)} jobs, "
+                                                      f"{len(done)} tables changed")
                     log(f"gold cycle: {time.time() - began:.1f}s, changed: "
-                        f"{', '.join(done['changed']) or 'nothing'}")
+                        f"{', '.join(done) or 'nothing'}")
                 except Exception as exc:  # noqa: BLE001 - recorded, retried later
                     failures += 1
                     wait = min(interval * 2 ** (failures - 1), MAX_RETRY_SECONDS)
@@ -225,18 +278,7 @@ def run(spark: SparkSession, cfg: Config, status_path: Path, stop: threading.Eve
                     with lock:
                         status.gold.done(began, f"failed: {_describe(exc)}")
             if alerts_due and consumed is not None:
-                alerts_began = time.time()
-                try:
-                    posted = post_alerts(spark, cfg, log)
-                    alerts_due = False
-                    with lock:
-                        status.alerts.done(
-                            alerts_began, "no webhook configured" if posted is None else "ok",
-                            "" if posted is None else f"{posted['posted']} posted")
-                except Exception as exc:  # noqa: BLE001 - the next interval tries again
-                    log(f"alerts failed, retried in {interval:.0f}s: {_describe(exc)}")
-                    with lock:
-                        status.alerts.done(alerts_began, f"failed: {_describe(exc)}")
+                post_due()
             save()
             stop.wait(max(0.0, interval - (time.time() - began)))
     finally:

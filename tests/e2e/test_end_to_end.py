@@ -135,7 +135,6 @@ def test_a_console_record_reaches_gold_and_the_webhook_by_itself(
                               "--topic", topic_name(cfg, "station_results")),
             input=json.dumps(record) + "\n", text=True, capture_output=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        produced = time.monotonic()
 
         def waited(what, found, timeout=600.0):
             deadline = time.monotonic() + timeout
@@ -158,7 +157,6 @@ def test_a_console_record_reaches_gold_and_the_webhook_by_itself(
         texts = waited("its alert", lambda: [t for t in receiver.texts
                                               if "PLT-A/L1/S010" in t and mine in t])
         assert len(texts) == 1
-        print(f"event -> webhook: {time.monotonic() - produced:.1f}s")
         # `redline status` shows each stage's last run.
         capsys.readouterr()
         assert main(["status", "--json"]) == 0

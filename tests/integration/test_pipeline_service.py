@@ -100,9 +100,10 @@ def test_kill_9_in_a_gold_cycle_loses_and_doubles_nothing(pipeline_env, spark, k
     lines = [json.dumps(_result(i, v, start + timedelta(minutes=2 * i), tag))
              for i, v in enumerate([*BASELINE, OUT_OF_CONTROL])]
     _produce(kafka_broker, cfg, lines, tmp_path)
-    # The first gold cycle has begun once its first job's line is in the log.
-    began = _wait("a gold cycle", lambda: "[1/12]" in service.log_file.read_text(
-        errors="replace"), every=0.5)
+    # The first gold cycle has begun once its first job (SPC, which alerts wait on) is
+    # in the log.
+    began = _wait("a gold cycle", lambda: "] gold_spc: silver.station_results" in
+                  service.log_file.read_text(errors="replace"), every=0.5)
     assert began
     time.sleep(3)  # into the cycle: a job is running or committing
     os.killpg(service.pid(), signal.SIGKILL)

@@ -44,3 +44,37 @@ def test_a_stage_as_status_shows_it():
     assert shown["result"] == "ok" and shown["runs"] == 1
     assert shown["detail"] == "2 tables changed"
     assert 2.9 <= shown["seconds"] <= 3.5 and 0 <= shown["ago_s"] < 1
+
+
+STATION_JOBS = ["gold_capability", "gold_defect_pareto", "gold_dimensions",
+                "gold_first_pass_yield", "gold_kpi_attribution", "gold_manufacturing_kpis",
+                "gold_spc"]
+
+
+def test_a_new_station_result_runs_the_jobs_that_read_station_results():
+    from redline.continuous import affected_jobs, alert_jobs
+    from redline.jobs.runner import JOBS
+
+    # From the jobs' declarations: these seven read silver.station_results.
+    assert affected_jobs({"silver.station_results"}) == STATION_JOBS
+    assert affected_jobs(None) == sorted(JOBS)  # the first cycle: every job
+    assert affected_jobs(set()) == []
+    first, rest = alert_jobs(STATION_JOBS)
+    assert first == ["gold_spc"] and "gold_spc" not in rest and len(rest) == 6
+
+
+def test_a_job_reading_another_jobs_output_runs_after_it_changes(monkeypatch):
+    from types import SimpleNamespace
+
+    from redline import continuous
+    from redline.jobs import runner
+
+    def table(name):
+        return SimpleNamespace(qualified_name=name)
+
+    jobs = {"a": SimpleNamespace(inputs=(table("silver.x"),), outputs=(table("gold.a"),)),
+            "b": SimpleNamespace(inputs=(table("gold.a"),), outputs=(table("gold.b"),)),
+            "c": SimpleNamespace(inputs=(table("silver.y"),), outputs=(table("gold.c"),))}
+    monkeypatch.setattr(runner, "JOBS", jobs)
+    assert continuous.affected_jobs({"silver.x"}) == ["a", "b"]
+    assert continuous.affected_jobs({"silver.y"}) == ["c"]
