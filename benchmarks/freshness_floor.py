@@ -39,7 +39,7 @@ def one_append(with_txn: bool):
     """A stand-in for ``streaming.silver.write_batch``: one append of the bronze rows."""
 
     def write_batch(batch, batch_id, lake_root, topic, app_id, stats=None, rules=None,
-                    max_record_bytes=0, dedupe_window_minutes=0.0):
+                    max_record_bytes=0, late_after_minutes=0.0):
         from pyspark.sql import functions as F
 
         from redline import catalog

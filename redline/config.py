@@ -189,11 +189,10 @@ class IngestConfig:
     max_offsets_per_trigger: int = _doc(
         "Most Kafka records one bronze micro-batch reads per topic (each Delta commit has "
         "a fixed cost: larger batches catch up faster).", 2_000_000)
-    dedupe_window_minutes: float = _doc(
-        "A record whose event_id is in silver already is a duplicate when the silver row "
-        "reached Kafka at most this many minutes before or after it (and their event times "
-        "are within 24 hours). Each silver micro-batch reads this much of silver's recent "
-        "arrivals, so its cost grows with the window and the event rate.", 15.0)
+    late_after_minutes: float = _doc(
+        "A record whose event time is more than this many minutes before its micro-batch's "
+        "first Kafka arrival is late: silver writes it apart from the on-time records, in "
+        "files by event day, so the check for re-sent records reads few files.", 15.0)
 
 
 @dataclass(frozen=True)
@@ -671,9 +670,22 @@ def _check_type(value: Any, typ: Any, key: str) -> Any:
     return value
 
 
+#: Settings that an earlier release had, with what to do instead (a clearer error than
+#: "unknown key" for a configuration file written then).
+RETIRED = {
+    "ingest.dedupe_window_minutes": "it is gone: a re-sent record is a duplicate however "
+    "late it comes (docs/exactly-once.md); remove it, or set ingest.late_after_minutes",
+}
+
+
 def _section(cls: type, values: Mapping[str, Any], where: str, env: Mapping[str, str]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(fields)
+    section = where.rsplit(".", 1)[-1]
+    for name in sorted(unknown):
+        if f"{section}.{name}" in RETIRED:
+            raise RedlineError("CONFIG_UNKNOWN_KEY", f"{where}.{name}: "
+                                                     f"{RETIRED[f'{section}.{name}']}")
     if unknown:
         raise RedlineError(
             "CONFIG_UNKNOWN_KEY",

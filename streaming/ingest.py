@@ -80,7 +80,7 @@ def run(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
                         spark, lake_root, t, available_now=False,
                         trigger_seconds=cfg.ingest.silver_trigger_seconds,
                         max_record_bytes=cfg.ingest.max_record_bytes,
-                        dedupe_window_minutes=cfg.ingest.dedupe_window_minutes)
+                        late_after_minutes=cfg.ingest.late_after_minutes)
             for t, s in silvers.items():
                 if s.query.exception() is not None:
                     raise explain_failure(s.query.exception(), silver.query_name(t),

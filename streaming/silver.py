@@ -16,19 +16,17 @@ a replay cannot double:
    query's history).
 2. ``event_id`` is deduplicated within the batch (first delivery wins, by Kafka
    coordinates) and against silver itself with a left-anti join on ``event_id`` before the
-   append, bounded by the dedupe window: silver rows that reached Kafka within
-   ``ingest.dedupe_window_minutes`` (15) of the batch's records and whose event times are
-   within ``DEDUPE_WATERMARK_HOURS`` of the batch's (a redelivered event carries its
-   original event time). That covers a producer retry or resend that reached Kafka twice
-   and a stream rebuilt from bronze (its records keep their Kafka timestamps), none of
-   which a txn version can see. A quarantine replay compares with silver by event time
-   alone. The window is what keeps a micro-batch's cost flat while ingest runs for weeks:
-   Delta prunes silver by the Kafka timestamp's file statistics, so a batch reads the last
-   minutes of silver instead of a day of it (late events included: they arrive now). A MERGE would
-   do the same insert-if-absent, but MERGE does not honour ``txnAppId``/``txnVersion``;
-   append + anti-join keeps both guarantees. The anti-join reads silver as of the batch
-   start, which is correct because silver has one writer at a time (the checkpoint lock;
-   `redline quarantine replay` takes the same lock).
+   append. A re-sent record carries the event time of its first copy, so only the silver
+   rows within the event-time spans of the batch's own records are compared, however long
+   ago the first copy arrived: a producer retry, a data set replayed again, a gateway
+   re-uploading last week's buffer, a stream rebuilt from bronze. Each batch writes its
+   on-time records and its late ones (by event day) to separate files
+   (``streaming/event_spans.py``), so Delta's ``event_time`` statistics keep that read to
+   the files of those spans, not to all of silver. A MERGE would do the same
+   insert-if-absent, but MERGE does not honour ``txnAppId``/``txnVersion``; append +
+   anti-join keeps both guarantees. The anti-join reads silver as of the batch start, which
+   is correct because silver has one writer at a time (the checkpoint lock; `redline
+   quarantine replay` takes the same lock).
 
 Every bronze row of a batch ends in exactly one place: silver, quarantine, or counted as a
 duplicate of an ``event_id`` already in silver.
@@ -40,7 +38,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from redline import catalog, lake
@@ -49,6 +47,7 @@ from redline.errors import RedlineError
 from redline.quality import row_rules
 from redline.quality.row_rules import Rule
 from redline.schemas.payloads import latest
+from redline.streaming import event_spans
 from redline.streaming.guards import (
     CheckpointLock,
     LockedQuery,
@@ -57,6 +56,10 @@ from redline.streaming.guards import (
     require_checkpoint_for,
 )
 from redline.streaming.parse import MAX_RECORD_BYTES, annotate, classify, dedupe
+
+#: Records more than this many minutes older than their batch's earliest Kafka arrival are
+#: late (``ingest.late_after_minutes``): written apart from the on-time ones, by event day.
+LATE_AFTER_MINUTES = IngestConfig.late_after_minutes
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -99,51 +102,27 @@ class BatchStats:
                 "warned": self.warned}
 
 
-#: Two records with the same ``event_id`` are the same event only if their event times
-#: are within this of each other (the dedupe watermark). Bounding the anti-join by event
-#: time lets Delta skip every silver file outside the batch's time range instead of
-#: reading all event ids ever landed.
-DEDUPE_WATERMARK_HOURS = 24
-
-#: The stream's default dedupe window (``ingest.dedupe_window_minutes``): a record is a
-#: duplicate of a silver row with its event id that reached Kafka at most this long before
-#: or after it. Kafka producers give up retrying after 2 minutes by default.
-DEDUPE_WINDOW_MINUTES = IngestConfig.dedupe_window_minutes
-
-
-def new_events(good: DataFrame, silver_path: str | None, bounds: tuple | None = None,
-               rows: int | None = None, watermark_hours: float = DEDUPE_WATERMARK_HOURS,
-               arrival: tuple | None = None,
-               window_minutes: float = DEDUPE_WINDOW_MINUTES) -> tuple[DataFrame, bool]:
+def new_events(good: DataFrame, silver_path: str | None,
+               found: Sequence[event_spans.Span] | None = None,
+               rows: int | None = None) -> tuple[DataFrame, bool]:
     """``good`` without event ids seen twice in it or already in the silver table.
 
-    Silver rows are compared only within ``watermark_hours`` of the batch's event times
-    (``bounds``: their min and max, computed from ``good`` when not given) and, when
-    ``arrival`` (the min and max Kafka timestamp of the batch's records) is given, only if
-    they reached Kafka within ``window_minutes`` of it; silver rows landed before silver
-    kept Kafka timestamps are compared by event time alone. ``rows``: the size of ``good``
-    when known, which picks how repeats are looked for. Returns the rows and whether any
-    was removed. The usual batch repeats nothing: that is found from the event ids alone,
-    and then ``good`` itself is returned, with no join or sort of the batch's full rows.
+    A re-sent record carries its first copy's event time, so silver is read only within
+    the event-time spans of ``good`` (``found``; one span from its min to its max when not
+    given), however long ago the first copy arrived; Delta skips the files outside them
+    (``event_spans``). ``rows``: the size of ``good`` when known, which picks how repeats
+    are looked for. Returns the rows and whether any was removed. The usual batch repeats
+    nothing: that is found from the event ids alone, and then ``good`` itself is returned,
+    with no join or sort of the batch's full rows.
     """
-    from pyspark.sql import functions as F
-
     existing = None
     if silver_path is not None:
-        if bounds is None:
-            row = good.agg(F.min("event_time"), F.max("event_time")).first()
-            bounds = (row[0], row[1])
-        if bounds[0] is not None:
-            margin = timedelta(hours=watermark_hours)
-            silver = good.sparkSession.read.format("delta").load(silver_path)
-            recent = F.col("event_time").between(bounds[0] - margin, bounds[1] + margin)
-            if arrival is not None and arrival[0] is not None \
-                    and "kafka_timestamp" in silver.columns:
-                window = timedelta(minutes=window_minutes)
-                arrived = F.col("kafka_timestamp")
-                recent = recent & (arrived.between(arrival[0] - window, arrival[1] + window)
-                                   | arrived.isNull())
-            existing = silver.where(recent).select("event_id")
+        if found is None:
+            found = event_spans.spans(good, None)
+        within = event_spans.covering(found)
+        if within is not None:
+            existing = (good.sparkSession.read.format("delta").load(silver_path)
+                        .where(within).select("event_id"))
     if not _repeats_anything(good, existing, rows):
         return good, False
     out = dedupe(good)
@@ -200,13 +179,15 @@ def _refuse(flagged: DataFrame, failed: Sequence[Rule], violations: dict[str, in
 def write_batch(batch: DataFrame, batch_id: int, lake_root: str, topic: str, app_id: str,
                 stats: BatchStats | None = None, rules: Sequence[Rule] | None = None,
                 max_record_bytes: int = MAX_RECORD_BYTES,
-                dedupe_window_minutes: float = DEDUPE_WINDOW_MINUTES) -> dict[str, int]:
+                late_after_minutes: float = LATE_AFTER_MINUTES) -> dict[str, int]:
     """Parse one micro-batch of bronze rows, apply row rules, append idempotently.
 
     Writes, each skipped by Delta when this ``(app_id, batch_id)`` already committed to
     that table: the batch's ``ops.silver_batches`` row first (so a replay never records
     a second, different account of the same batch), then silver, then quarantine. Empty
-    writes are skipped: a replay recomputes the same empty result.
+    writes are skipped: a replay recomputes the same empty result. Silver's new rows are
+    written one file set per event-time span (``event_spans``): records more than
+    ``late_after_minutes`` older than the batch's first arrival apart, by event day.
     """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
@@ -221,11 +202,7 @@ def write_batch(batch: DataFrame, batch_id: int, lake_root: str, topic: str, app
     batch = annotate(batch, latest(topic), max_record_bytes).persist()
     try:
         good, bad, flagged = classify(batch, topic, source.qualified_name, rules)
-        # Event times of the rows that stay (a year-3000 record must not widen the dedupe
-        # scan of silver): the bounds of the watermark.
-        kept_time = F.when(~row_rules.dropped_any(rules), F.col("event_time"))
-        violations, dropped, bounds = row_rules.tally(flagged, rules, F.min(kept_time),
-                                                      F.max(kept_time))
+        violations, dropped, _ = row_rules.tally(flagged, rules)
         failed = row_rules.failures(violations, rules)
         if failed:
             raise _refuse(flagged, failed, violations, topic, batch_id)
@@ -234,10 +211,14 @@ def write_batch(batch: DataFrame, batch_id: int, lake_root: str, topic: str, app
             F.min("kafka_timestamp").alias("lo"), F.max("kafka_timestamp").alias("hi"),
         ).first()
         silver_path = catalog.location(lake_root, target)
+        # The event-time spans of the rows that stay (a year-3000 record is quarantined
+        # before it could widen them): what the event-id check reads of silver, and how
+        # the new rows are cut into files.
+        late = event_spans.late_before(seen.lo, late_after_minutes)
+        found = event_spans.spans(good, late)
         fresh, deduped = new_events(
             good, silver_path if DeltaTable.isDeltaTable(spark, silver_path) else None,
-            bounds, int(seen.n) - int(seen.unparsed) - dropped, arrival=(seen.lo, seen.hi),
-            window_minutes=dedupe_window_minutes)
+            found, int(seen.n) - int(seen.unparsed) - dropped)
         quarantined = int(seen.unparsed) + dropped
         kept = int(seen.n) - quarantined
         if deduped:
@@ -256,7 +237,8 @@ def write_batch(batch: DataFrame, batch_id: int, lake_root: str, topic: str, app
                     txn=(app_id, batch_id))
         if counts["silver"]:
             # A new optional field of a newer payload version adds its column here.
-            lake.append(fresh, lake_root, target, txn=(app_id, batch_id), merge_schema=True)
+            lake.append(event_spans.one_file_set_per_span(fresh, found, late), lake_root,
+                        target, txn=(app_id, batch_id), merge_schema=True)
         if counts["quarantined"]:
             lake.append(bad, lake_root, quarantine, txn=(app_id, batch_id))
         if deduped:
@@ -285,11 +267,11 @@ class SilverQuery(LockedQuery):
 
 def start(spark: SparkSession, lake_root: str, topic: str, available_now: bool,
           trigger_seconds: float = 1.0, max_record_bytes: int = MAX_RECORD_BYTES,
-          dedupe_window_minutes: float = DEDUPE_WINDOW_MINUTES) -> SilverQuery:
+          late_after_minutes: float = LATE_AFTER_MINUTES) -> SilverQuery:
     """Start the silver stream of ``topic`` (bronze must exist); refuses a shared checkpoint."""
-    if dedupe_window_minutes < 0:
-        raise RedlineError("CONFIG_INVALID", f"ingest.dedupe_window_minutes is "
-                           f"{dedupe_window_minutes}; it must be 0 or more")
+    if late_after_minutes < 0:
+        raise RedlineError("CONFIG_INVALID", f"ingest.late_after_minutes is "
+                           f"{late_after_minutes}; it must be 0 or more")
     source = catalog.bronze(topic)
     if not catalog.exists(spark, lake_root, source):
         raise RedlineError(
@@ -305,7 +287,7 @@ def start(spark: SparkSession, lake_root: str, topic: str, available_now: bool,
         target = catalog.silver(topic)
         if catalog.exists(spark, lake_root, target):
             # A silver table of an older release gets the Kafka timestamp column and its
-            # file statistics, which the dedupe window prunes by.
+            # file statistics.
             for change in lake.align_table(spark, lake_root, target):
                 print(f"silver.{topic}: {change}", flush=True)
         stats = BatchStats()
@@ -318,7 +300,7 @@ def start(spark: SparkSession, lake_root: str, topic: str, available_now: bool,
             write_batch(batch, batch_id, lake_root, topic,
                         f"redline.silver.{topic}.{ident['id']}", stats,
                         max_record_bytes=max_record_bytes,
-                        dedupe_window_minutes=dedupe_window_minutes)
+                        late_after_minutes=late_after_minutes)
 
         writer = (spark.readStream.format("delta")
                   .option("maxBytesPerTrigger", MAX_BRONZE_BYTES_PER_BATCH)
@@ -342,8 +324,8 @@ def drain(spark: SparkSession, lake_root: str, topic: str,
     """Process everything new in bronze.<topic> into silver and quarantine, then stop:
     the one way from bronze to silver on demand (`redline ingest --available-now`,
     `redline jobs run silver_<topic>`, `redline demo`), the same exactly-once stream and
-    checkpoint as continuous ingest. ``settings``: the record size limit and the dedupe
-    window (default: the configuration's defaults).
+    checkpoint as continuous ingest. ``settings``: the record size limit and where late
+    records begin (default: the configuration's defaults).
 
     Returns this run's batch totals, plus (``totals``) the table counts afterwards.
     """
@@ -353,7 +335,7 @@ def drain(spark: SparkSession, lake_root: str, topic: str,
 
     running = start(spark, lake_root, topic, available_now=True,
                     max_record_bytes=settings.max_record_bytes,
-                    dedupe_window_minutes=settings.dedupe_window_minutes)
+                    late_after_minutes=settings.late_after_minutes)
     try:
         running.query.awaitTermination()
         if running.query.exception() is not None:

@@ -103,15 +103,16 @@ class Producer:
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
 
-    def send(self, key: bytes | None, value: bytes | None) -> None:
+    def send(self, key: bytes | None, value: bytes | None,
+             timestamp_ms: int | None = None) -> None:
         def ok(_meta):
             with self.lock:
                 self.acked += 1
-        fut = self.producer.send(self.topic, key=key, value=value)
+        fut = self.producer.send(self.topic, key=key, value=value, timestamp_ms=timestamp_ms)
         fut.add_callback(ok).add_errback(self.errors.append)
 
-    def send_event(self, event: dict) -> None:
-        self.send(event["vin"].encode(), json.dumps(event).encode())
+    def send_event(self, event: dict, timestamp_ms: int | None = None) -> None:
+        self.send(event["vin"].encode(), json.dumps(event).encode(), timestamp_ms)
 
     def close(self) -> None:
         self.producer.flush(60)
@@ -253,6 +254,36 @@ def test_replayed_micro_batch_writes_nothing_twice(spark, lake, monkeypatch):
     again = silver.write_batch(batch.where("offset < 5"), 8, lake, TOPIC, "test-app")
     assert again["silver"] == 0 and again["duplicates"] == 5
     assert _read(spark, lake, f"silver.{TOPIC}").count() == 5
+
+
+def test_a_record_sent_again_a_day_later_is_counted_as_a_duplicate(stream_cfg, spark):
+    """Five records reach Kafka (producer timestamps) a day before the same five are sent
+    again with one new record, as a gateway re-uploading its buffer would: silver keeps
+    six rows, and the second ingest counts five duplicates in ops.silver_batches."""
+    root = stream_cfg.lake_root
+    now_ms = int(time.time() * 1000)
+    events = [_event(i) for i in range(5)]
+    producer = Producer(stream_cfg)
+    for e in events:
+        producer.send_event(e, timestamp_ms=now_ms - 86_400_000)
+    producer.close()
+    assert main(["ingest", "--available-now", "--topics", TOPIC]) == 0
+    assert _read(spark, root, f"silver.{TOPIC}").count() == 5
+
+    producer = Producer(stream_cfg)
+    for e in [*events, _event(5)]:
+        producer.send_event(e, timestamp_ms=now_ms)
+    producer.close()
+    assert main(["ingest", "--available-now", "--topics", TOPIC]) == 0
+    rows = _read(spark, root, f"silver.{TOPIC}").collect()
+    assert len(rows) == 6 and len({r.event_id for r in rows}) == 6
+    arrivals = sorted(r.kafka_timestamp for r in rows)
+    assert (arrivals[-1] - arrivals[0]).total_seconds() >= 86_399  # a day apart indeed
+    batches = _read(spark, root, "ops.silver_batches").where(
+        f"topic = '{TOPIC}'").collect()
+    assert sum(b.input_rows for b in batches) == 11
+    assert sum(b.silver_rows for b in batches) == 6
+    assert sum(b.duplicate_rows for b in batches) == 5
 
 
 def test_checkpoint_guards(spark, lake):

@@ -36,6 +36,41 @@ def test_compaction_rewrites_small_files_and_streams_do_not_read_them_again(spar
         list(range(65))
 
 
+def test_silver_compaction_leaves_files_of_disjoint_event_times(spark, lake):
+    """Six batches, each mixing on-time and week-old event times, compacted into files
+    whose event-time ranges do not overlap (they may touch at a shared value), so a
+    re-send check for one event time reads one file (what it prunes by)."""
+    from datetime import datetime, timedelta
+
+    from pyspark.sql import functions as F
+
+    table = catalog.silver("station_results")
+    path = catalog.location(lake, table)
+    now = datetime(2026, 3, 10, 12)
+    for b in range(6):
+        rows = [(f"e{b}-{i}", now - timedelta(days=7 * (i % 2), minutes=b * 10 + i))
+                for i in range(40)]
+        spark.createDataFrame(rows, "event_id string, event_time timestamp").coalesce(1) \
+            .write.format("delta").mode("append").save(path)
+    previous = spark.conf.get("spark.databricks.delta.optimize.maxFileSize", None)
+    spark.conf.set("spark.databricks.delta.optimize.maxFileSize", "2000")  # several files
+    try:
+        result = lake_io.compact(spark, lake, table)
+    finally:
+        if previous is None:
+            spark.conf.unset("spark.databricks.delta.optimize.maxFileSize")
+        else:
+            spark.conf.set("spark.databricks.delta.optimize.maxFileSize", previous)
+    assert result["files_before"] == 6 and result["files_after"] > 1
+    ranges = sorted((r.lo, r.hi) for r in spark.read.format("delta").load(path)
+                    .groupBy(F.input_file_name()).agg(F.min("event_time").alias("lo"),
+                                                       F.max("event_time").alias("hi"))
+                    .collect())
+    assert len(ranges) == result["files_after"]
+    assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:])), ranges
+    assert spark.read.format("delta").load(path).count() == 240
+
+
 def test_an_unknown_table_is_refused_by_name(capsys):
     from redline.cli import main
 

@@ -110,39 +110,91 @@ def test_silver_keeps_the_kafka_timestamp_of_each_record(spark):
     assert [r.kafka_timestamp for r in good.collect()] == [datetime(2026, 3, 1, 7, 30)]
 
 
-def test_the_dedupe_window_is_the_time_between_kafka_arrivals(spark, lake):
-    """A redelivery is a duplicate when its silver row reached Kafka within the window of
-    it; silver rows without a Kafka timestamp (landed before silver kept it) always
-    count."""
-    from pyspark.sql import functions as F
-
+def test_a_record_sent_again_however_late_is_a_duplicate(spark, lake):
+    """The first copies landed a minute, a day and 40 days before their re-sends reach
+    Kafka (a demo run again, a gateway re-uploading its buffer); each re-send is found,
+    and a new event id at the same event time is not."""
     from redline import catalog
     from redline import lake as lake_io
     from redline.streaming.silver import new_events
 
     table = catalog.silver("station_results")
     t0 = datetime(2026, 1, 5, 9)
-    landed, _ = parse(_bronze(spark, [json.dumps({**GOOD, "event_id": "early"})], ts=t0),
-                      latest("station_results"), "b")
-    older, _ = parse(_bronze(spark, [json.dumps({**GOOD, "event_id": "old-lake"})], ts=t0),
-                     latest("station_results"), "b")
-    lake_io.append(landed.unionByName(
-        older.withColumn("kafka_timestamp", F.lit(None).cast("timestamp"))), lake, table)
+    times = {"minute": "2026-01-05T08:00:00.000Z", "day": "2026-01-04T08:00:00.000Z",
+             "month": "2025-11-26T08:00:00.000Z"}
+    first = [json.dumps({**GOOD, "event_id": e, "event_time": t}) for e, t in times.items()]
+    landed, _ = parse(_bronze(spark, first, ts=t0), latest("station_results"), "b")
+    lake_io.append(landed, lake, table)
     path = catalog.location(lake, table)
-    values = [json.dumps({**GOOD, "event_id": e}) for e in ("early", "old-lake", "new")]
-    for rows in (3, None):  # driver check, then the shuffle used for large batches
-        for minutes_later, window, landing in (
-                (10, 15.0, ["new"]),                        # within the window: duplicate
-                (30, 15.0, ["early", "new"]),               # past it: another event
-                (30, 45.0, ["new"]),                        # a wider window catches it
-                (-10, 15.0, ["new"])):                      # the silver row came later
-            at = t0 + timedelta(minutes=minutes_later)
-            good, _ = parse(_bronze(spark, values, ts=at), latest("station_results"), "b")
-            fresh, removed = new_events(good, path, rows=rows, arrival=(at, at),
-                                        window_minutes=window)
+    again = first + [json.dumps({**GOOD, "event_id": "new", "event_time": times["day"]})]
+    for rows in (4, None):  # driver check, then the shuffle used for large batches
+        for later in (timedelta(minutes=1), timedelta(days=1), timedelta(days=40)):
+            good, _ = parse(_bronze(spark, again, ts=t0 + later),
+                            latest("station_results"), "b")
+            fresh, removed = new_events(good, path, rows=rows)
             assert removed
-            assert sorted(r.event_id for r in fresh.collect()) == landing, \
-                (rows, minutes_later, window)
+            assert [r.event_id for r in fresh.collect()] == ["new"], (rows, later)
+
+
+def test_murmur3_of_an_int_is_sparks_hash(spark):
+    """The file keys rely on Spark's hash partitioning: Murmur3 x86_32 with seed 42."""
+    from pyspark.sql import functions as F
+
+    from redline.streaming.event_spans import murmur3_int
+
+    values = [0, 1, 2, 7, 42, 1000, 2**31 - 1, -1, -2**31]
+    expected = [r[0] for r in spark.createDataFrame([(v,) for v in values], "v int")
+                .select(F.hash("v")).collect()]
+    assert [murmur3_int(v) for v in values] == expected
+
+
+def test_a_batch_with_late_records_writes_each_span_to_its_own_files(spark, tmp_path):
+    """200 on-time records and 100 late ones over three event days, written as silver
+    writes a batch: four files (on-time, three days), none reaching into another span, so
+    a re-send of one late record reads one file of the four."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from redline.streaming import event_spans
+
+    arrival = datetime(2026, 3, 10, 12)
+    on_time = [(f"o{i}", arrival - timedelta(seconds=i)) for i in range(200)]
+    late = [(f"l{i}", datetime(2026, 3, 1 + i % 3, 6) + timedelta(minutes=i))
+            for i in range(100)]
+    rows = spark.createDataFrame(on_time + late, "event_id string, event_time timestamp") \
+        .repartition(3)  # arrival order mixes the spans in every input partition
+    cut = event_spans.late_before(arrival, 15.0)
+    found = event_spans.spans(rows, cut)
+    assert [(s.keys, s.rows) for s in found] == [
+        (("",), 200), (("2026-03-01",), 34), (("2026-03-02",), 33), (("2026-03-03",), 33)]
+    path = str(tmp_path / "t")
+    event_spans.one_file_set_per_span(rows, found, cut).write.format("delta").save(path)
+    files = DeltaTable.forPath(spark, path).detail().first().numFiles
+    assert files == 4
+    per_file = (spark.read.format("delta").load(path)
+                .groupBy(F.input_file_name().alias("f"))
+                .agg(F.min("event_time").alias("lo"), F.max("event_time").alias("hi"))
+                .collect())
+    spans = sorted((r.lo, r.hi) for r in per_file)
+    assert spans == sorted((s.lo, s.hi) for s in found)
+    # A lookup for a re-sent late record of 2 March reads one file.
+    one = spark.read.format("delta").load(path).where(
+        event_spans.covering([s for s in found if s.keys == ("2026-03-02",)]))
+    assert len(one.inputFiles()) == 1
+
+
+def test_late_days_beyond_the_span_limit_merge_with_their_closest_neighbours():
+    from redline.streaming.event_spans import Span, merge
+
+    def day(d, h=0):
+        return datetime(2026, 3, d, h)
+
+    found = [Span(("",), day(20), day(20, 1), 9)] + [
+        Span((f"2026-03-{d:02d}",), day(d), day(d, 12), 1) for d in (1, 2, 3, 10)]
+    merged = merge(found, limit=3)
+    assert [s.keys for s in merged] == [("",), ("2026-03-01", "2026-03-02", "2026-03-03"),
+                                        ("2026-03-10",)]
+    assert merged[1].lo == day(1) and merged[1].hi == day(3, 12) and merged[1].rows == 3
 
 
 def test_a_silver_table_of_an_older_release_is_aligned_with_the_catalog(spark, lake):
