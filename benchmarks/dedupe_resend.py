@@ -8,7 +8,7 @@ writes them: per ``--batch-seconds`` micro-batch one on-time file and one file p
 day of its late records (a tenth of the events, late by up to 7 days). It then times,
 with the median of ``--repeats``, three checks of a 2,000-record batch (``--batch``):
 
-- ``live``: new records arriving now (the steady state);
+- ``live``: new records of the last 30 s arriving now (the steady state);
 - ``mixed``: new records, a tenth of them late by up to 7 days (eight spans);
 - ``resend_day_old``: copies of silver records of a day ago, sent again (all found).
 
@@ -106,12 +106,13 @@ def batch_of(spark, path: str, kind: str, size: int):
                 .where(F.col("event_time").between(day_ago - timedelta(minutes=5), day_ago))
                 .limit(size).select("event_id", "event_time", "kafka_partition",
                                     "kafka_offset")).cache()
+    # Live records happened in the last 30 s (so they overlap silver's newest files);
+    # mixed ones are late by up to 7 days one time in ten.
+    live = F.lit(at) - F.make_interval(secs=(F.rand(17) * 30).cast("decimal(18,6)"))
     late = F.lit(at) - F.make_interval(secs=(F.rand(11) * 7 * 86400).cast("decimal(18,6)"))
-    time_of = F.when(F.rand(13) < 0.1, late) if kind == "mixed" else None
+    event_time = F.when(F.rand(13) < 0.1, late).otherwise(live) if kind == "mixed" else live
     return spark.range(size).select(
-        F.expr("uuid()").alias("event_id"),
-        (time_of.otherwise(F.lit(at)) if time_of is not None else F.lit(at))
-        .alias("event_time"),
+        F.expr("uuid()").alias("event_id"), event_time.alias("event_time"),
         (F.col("id") % 2).cast("int").alias("kafka_partition"),
         F.col("id").alias("kafka_offset")).cache()
 

@@ -7,7 +7,8 @@ pipeline run`` runs it in the foreground. Two loops share the Spark session:
 - **ingest** (a thread): the same continuous bronze and silver queries as `redline
   ingest`, one pair per topic, exactly once through their checkpoints;
 - **gold** (the main thread): every ``pipeline.gold_interval_seconds`` it reads the Delta
-  version of each silver table a gold job reads; when one moved, it runs the gold jobs
+  version of each silver table a gold job reads; when one moved (at start: past the
+  versions the jobs' watermarks consumed, ``resumed_from``), it runs the gold jobs
   that read it (and those reading what they write: ``affected_jobs``), incrementally by
   their watermarks, audited when ``quality.audit_gold``. The SPC job runs first and the
   new out-of-control episodes go to the alert webhook right after it (when one is
@@ -109,6 +110,35 @@ def gold_outputs() -> list[catalog.Table]:
 def versions(spark: SparkSession, lake_root: str, tables: Sequence[catalog.Table]
              ) -> dict[str, int | None]:
     return {t.qualified_name: lake.table_version(spark, lake_root, t) for t in tables}
+
+
+def resumed_from(spark: SparkSession, lake_root: str, inputs: Sequence[catalog.Table]
+                 ) -> dict[str, int] | None:
+    """Silver table -> the oldest version a gold job reading it has consumed (its
+    watermark in ops.job_runs; -1 when such a job never succeeded): where the first cycle
+    after a start picks up, so it runs only the jobs that something new is waiting for.
+    None when no job ever ran (the first cycle runs them all)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from redline.jobs.incremental import MODES
+    from redline.jobs.runner import JOBS
+
+    if not catalog.exists(spark, lake_root, catalog.JOB_RUNS):
+        return None
+    latest = Window.partitionBy("job").orderBy(F.col("ended_at").desc())
+    rows = (catalog.read(spark, lake_root, catalog.JOB_RUNS)
+            .where((F.col("status") == "SUCCEEDED") & F.col("metrics")["mode"].isin(*MODES)
+                   & F.col("job").isin(*JOBS))
+            .withColumn("_n", F.row_number().over(latest)).where("_n = 1")
+            .select("job", "inputs").collect())
+    if not rows:
+        return None
+    marks = {r.job: {i.table: i.version for i in r.inputs if i.version is not None}
+             for r in rows}
+    return {t.qualified_name: min(marks.get(name, {}).get(t.qualified_name, -1)
+                                  for name, job in JOBS.items() if t in job.inputs)
+            for t in inputs}
 
 
 def affected_jobs(changed: Collection[str] | None) -> list[str]:
@@ -226,7 +256,10 @@ def run(spark: SparkSession, cfg: Config, status_path: Path, stop: threading.Eve
     thread = threading.Thread(target=ingest_loop, name="redline-ingest", daemon=True)
     thread.start()
     inputs = gold_inputs()
-    consumed: dict[str, int | None] | None = None
+    consumed: dict[str, int | None] | None = resumed_from(spark, cfg.lake_root, inputs)
+    if consumed is not None:
+        log("gold: resuming from the jobs' watermarks: "
+            + ", ".join(f"{name} v{v}" for name, v in consumed.items()))
     alerts_due = True  # after the SPC jobs ran, and until the webhook took them
     failures, retry_at = 0, 0.0  # a failing cycle is retried later and later
 
@@ -277,7 +310,7 @@ def run(spark: SparkSession, cfg: Config, status_path: Path, stop: threading.Eve
                     log(f"gold cycle failed, retried in {wait:.0f}s: {_describe(exc)}")
                     with lock:
                         status.gold.done(began, f"failed: {_describe(exc)}")
-            if alerts_due and consumed is not None:
+            if alerts_due and (status.gold.runs or now == consumed):  # gold is current
                 post_due()
             save()
             stop.wait(max(0.0, interval - (time.time() - began)))

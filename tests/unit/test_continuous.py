@@ -78,3 +78,46 @@ def test_a_job_reading_another_jobs_output_runs_after_it_changes(monkeypatch):
     monkeypatch.setattr(runner, "JOBS", jobs)
     assert continuous.affected_jobs({"silver.x"}) == ["a", "b"]
     assert continuous.affected_jobs({"silver.y"}) == ["c"]
+
+
+@pytest.mark.spark
+def test_a_start_resumes_from_the_oldest_watermark_of_the_jobs_reading_each_table(
+        spark, lake):
+    """ops.job_runs as a demo left it: every job consumed version 5 of each silver input,
+    except one job whose latest success read station_results at 3 (a failed run at 9 and
+    an older success at 1 do not count). A job that never ran makes its tables -1."""
+    from datetime import UTC, datetime, timedelta
+
+    from redline import runs
+    from redline.continuous import gold_inputs, resumed_from
+    from redline.jobs.runner import JOBS
+
+    inputs = gold_inputs()
+    assert resumed_from(spark, lake, inputs) is None  # no job ever ran
+    lagging = next(n for n, j in JOBS.items()
+                   if "silver.station_results" in {t.qualified_name for t in j.inputs})
+    never = sorted(JOBS)[-1] if sorted(JOBS)[-1] != lagging else sorted(JOBS)[0]
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def row(job, version, status, minutes, table=None):
+        return {"run_id": f"{job}-{minutes}", "batch_id": "b", "job": job,
+                "started_at": t0, "ended_at": t0 + timedelta(minutes=minutes),
+                "seconds": 1.0, "status": status, "error": None,
+                "inputs": [{"table": t.qualified_name,
+                            "version": version if table in (None, t.qualified_name) else 5}
+                           for t in JOBS[job].inputs],
+                "outputs": [], "metrics": {"mode": "incremental"}}
+
+    for name in JOBS:
+        if name not in (lagging, never):
+            runs.record(spark, lake, row(name, 5, "SUCCEEDED", 10))
+    runs.record(spark, lake, row(lagging, 1, "SUCCEEDED", 5, "silver.station_results"))
+    runs.record(spark, lake, row(lagging, 3, "SUCCEEDED", 10, "silver.station_results"))
+    runs.record(spark, lake, row(lagging, 9, "FAILED", 20, "silver.station_results"))
+
+    got = resumed_from(spark, lake, inputs)
+    never_reads = {t.qualified_name for t in JOBS[never].inputs}
+    for t in inputs:
+        name = t.qualified_name
+        expected = -1 if name in never_reads else 3 if name == "silver.station_results" else 5
+        assert got[name] == expected, (name, got)
