@@ -30,6 +30,14 @@ def test_unknown_key_is_rejected_with_its_name(tmp_path):
         load("local", env)
 
 
+def test_a_retired_key_says_what_replaced_it(tmp_path):
+    env = _write(tmp_path, "[local.ingest]\ndedupe_window_minutes = 30\n")
+    with pytest.raises(RedlineError, match=r"local.ingest.dedupe_window_minutes: it is gone: "
+                                           r"a re-sent record is a duplicate however late.*"
+                                           r"ingest.late_after_minutes"):
+        load("local", env)
+
+
 def test_wrong_type_names_the_key(tmp_path):
     env = _write(tmp_path, '[local.kafka]\nport = "x"\n')
     with pytest.raises(RedlineError, match="local.kafka.port must be int"):
