@@ -6,16 +6,17 @@ pipeline run`` runs it in the foreground. Two loops share the Spark session:
 
 - **ingest** (a thread): the same continuous bronze and silver queries as `redline
   ingest`, one pair per topic, exactly once through their checkpoints;
-- **gold** (the main thread): every ``pipeline.gold_interval_seconds`` it reads the Delta
-  version of each silver table a gold job reads; when one moved (at start: past the
-  versions the jobs' watermarks consumed, ``resumed_from``), it runs the gold jobs
-  that read it (and those reading what they write: ``affected_jobs``), incrementally by
-  their watermarks, audited when ``quality.audit_gold``. The SPC job runs first and the
-  new out-of-control episodes go to the alert webhook right after it (when one is
-  configured; ``ops.spc_alerts`` keeps each episode posted once), then the other jobs
-  run. The gold tables that changed are registered or refreshed in the Thrift Server. A failed cycle is
-  recorded and retried after the interval, then twice as long each time (at most
-  ``MAX_RETRY_SECONDS``); the jobs' watermarks did not move.
+- **gold**: every ``pipeline.gold_interval_seconds`` it reads the Delta version of each
+  silver table a gold job reads; when one moved (at start: past the versions the jobs'
+  watermarks consumed, ``resumed_from``), the gold jobs that read it (and those reading
+  what they write: ``affected_jobs``) run, incrementally by their watermarks, audited
+  when ``quality.audit_gold``, in two lanes (``Lane``): the SPC job in the main thread,
+  with the new out-of-control episodes posted to the alert webhook right after it (when
+  one is configured; ``ops.spc_alerts`` keeps each episode posted once), and the other
+  jobs in a thread of their own, so an alert never waits behind a capability rebuild.
+  The gold tables that changed are registered or refreshed in the Thrift Server. A
+  failed lane is recorded and retried after the interval, then twice as long each time
+  (at most ``MAX_RETRY_SECONDS``); the jobs' watermarks did not move.
 
 Each loop records what it did in ``status.json`` (``Status``), rewritten whole after
 every change, which `redline status` shows. SIGTERM stops both loops between batches and
@@ -77,6 +78,7 @@ class Status:
     heartbeat: float
     gold_interval_seconds: float
     ingest: Stage = field(default_factory=Stage)
+    spc: Stage = field(default_factory=Stage)
     gold: Stage = field(default_factory=Stage)
     alerts: Stage = field(default_factory=Stage)
     silver_versions: dict[str, int | None] = field(default_factory=dict)
@@ -169,6 +171,40 @@ def alert_jobs(names: Sequence[str]) -> tuple[list[str], list[str]]:
     return first, [n for n in names if n not in first]
 
 
+class Lane:
+    """One of the gold loop's two lanes: the jobs writing ``gold.spc_violations``
+    (``alerting``) or all the others, with the silver versions they last consumed
+    (None: run every job of the lane) and their retry schedule."""
+
+    def __init__(self, name: str, stage: Stage, consumed: dict[str, int] | None,
+                 alerting: bool):
+        self.name, self.stage, self.alerting = name, stage, alerting
+        self.consumed: dict[str, int | None] | None = consumed
+        self.failures, self.retry_at = 0, 0.0
+        self.jobs_ran = False
+
+    def due(self, now: dict[str, int | None], at: float) -> bool:
+        """Whether silver moved past what this lane consumed (and a retry is not waited
+        for): then its jobs reading the changed tables run."""
+        return now != self.consumed and any(v is not None for v in now.values()) \
+            and at >= self.retry_at
+
+    def jobs(self, now: dict[str, int | None]) -> list[str]:
+        changed = None if self.consumed is None else {
+            name for name, v in now.items() if self.consumed.get(name) != v}
+        first, rest = alert_jobs(affected_jobs(changed))
+        chosen = first if self.alerting else rest
+        self.jobs_ran = bool(chosen)
+        return chosen
+
+    def failed(self, interval: float) -> float:
+        """Record a failed cycle: the seconds until the next try (doubling, capped)."""
+        self.failures += 1
+        wait = min(interval * 2 ** (self.failures - 1), MAX_RETRY_SECONDS)
+        self.retry_at = time.time() + wait
+        return wait
+
+
 def run_gold(spark: SparkSession, cfg: Config, names: Sequence[str],
              log: Callable[[str], None]) -> list[str]:
     """Run the gold jobs ``names`` (in dependency order, incrementally by their watermarks,
@@ -256,12 +292,13 @@ def run(spark: SparkSession, cfg: Config, status_path: Path, stop: threading.Eve
     thread = threading.Thread(target=ingest_loop, name="redline-ingest", daemon=True)
     thread.start()
     inputs = gold_inputs()
-    consumed: dict[str, int | None] | None = resumed_from(spark, cfg.lake_root, inputs)
-    if consumed is not None:
+    resumed = resumed_from(spark, cfg.lake_root, inputs)
+    if resumed is not None:
         log("gold: resuming from the jobs' watermarks: "
-            + ", ".join(f"{name} v{v}" for name, v in consumed.items()))
+            + ", ".join(f"{name} v{v}" for name, v in resumed.items()))
+    spc = Lane("spc", status.spc, resumed, alerting=True)
+    rest = Lane("gold", status.gold, resumed, alerting=False)
     alerts_due = True  # after the SPC jobs ran, and until the webhook took them
-    failures, retry_at = 0, 0.0  # a failing cycle is retried later and later
 
     def post_due() -> None:
         nonlocal alerts_due
@@ -278,44 +315,49 @@ def run(spark: SparkSession, cfg: Config, status_path: Path, stop: threading.Eve
             with lock:
                 status.alerts.done(alerts_began, f"failed: {_describe(exc)}")
 
+    def cycle(lane: Lane, now: dict[str, int | None], began: float) -> bool:
+        """Run ``lane``'s jobs for what changed up to ``now``; False when it failed."""
+        names = lane.jobs(now)
+        try:
+            done = run_gold(spark, cfg, names, log)
+        except Exception as exc:  # noqa: BLE001 - recorded, retried later
+            wait = lane.failed(interval)
+            log(f"{lane.name} cycle failed, retried in {wait:.0f}s: {_describe(exc)}")
+            with lock:
+                lane.stage.done(began, f"failed: {_describe(exc)}")
+            return False
+        lane.consumed, lane.failures = now, 0
+        with lock:
+            lane.stage.done(began, "ok", f"{len(names)} jobs, {len(done)} tables changed")
+        log(f"{lane.name} cycle: {time.time() - began:.1f}s, changed: "
+            f"{', '.join(done) or 'nothing'}")
+        return True
+
+    background: threading.Thread | None = None
     try:
         while not stop.is_set():
             began = time.time()
             now = versions(spark, cfg.lake_root, inputs)
             with lock:
                 status.silver_versions = now
-            if now != consumed and any(v is not None for v in now.values()) \
-                    and began >= retry_at:
-                changed = None if consumed is None else {
-                    name for name, v in now.items() if consumed.get(name) != v}
-                first, rest = alert_jobs(affected_jobs(changed))
-                try:
-                    # The SPC jobs first and their alerts right after: an out-of-control
-                    # point does not wait on the other jobs to reach the webhook.
-                    done = run_gold(spark, cfg, first, log)
-                    if first:
-                        alerts_due = True
-                        post_due()
-                    done += run_gold(spark, cfg, rest, log)
-                    consumed, failures = now, 0
-                    with lock:
-                        status.gold.done(began, "ok", f"{len(first) + len(rest)} jobs, "
-                                                      f"{len(done)} tables changed")
-                    log(f"gold cycle: {time.time() - began:.1f}s, changed: "
-                        f"{', '.join(done) or 'nothing'}")
-                except Exception as exc:  # noqa: BLE001 - recorded, retried later
-                    failures += 1
-                    wait = min(interval * 2 ** (failures - 1), MAX_RETRY_SECONDS)
-                    retry_at = time.time() + wait
-                    log(f"gold cycle failed, retried in {wait:.0f}s: {_describe(exc)}")
-                    with lock:
-                        status.gold.done(began, f"failed: {_describe(exc)}")
-            if alerts_due and (status.gold.runs or now == consumed):  # gold is current
+            # The other gold jobs in a thread of their own: an out-of-control point
+            # reaches the webhook after the SPC job alone, never behind a capability
+            # rebuild. The SPC lane runs here, its alerts right after it.
+            if (background is None or not background.is_alive()) and rest.due(now, began):
+                background = threading.Thread(target=cycle, args=(rest, now, began),
+                                              name="redline-gold", daemon=True)
+                background.start()
+            if spc.due(now, began) and cycle(spc, now, began) and spc.jobs_ran:
+                alerts_due = True
+                post_due()
+            if alerts_due and (status.spc.runs or now == spc.consumed):  # SPC is current
                 post_due()
             save()
             stop.wait(max(0.0, interval - (time.time() - began)))
     finally:
         stop.set()
+        if background is not None:
+            background.join(timeout=120)
         thread.join(timeout=120)
         save()
     if failure:

@@ -100,8 +100,8 @@ class PipelineService(Service):
         health = super().health()
         found = self.status()
         if found is not None:
-            health.stages = {name: stage_summary(found[name])
-                             for name in ("ingest", "gold", "alerts")}
+            health.stages = {name: stage_summary(found.get(name) or {})
+                             for name in ("ingest", "spc", "gold", "alerts")}
         return health
 
 

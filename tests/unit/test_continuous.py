@@ -121,3 +121,26 @@ def test_a_start_resumes_from_the_oldest_watermark_of_the_jobs_reading_each_tabl
         name = t.qualified_name
         expected = -1 if name in never_reads else 3 if name == "silver.station_results" else 5
         assert got[name] == expected, (name, got)
+
+
+def test_the_spc_lane_and_the_other_lane_split_the_jobs_and_retry_on_their_own():
+    from redline.continuous import MAX_RETRY_SECONDS, Lane
+
+    start = {"silver.station_results": 3, "silver.vehicle_telemetry": 7}
+    spc = Lane("spc", Stage(), dict(start), alerting=True)
+    rest = Lane("gold", Stage(), dict(start), alerting=False)
+    assert not spc.due(start, at=0.0) and not rest.due(start, at=0.0)
+    # New telemetry: no SPC job reads it, so the SPC lane runs nothing.
+    telemetry = {**start, "silver.vehicle_telemetry": 8}
+    assert spc.due(telemetry, at=0.0) and spc.jobs(telemetry) == [] and not spc.jobs_ran
+    # New station results: SPC in its lane, the other six readers in the other.
+    station = {**start, "silver.station_results": 4}
+    assert spc.jobs(station) == ["gold_spc"] and spc.jobs_ran
+    assert rest.jobs(station) == [n for n in STATION_JOBS if n != "gold_spc"]
+    # Never run before: each lane runs all of its jobs.
+    assert Lane("spc", Stage(), None, alerting=True).jobs(station) == ["gold_spc"]
+    # A failure waits the interval, then twice as long each time, capped; the other lane
+    # is not held back.
+    assert [round(rest.failed(5.0)) for _ in range(8)] == [5, 10, 20, 40, 80, 160, 300, 300]
+    assert MAX_RETRY_SECONDS == 300
+    assert not rest.due(station, at=0.0) and spc.due(station, at=0.0)
