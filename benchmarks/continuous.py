@@ -8,8 +8,11 @@ Runs against its own Kafka broker (temporary REDLINE_HOME, ports 29492/29493 unl
 2. **Pipeline**: ``redline.continuous.run`` (the pipeline service's loop: ingest, gold
    cycles, alerts) in this process, posting alerts to a webhook receiver here.
 3. **Per rate** (``--rates``, events/s, each held ``--minutes``): station results copied
-   from the simulator's in-control days with new event ids, event times at send; every
-   ``--marker-seconds`` one of them is a torque reading far out of control (a marker).
+   from the simulator's first week with new event ids, event times at send and no
+   measurements (the load); every ``--marker-seconds`` a bolt-torque reading far out of
+   control on one series (a marker), then one in control. The load carries no SPC
+   readings on purpose: at thousands of readings a second Nelson's rules 2-8 raise false
+   alarms every few seconds per series, and their posts would be what is measured.
 
 Latencies, from the Kafka timestamp the producer set at send:
 
@@ -119,46 +122,61 @@ def templates(vehicles: int, days: int) -> list[dict]:
 
 
 def marker_target(spark, cfg) -> dict:
-    """The bolt-torque series with the most points in gold.spc_points: markers go there."""
+    """The bolt-torque series with the most points in gold.spc_points (markers go there),
+    with its centre line and sigma."""
     from pyspark.sql import functions as F
 
     from redline import catalog
 
-    row = (catalog.read(spark, cfg.lake_root, catalog.SPC_POINTS)
-           .where(F.col("characteristic") == "bolt_torque_nm")
-           .groupBy("plant", "line", "station").count().orderBy(F.desc("count")).first())
+    points = (catalog.read(spark, cfg.lake_root, catalog.SPC_POINTS)
+              .where(F.col("characteristic") == "bolt_torque_nm"))
+    row = points.groupBy("plant", "line", "station").count().orderBy(F.desc("count")).first()
     if row is None:
         raise SystemExit("the seed wrote no bolt-torque SPC points; raise --vehicles/--days")
-    return {"plant": row.plant, "line": row.line, "station": row.station}
+    limits = (points.where((F.col("station") == row.station) & (F.col("line") == row.line)
+                           & (F.col("plant") == row.plant) & F.col("sigma").isNotNull())
+              .select("centre", "sigma").first())
+    return {"plant": row.plant, "line": row.line, "station": row.station,
+            "centre": limits.centre, "sigma": limits.sigma}
 
 
 def events(pool: list[dict], target: dict, rate: float, seconds: float,
            marker_seconds: float, markers: dict):
-    """Events for ``seconds`` at ``rate``: copies of ``pool`` with new ids and event times
-    at generation (the producer paces generation), and a marker every ``marker_seconds``
-    (``markers``: its event id -> the time it was made)."""
+    """Events for ``seconds`` at ``rate``, event times at generation (the producer paces
+    generation): copies of ``pool`` with new ids and no measurements (the load: silver and
+    the yield, Pareto and capability jobs), and every ``marker_seconds`` a bolt-torque
+    reading far out of control on ``target``'s series (a marker; ``markers``: its event
+    id -> when it was made) followed by one in control (so each marker is an episode of its
+    own, and the series sees nothing else that could alarm)."""
     from redline.streaming.simulator import Event
 
     rng = random.Random(11)
+    base = next(p for p in pool if (p["plant"], p["line"], p["station"]) == (
+        target["plant"], target["line"], target["station"])
+        and any(m["characteristic"] == "bolt_torque_nm" for m in p["measurements"]))
+
+    def reading(value: float, event_id: str) -> dict:
+        return {**base, "event_id": event_id, "event_time": _now(),
+                "measurements": [{**m, "value": value} for m in base["measurements"]
+                                 if m["characteristic"] == "bolt_torque_nm"]}
+
     total = int(rate * seconds)
     every = max(1, int(rate * marker_seconds))
     for i in range(total):
-        now = datetime.now(UTC)
-        payload = dict(rng.choice(pool))
-        payload["event_id"] = str(uuid.uuid4())
-        payload["event_time"] = now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        if i % every == every - 1:
-            base = next(p for p in pool if p.get("station") == target["station"]
-                        and p.get("line") == target["line"]
-                        and any(m["characteristic"] == "bolt_torque_nm"
-                                for m in p.get("measurements") or []))
-            payload = {**base, **{k: payload[k] for k in ("event_id", "event_time")}}
-            payload["event_id"] = f"marker-{uuid.uuid4().hex[:12]}"
-            payload["measurements"] = [{**m, "value": MARKER_NM}
-                                       if m["characteristic"] == "bolt_torque_nm" else m
-                                       for m in base["measurements"]]
+        if i % every == every - 2:
+            payload = reading(MARKER_NM, f"marker-{uuid.uuid4().hex[:12]}")
             markers[payload["event_id"]] = time.time()
-        yield Event(TOPIC, payload.get("unit_serial", "u"), payload)
+        elif i % every == every - 1:
+            payload = reading(round(rng.gauss(target["centre"], target["sigma"] / 2), 3),
+                              str(uuid.uuid4()))
+        else:
+            payload = {**rng.choice(pool), "event_id": str(uuid.uuid4()),
+                       "event_time": _now(), "measurements": []}
+        yield Event(TOPIC, payload["unit_serial"], payload)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def first_commit_times(path: str, ids: set[str], since_version: int) -> dict[str, float]:
@@ -216,8 +234,9 @@ def measure(spark, cfg, rate: float, began: float, markers: dict, posts: list,
             .select("event_id", "seq", "station", "line", "plant").collect()}
     webhook = []
     for eid, row in seqs.items():
-        where = f"{row.plant}/{row.line}/{row.station}"
-        hit = [t for t, text in posts if where in text and f"(#{row.seq})" in text]
+        series = f"bolt_torque_nm at {row.plant}/{row.line}/{row.station}, individuals chart"
+        hit = [t for t, text in posts if series in text and "Nelson rule 1 " in text
+               and f"(#{row.seq})" in text]
         if hit and eid in sent:
             webhook.append(min(hit) - sent[eid])
     return {"rate": rate, "events_in_silver": silver["n"], "silver": silver,
