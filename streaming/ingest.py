@@ -8,6 +8,7 @@ and returns. Either way every query is stopped and its checkpoint lock released 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,15 +25,46 @@ if TYPE_CHECKING:
 
 
 def status_line(bronze_rows: dict[str, int], stats: dict[str, silver.BatchStats],
-                elapsed_s: float) -> str:
-    """One line: uptime, rows/s into silver, and per topic bronze/silver/quarantine rows."""
+                elapsed_s: float, lags: dict[str, int | None] | None = None) -> str:
+    """One line: uptime, rows/s into silver, and per topic bronze/silver/quarantine rows
+    and the Kafka lag (``kafka_lag``; ``?`` before the topic's first trigger)."""
     rows = sum(s.rows for s in stats.values())
     h, rem = divmod(int(elapsed_s), 3600)
+
+    def lag(t: str) -> str:
+        if lags is None:
+            return ""
+        return f" lag={lags[t]:,}" if lags.get(t) is not None else " lag=?"
+
     return (f"ingest {h:d}:{rem // 60:02d}:{rem % 60:02d} "
             f"{rows / elapsed_s if elapsed_s > 0 else 0:,.0f} rows/s | " + " | ".join(
                 f"{t} b={n:,} s={stats[t].silver if t in stats else 0:,} "
-                f"q={stats[t].quarantined if t in stats else 0:,}"
+                f"q={stats[t].quarantined if t in stats else 0:,}{lag(t)}"
                 for t, n in bronze_rows.items()))
+
+
+def _offsets(value) -> dict[tuple[str, str], int] | None:
+    """A Kafka source's offsets as Structured Streaming reports them (a JSON string in
+    Spark 4, ``{topic: {partition: offset}}``), by (topic, partition)."""
+    doc = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(doc, dict):
+        return None
+    return {(t, p): int(o) for t, parts in doc.items() for p, o in parts.items()}
+
+
+def kafka_lag(progress) -> int | None:
+    """Records Kafka held that the query had not read at its last trigger: over every
+    partition, the source's latest offset minus its end offset. None before a trigger.
+    (An idle query reports a trigger every 10 s, so the figure stays current.)"""
+    if progress is None:
+        return None
+    total = 0
+    for source in progress["sources"]:
+        latest, end = _offsets(source["latestOffset"]), _offsets(source["endOffset"])
+        if latest is None or end is None:
+            return None
+        total += sum(max(0, offset - end.get(k, 0)) for k, offset in latest.items())
+    return total
 
 
 def run(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
@@ -86,7 +118,8 @@ def run(spark: SparkSession, cfg: Config, lake_root: str, topics: Sequence[str],
                     raise explain_failure(s.query.exception(), silver.query_name(t),
                                           lake_root)
             progress(status_line(bronze_rows, {t: s.stats for t, s in silvers.items()},
-                                 time.monotonic() - began))
+                                 time.monotonic() - began,
+                                 {t: kafka_lag(b.query.lastProgress) for t, b in bronzes.items()}))
             stop.wait(poll_seconds)
     finally:
         for q in [*silvers.values(), *bronzes.values()]:
