@@ -59,11 +59,14 @@ def kafka_lag(progress) -> int | None:
     if progress is None:
         return None
     total = 0
-    for source in progress["sources"]:
-        latest, end = _offsets(source["latestOffset"]), _offsets(source["endOffset"])
-        if latest is None or end is None:
-            return None
-        total += sum(max(0, offset - end.get(k, 0)) for k, offset in latest.items())
+    try:
+        for source in progress["sources"]:
+            latest, end = _offsets(source["latestOffset"]), _offsets(source["endOffset"])
+            if latest is None or end is None:
+                return None
+            total += sum(max(0, offset - end.get(k, 0)) for k, offset in latest.items())
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None  # a progress of another shape: the status line says "?", ingest goes on
     return total
 
 

@@ -18,6 +18,9 @@ def test_the_lag_is_what_kafka_holds_past_the_last_read_offsets():
     assert kafka_lag(_progress('{"t": {"0": 5, "1": 7}}', '{"t": {"0": 5}}')) == 7
     assert kafka_lag(_progress('{"t": {"0": 5}}', '{"t": {"0": 5}}')) == 0
     assert kafka_lag(None) is None
+    # Another shape (no offsets yet, a source of another kind): unknown, never an error.
+    assert kafka_lag(_progress(None, None)) is None
+    assert kafka_lag({"sources": [{"endOffset": "3"}]}) is None
 
 
 def test_the_status_line_shows_each_topics_lag():
