@@ -425,7 +425,9 @@ def run_gate(spark: SparkSession, lake_root: str, report_dir: Path,
     run_id = str(uuid.uuid4())
     previous = _previous(spark, lake_root) if history else {}
     context = None if docs_root is None else _context(docs_root)
-    gate = GateResult(True, report_dir / f"gate-{stamp}.json", report_dir / f"gate-{stamp}.md",
+    # The run id in the name too: the pipeline's two lanes can audit in the same second.
+    report_name = f"gate-{stamp}-{run_id[:8]}"
+    gate = GateResult(True, report_dir / f"{report_name}.json", report_dir / f"{report_name}.md",
                       run_id=run_id)
     for i, table in enumerate(wanted, 1):
         name = table.qualified_name
