@@ -44,7 +44,7 @@ from redline.services import start_all
 from redline.services.kafka import password
 from redline.services.spark_cluster import SparkWorker, cluster_services, master_state
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.platform]
 
 REDLINE = str(Path(sys.executable).parent / "redline")
 VEHICLES, DAYS, SEED = 40, 21, 11

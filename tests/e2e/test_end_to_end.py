@@ -17,7 +17,19 @@ VEHICLES, DAYS, SEED = 120, 50, 7
 
 
 @pytest.fixture(scope="module")
-def demo(cfg, spark, kafka_broker, mlflow_server, thrift_server, superset_server):
+def webhook():
+    """A chat webhook the demo's continuous pipeline posts to: its URL is in the
+    environment before the demo starts the pipeline (no restart to give it one)."""
+    from webhook_receiver import Receiver
+
+    with Receiver() as receiver, pytest.MonkeyPatch.context() as env:
+        env.setenv("REDLINE_ALERTS_WEBHOOK_URL_ENV", "REDLINE_E2E_WEBHOOK")
+        env.setenv("REDLINE_E2E_WEBHOOK", receiver.url)
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def demo(cfg, spark, kafka_broker, mlflow_server, thrift_server, superset_server, webhook):
     from redline.demo import run_demo
     from redline.services.pipeline import PipelineService
 
@@ -96,16 +108,14 @@ def test_every_dashboard_was_rendered(demo, cfg):
 
 
 def test_a_console_record_reaches_gold_and_the_webhook_by_itself(
-        demo, cfg, spark, kafka_broker, tmp_path, monkeypatch, capsys):
-    """The pipeline the demo left running, given a webhook: one torque reading far out of
+        demo, webhook, cfg, spark, kafka_broker, tmp_path, capsys):
+    """The pipeline the demo left running, with a webhook: one torque reading far out of
     control, produced with Kafka's own console producer, reaches gold.spc_points and the
     webhook with no other command. (Last in this module: it adds a row to silver.)"""
     import subprocess
     import time
     import uuid
     from datetime import UTC, datetime
-
-    from webhook_receiver import Receiver
 
     from redline import catalog
     from redline.services.pipeline import PipelineService
@@ -120,60 +130,55 @@ def test_a_console_record_reaches_gold_and_the_webhook_by_itself(
               "defect_codes": ["D-TORQUE"],
               "measurements": [{"characteristic": "bolt_torque_nm", "value": 80.0,
                                 "unit": "Nm", "lsl": 45.0, "usl": 55.0, "target": 50.0}]}
-    with Receiver() as receiver:
-        # A webhook for the pipeline: it reads the URL from the variable named here.
-        monkeypatch.setenv("REDLINE_ALERTS_WEBHOOK_URL_ENV", "REDLINE_E2E_WEBHOOK")
-        monkeypatch.setenv("REDLINE_E2E_WEBHOOK", receiver.url)
-        service = PipelineService(cfg)
-        service.stop(progress=lambda _: None)
-        service.start(progress=lambda _: None)
-        settings = tmp_path / "producer.properties"
-        assert main(["kafka", "client-config", "--user", "producer", "--out",
-                     str(settings)]) == 0
-        done = subprocess.run(
-            kafka_broker.java("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server",
-                              cfg.kafka.servers, "--command-config", str(settings),
-                              "--topic", topic_name(cfg, "station_results")),
-            input=json.dumps(record) + "\n", text=True, capture_output=True, timeout=120)
-        assert done.returncode == 0, done.stderr
+    service = PipelineService(cfg)
+    assert service.running()
+    settings = tmp_path / "producer.properties"
+    assert main(["kafka", "client-config", "--user", "producer", "--out",
+                 str(settings)]) == 0
+    done = subprocess.run(
+        kafka_broker.java("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server",
+                          cfg.kafka.servers, "--command-config", str(settings),
+                          "--topic", topic_name(cfg, "station_results")),
+        input=json.dumps(record) + "\n", text=True, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
-        def waited(what, found, timeout=600.0):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                result = found()
-                if result:
-                    return result
-                time.sleep(2)
-            raise AssertionError(f"{what} not within {timeout:.0f}s; pipeline log:\n"
-                                 f"{service.log_file.read_text()[-3000:]}")
+    def waited(what, found, timeout=600.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = found()
+            if result:
+                return result
+            time.sleep(2)
+        raise AssertionError(f"{what} not within {timeout:.0f}s; pipeline log:\n"
+                             f"{service.log_file.read_text()[-3000:]}")
 
-        def point():
-            return (catalog.read(spark, cfg.lake_root, catalog.SPC_POINTS)
-                    .where(f"event_id = '{event_id}'").collect())
+    def point():
+        return (catalog.read(spark, cfg.lake_root, catalog.SPC_POINTS)
+                .where(f"event_id = '{event_id}'").collect())
 
-        (p,) = waited("the reading in gold.spc_points", point)
-        assert p.value == 80.0 and p.value > p.ucl
-        # Its episode (Nelson rule 1 on that one point) reaches the webhook.
-        mine = f"Nelson rule 1 (1 point beyond 3 sigma): 1 point (#{p.seq})"
-        texts = waited("its alert", lambda: [t for t in receiver.texts
-                                              if "PLT-A/L1/S010" in t and mine in t])
-        assert len(texts) == 1
-        # `redline status` shows each stage's last run.
-        capsys.readouterr()
-        assert main(["status", "--json"]) == 0
-        (shown,) = [s for s in json.loads(capsys.readouterr().out)["services"]
-                    if s["name"] == "pipeline"]
-        assert shown["healthy"] and shown["rss_bytes"] > 0
-        stages = shown["stages"]
-        assert stages["spc"]["result"] == stages["alerts"]["result"] == "ok", stages
-        assert stages["ingest"]["result"] == "running", stages
-        # The other gold jobs run in their own lane: done, or not yet (never failed).
-        assert stages["gold"]["result"] in ("ok", "not run yet"), stages
-        # A stop ends it between batches: its queries end before its Spark driver does.
-        assert main(["down", "pipeline"]) == 0
-        log = service.log_file.read_text(errors="replace")
-        ending = log[log.rindex("SIGTERM, stopping"):]
-        assert "redline pipeline: stopped" in ending and "Traceback" not in ending, \
-            ending[-3000:]
+    (p,) = waited("the reading in gold.spc_points", point)
+    assert p.value == 80.0 and p.value > p.ucl
+    # Its episode (Nelson rule 1 on that one point) reaches the webhook.
+    mine = f"Nelson rule 1 (1 point beyond 3 sigma): 1 point (#{p.seq})"
+    texts = waited("its alert", lambda: [t for t in webhook.texts
+                                          if "PLT-A/L1/S010" in t and mine in t])
+    assert len(texts) == 1
+    # `redline status` shows each stage's last run.
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    (shown,) = [s for s in json.loads(capsys.readouterr().out)["services"]
+                if s["name"] == "pipeline"]
+    assert shown["healthy"] and shown["rss_bytes"] > 0
+    stages = shown["stages"]
+    assert stages["spc"]["result"] == stages["alerts"]["result"] == "ok", stages
+    assert stages["ingest"]["result"] == "running", stages
+    # The other gold jobs run in their own lane: done, or not yet (never failed).
+    assert stages["gold"]["result"] in ("ok", "not run yet"), stages
+    # A stop ends it between batches: its queries end before its Spark driver does.
+    assert main(["down", "pipeline"]) == 0
+    log = service.log_file.read_text(errors="replace")
+    ending = log[log.rindex("SIGTERM, stopping"):]
+    assert "redline pipeline: stopped" in ending and "Traceback" not in ending, \
+        ending[-3000:]
     silver = catalog.read(spark, cfg.lake_root, catalog.silver("station_results"))
     assert silver.where(f"event_id = '{event_id}'").count() == 1

@@ -159,6 +159,7 @@ def runs(env, airflow_venv, champion, tmp_path_factory):
     return {"first": (first, passed), "second": (second, gated), "env": dag_env, "log": log}
 
 
+@pytest.mark.platform
 def test_dag_run_succeeds_task_by_task(runs):
     code, states = runs["first"]
     assert code == 0, f"airflow dags test exited {code}; see {runs['log']}"
@@ -173,6 +174,7 @@ def test_dag_run_succeeds_task_by_task(runs):
     assert not wrong, f"task states {wrong}; see {runs['log']}"
 
 
+@pytest.mark.platform
 def test_dag_run_wrote_every_layer_and_the_scores(runs, champion):
     env = runs["env"]
     expected = {}
@@ -194,6 +196,7 @@ def test_dag_run_wrote_every_layer_and_the_scores(runs, champion):
     assert [r["model_version"] for r in versions] == [champion]
 
 
+@pytest.mark.platform
 def test_failed_gate_stops_the_run_before_scoring(runs):
     code, states = runs["second"]
     assert code != 0, "the DAG run passed although the gate cannot"
