@@ -71,3 +71,18 @@ def _patch_pyhive_table_names() -> None:
 
 
 _patch_pyhive_table_names()
+
+
+def FLASK_APP_MUTATOR(app) -> None:  # noqa: N802 - Superset's name for this hook
+    """Import every database engine spec once, at start, before a request thread does.
+
+    Superset imports its engine specs on first use, from whichever gunicorn thread asks.
+    When a dashboard's charts ask at once, one thread can get an engine spec module that
+    another thread is still importing (Python hands out a partly initialised module rather
+    than deadlock on modules that import each other); that thread finds no spec for the
+    Hive backend, parses the chart's Spark SQL with the generic dialect and fails on its
+    backticks ("Unable to parse SQL ... near 'ended_at'", seen once in CI on the Data
+    health dashboard). Imported here, the modules are whole before any request."""
+    from superset.db_engine_specs import load_engine_specs
+
+    load_engine_specs()

@@ -173,14 +173,16 @@ def _settings_struct(s: AnalysisConfig) -> Column:
         F.array(*[F.lit(r) for r in s.rules]).cast("array<int>").alias("rules"),
         F.array(*[F.lit(p) for p in s.periods]).cast("array<string>").alias("periods"),
         F.lit(imr_baseline(s)).alias("imr_baseline"),
-        F.lit(xbar_baseline(s)).alias("xbar_baseline"))
+        F.lit(xbar_baseline(s)).alias("xbar_baseline"),
+        F.lit(s.capability_min_n).alias("capability_min_n"))
 
 
 def series_settings(settings: AnalysisConfig) -> Column:
     """The settings of each row's series (``AnalysisConfig.for_series`` of its key
     columns) as a struct: ``baseline_points``, ``baseline_subgroups``, ``subgroup_size``,
     ``baseline_from``/``baseline_to`` (null without a date-range baseline), ``rules``,
-    ``periods`` and the two charts' baseline labels. Needs the key columns only."""
+    ``periods``, the two charts' baseline labels and ``capability_min_n``. Needs the key
+    columns only."""
     from functools import reduce
 
     from pyspark.sql import functions as F

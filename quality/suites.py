@@ -145,6 +145,12 @@ HAND_WRITTEN.update({
     "gold.capability": [
         ("ExpectColumnValuesToBeInSet", {"column": "period",
                                          "value_set": list(CAPABILITY_PERIODS)}),
+        ("ExpectColumnValuesToBeInSet", {"column": "status",
+                                         "value_set": ["ok", "too few points", "no variation"]}),
+        *[("ExpectColumnPairValuesAToBeGreaterThanB",
+           {"column_A": a, "column_B": b, "or_equal": True,
+            "ignore_row_if": "either_value_is_missing"})
+          for a, b in (("cpk_ci_high", "cpk"), ("cpk", "cpk_ci_low"))],
     ],
     # No row count: a process in control has no violations.
     "gold.spc_violations": [
@@ -269,8 +275,14 @@ MAY_BE_ALL_NULL: dict[str, dict[str, str]] = {
           "kafka_timestamp": "silver rows of an older release"},
     "gold.spc_points": {"moving_range": "first point of a series", "lsl": "one-sided spec",
                         "usl": "one-sided spec"},
-    "gold.capability": {"lsl": "one-sided spec", "usl": "one-sided spec", "cp": "one-sided",
-                        "pp": "one-sided"},
+    "gold.capability": {"lsl": "one-sided spec", "usl": "one-sided spec",
+                        "cp": "one-sided, too few points or no variation",
+                        "pp": "one-sided, too few points or no variation",
+                        "cpk": "too few points or no variation",
+                        "ppk": "too few points or no variation",
+                        "status": "rows of an older release", "min_n": "rows of an older release",
+                        **{f"{i}_ci_{e}": "where the index is null" for i in ("cp", "cpk", "pp", "ppk")
+                           for e in ("low", "high")}},
     "gold.dim_vehicle_firmware": {"valid_to": "the current firmware has no end yet"},
     "gold.vehicle_features": {"coolant_pump_supplier": "vehicles without the part",
                               "coolant_pump_lot": "vehicles without the part"},

@@ -319,7 +319,8 @@ CAPABILITY_PERIODS = ("day", "week", "month", "baseline")
 SUBGROUP_SIZES = range(2, 11)
 #: Settings an override in ``[<profile>.analysis.characteristic."..."]`` may set.
 PER_CHARACTERISTIC = ("spc_baseline_points", "spc_baseline_subgroups", "spc_baseline_dates",
-                      "spc_subgroup_size", "spc_rules", "capability_periods")
+                      "spc_subgroup_size", "spc_rules", "capability_periods",
+                      "capability_min_n")
 
 DateRange = tuple[date, date]
 
@@ -384,6 +385,10 @@ def _check_analysis_value(name: str, value: Any, key: str) -> None:
         parse_rules(value, key)
     if name == "capability_periods":
         parse_periods(value, key)
+    if name == "capability_min_n" and value < 2:
+        raise RedlineError("CONFIG_INVALID", f"{key}={value!r}: a capability index needs at "
+                                             f"least 2 points (one spread); set 2 or more "
+                                             f"(30 or more for an index worth reading)")
 
 
 def _series_pattern(pattern: str, key: str) -> tuple[str, ...]:
@@ -425,6 +430,10 @@ class AnalysisConfig:
     capability_periods: str = _doc(
         "Periods of gold.capability rows, separated by commas: day, week (ISO, from Monday), "
         "month, baseline (the points of the SPC I-MR baseline).", "day,week,month,baseline")
+    capability_min_n: int = _doc(
+        "Fewest points a gold.capability row computes its indices from (>= 2): a row with "
+        "fewer keeps its n and mean, and its indices and their intervals are null with the "
+        "status `too few points`.", 30)
     attribution_baseline: str = _doc(
         "KPI attribution's baseline period `YYYY-MM-DD..YYYY-MM-DD` (both days included); "
         "set together with attribution_current. Empty: the 7 days before the current "
@@ -434,7 +443,7 @@ class AnalysisConfig:
         "attribution_baseline. Empty: the last 7 days with station results.", "")
     characteristic: tuple[Override, ...] = field(default=(), metadata={
         "env": False, "doc":
-        "Overrides of the spc_* settings and capability_periods for one characteristic, "
+        "Overrides of the spc_* and capability_* settings for one characteristic, "
         "[<profile>.analysis.characteristic.\"bolt_torque_nm\"], or one series, "
         "[<profile>.analysis.characteristic.\"PLT-A/L1/S010/bolt_torque_nm\"]; for each "
         "setting the series' override wins over the characteristic's, which wins over the "

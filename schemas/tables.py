@@ -279,6 +279,18 @@ CAPABILITY = StructType([
     StructField("cpk", DoubleType(), True),
     StructField("pp", DoubleType(), True),
     StructField("ppk", DoubleType(), True),
+    # status and min_n are set on every row, the intervals wherever their index is. All
+    # nullable: a table of an older release is aligned by adding them (`lake.align_table`).
+    StructField("status", StringType(), True),
+    StructField("min_n", LongType(), True),
+    StructField("cp_ci_low", DoubleType(), True),
+    StructField("cp_ci_high", DoubleType(), True),
+    StructField("cpk_ci_low", DoubleType(), True),
+    StructField("cpk_ci_high", DoubleType(), True),
+    StructField("pp_ci_low", DoubleType(), True),
+    StructField("pp_ci_high", DoubleType(), True),
+    StructField("ppk_ci_low", DoubleType(), True),
+    StructField("ppk_ci_high", DoubleType(), True),
 ])
 
 WEIBULL_FITS = StructType([

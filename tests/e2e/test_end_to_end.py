@@ -94,6 +94,16 @@ def test_sql_reads_every_layer_and_the_scores(demo, capsys):
     assert scores["n"] > 0 and 0.0 <= scores["lo"] <= scores["hi"] <= 1.0
 
 
+def test_capability_has_no_index_from_too_few_points_and_an_interval_for_each(demo, capsys):
+    rows = _sql(capsys, "SELECT status, n, min_n, cpk, cpk_ci_low, cpk_ci_high "
+                        "FROM gold.capability")
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok, "no capability row with enough points"
+    assert all(r["n"] >= r["min_n"] == 30 for r in ok)
+    assert all(r["cpk_ci_low"] < r["cpk"] < r["cpk_ci_high"] for r in ok)
+    assert all(r["cpk"] is None for r in rows if r["n"] < 30)
+
+
 def test_every_dashboard_was_rendered(demo, cfg):
     from PIL import Image
 

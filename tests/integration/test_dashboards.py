@@ -126,11 +126,12 @@ QUALITY_ROWS = {
          "start_seq": 4, "end_seq": 6, "start_time": T0, "end_time": T0, "points": 3,
          "event_ids": []}],
     "capability": [
-        {**TORQUE, "period": "day", "period_start": dt.date(2024, 5, d), "n": 20,
-         "mean": 50.0, "cpk": cpk, "cp": cpk}
+        {**TORQUE, "period": "day", "period_start": dt.date(2024, 5, d), "n": 40,
+         "mean": 50.0, "cpk": cpk, "cp": cpk, "status": "ok", "min_n": 30,
+         "cpk_ci_low": cpk - 0.3, "cpk_ci_high": cpk + 0.3}
         for d, cpk in [(1, 1.5), (2, 0.9)]]
     + [{**ANGLE, "period": "day", "period_start": dt.date(2024, 5, 1), "n": 4, "mean": 90.25,
-        "cpk": 2.0, "cp": 2.2}],
+        "status": "too few points", "min_n": 30}],
     "defect_pareto": [
         {"pareto": "defect_code", "category": "D-LEAK", "defects": 5, "share": 5 / 17,
          "cumulative_share": 1.0, "rank": 2},
@@ -689,6 +690,17 @@ def test_warranty_heatmap_cells(dash_cfg, deployed, api):
     assert got.keys() == TRIANGLE.keys()
     for cell, rate in TRIANGLE.items():
         assert got[cell] == pytest.approx(rate)
+
+
+def test_capability_lists_only_rows_with_enough_points_and_their_intervals(
+        dash_cfg, deployed, api):
+    # The angle row (n = 4, below the minimum) is not listed; each torque row shows its
+    # Cpk between the interval's bounds.
+    rows = _chart_data(api, dash_cfg,
+                       "Process capability (Cpk, Ppk with 95 % intervals; Cp, Pp)")
+    assert sorted((r["n"], r["cpk"]) for r in rows) == [(40, 0.9), (40, 1.5)]
+    assert [(r["cpk_ci_low"], r["cpk_ci_high"]) for r in sorted(rows, key=lambda r: r["cpk"])] \
+        == [pytest.approx((0.6, 1.2)), pytest.approx((1.2, 1.8))]
 
 
 def test_b10_and_violation_tables(dash_cfg, deployed, api):

@@ -266,6 +266,7 @@ def test_capability_by_week_month_and_baseline(spark, tmp_path):
 [local.analysis]
 spc_baseline_points = 5
 capability_periods = "week,month,baseline"
+capability_min_n = 5
 [local.analysis.characteristic."leak_rate_ccm"]
 capability_periods = "day"
 """)

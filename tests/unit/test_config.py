@@ -121,6 +121,7 @@ spc_baseline_dates = "2026-01-05..2026-01-09"
     ('spc_rules = "1,9"', r"local.analysis.spc_rules='1,9': '9' is not a Nelson rule"),
     ('spc_rules = ""', "local.analysis.spc_rules=''"),
     ('capability_periods = "day,year"', r"'year' is not a capability period"),
+    ("capability_min_n = 1", r"capability_min_n=1: a capability index needs at least 2 points"),
     ('spc_baseline_dates = "2026-01-09..2026-01-01"', "ends before it starts"),
     ('spc_baseline_dates = "last week"', r"is not a date range: write YYYY-MM-DD"),
     ('attribution_current = "2026-01-01..2026-01-07"',
