@@ -131,7 +131,10 @@ QUALITY_ROWS = {
          "cpk_ci_low": cpk - 0.3, "cpk_ci_high": cpk + 0.3}
         for d, cpk in [(1, 1.5), (2, 0.9)]]
     + [{**ANGLE, "period": "day", "period_start": dt.date(2024, 5, 1), "n": 4, "mean": 90.25,
-        "status": "too few points", "min_n": 30}],
+        "status": "too few points", "min_n": 30},
+       {**ANGLE, "period": "month", "period_start": dt.date(2024, 5, 1), "n": 31,
+        "mean": 90.1, "cpk": 2.0, "cp": 2.2, "status": "ok", "min_n": 30,
+        "cpk_ci_low": 1.5, "cpk_ci_high": 2.5}],
     "defect_pareto": [
         {"pareto": "defect_code", "category": "D-LEAK", "defects": 5, "share": 5 / 17,
          "cumulative_share": 1.0, "rank": 2},
@@ -694,13 +697,14 @@ def test_warranty_heatmap_cells(dash_cfg, deployed, api):
 
 def test_capability_lists_only_rows_with_enough_points_and_their_intervals(
         dash_cfg, deployed, api):
-    # The angle row (n = 4, below the minimum) is not listed; each torque row shows its
-    # Cpk between the interval's bounds.
+    # The angle's day (n = 4, below the minimum) is not listed; its month and the torque
+    # days are, each with its Cpk's interval.
     rows = _chart_data(api, dash_cfg,
                        "Process capability (Cpk, Ppk with 95 % intervals; Cp, Pp)")
-    assert sorted((r["n"], r["cpk"]) for r in rows) == [(40, 0.9), (40, 1.5)]
-    assert [(r["cpk_ci_low"], r["cpk_ci_high"]) for r in sorted(rows, key=lambda r: r["cpk"])] \
-        == [pytest.approx((0.6, 1.2)), pytest.approx((1.2, 1.8))]
+    assert sorted((r["period"], r["n"], r["cpk"]) for r in rows) == [
+        ("day", 40, 0.9), ("day", 40, 1.5), ("month", 31, 2.0)]
+    assert sorted((r["cpk_ci_low"], r["cpk_ci_high"]) for r in rows) == [
+        pytest.approx((0.6, 1.2)), pytest.approx((1.2, 1.8)), pytest.approx((1.5, 2.5))]
 
 
 def test_b10_and_violation_tables(dash_cfg, deployed, api):
