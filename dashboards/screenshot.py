@@ -35,7 +35,7 @@ _WINDOW = (1600, 2800)
 
 #: Seconds a dashboard may take to lay out its chart frames before it is loaded again,
 #: and how many times.
-LAYOUT_S, RELOADS = 60.0, 2
+LAYOUT_S, STALL_S, RELOADS = 60.0, 90.0, 2
 CHART_SELECTOR = ".dashboard-component-chart-holder"
 ERROR_SELECTOR = (f"{CHART_SELECTOR} [role='alert'], {CHART_SELECTOR} .ant-alert-error, "
                   "[data-test='error-message'], [data-test='alert']")
@@ -155,14 +155,23 @@ def open_dashboard(driver, url: str, timeout: float) -> PageState:
     # with no frame at all after LAYOUT_S lost a request of the app's start (seen once in
     # CI, on a busy machine: 0 of 0 charts for 300 s): it is loaded again, as a person
     # would, at most RELOADS times.
+    # Likewise a chart whose query has not answered for STALL_S while the others drew
+    # (seen once in CI: "Waiting on redline_lake" for 300 s, 5 of 6 charts drawn).
     layout_deadline, reloads = began + min(LAYOUT_S, timeout / 3), 0
     state: dict = {}
+    progress, progress_at = None, began
     while time.monotonic() < deadline:
         state = driver.execute_script(_STATE_JS, CHART_SELECTOR, ERROR_SELECTOR)
-        if not state["charts"] and time.monotonic() > layout_deadline and reloads < RELOADS:
+        now = time.monotonic()
+        if (state["charts"], state["drawn"]) != progress:
+            progress, progress_at = (state["charts"], state["drawn"]), now
+        stalled = (state["charts"] and state["drawn"] < state["charts"]
+                   and now - progress_at > min(STALL_S, timeout / 3))
+        if ((not state["charts"] and now > layout_deadline) or stalled) and reloads < RELOADS:
             driver.refresh()
             reloads += 1
-            layout_deadline = time.monotonic() + min(LAYOUT_S, timeout / 3)
+            layout_deadline = now + min(LAYOUT_S, timeout / 3)
+            progress, progress_at = None, now
             continue
         if state["login"] or "/login" in urlsplit(state["url"]).path:
             raise RedlineError("SCREENSHOT_LOGIN_PAGE",
