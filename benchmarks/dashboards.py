@@ -74,12 +74,14 @@ def ensure_services_and_data(cfg, vehicles: int, days: int) -> None:
 
     from redline.pipeline import run_jobs
     from redline.spark import build_session
-    from redline.streaming.simulator import SimulationSpec
+    from redline.streaming.simulator import FACTORY_UNITS_PER_LINE_DAY, SimulationSpec
 
     print(f"no gold tables in {cfg.lake_root}: simulating {vehicles} vehicles over {days} "
-          f"days and running the gold jobs ...", flush=True)
+          f"days in the demo's factory and running the gold jobs ...", flush=True)
     spark = build_session(cfg, app_name="redline-benchmark-dashboards")
-    simulated.write_silver(spark, cfg.lake_root, SimulationSpec(vehicles=vehicles, days=days))
+    spec = SimulationSpec(vehicles=vehicles, days=days,
+                          units_per_line_day=FACTORY_UNITS_PER_LINE_DAY)
+    simulated.write_silver(spark, cfg.lake_root, spec)
     run_jobs(spark, cfg.lake_root, ["gold"], progress=lambda m: None,
              analysis=cfg.analysis)
     tables = [t for t in catalog.TABLES.values() if in_lake(cfg.lake_root, t)]

@@ -56,7 +56,9 @@ _TYPES = {"string": "STRING", "bigint": "BIGINT", "int": "INT", "double": "DOUBL
 _TEMPORAL = {"DATE", "TIMESTAMP"}
 _NUMERIC = {"BIGINT", "INT", "DOUBLE", "FLOAT", "SMALLINT", "TINYINT"}
 _FILTER_KEYS = {"id", "column", "label", "type", "single", "default_first", "parent",
-                "description"}
+                "description", "default"}
+#: Periods a ``time_grain`` filter offers as its default (Superset's ISO 8601 grains).
+TIME_GRAINS = {"P1D": "day", "P1W": "week", "P1M": "month"}
 _CHART_KEYS = {"name", "title", "dataset", "viz", "width", "height", "params",
                "description"}
 _DASHBOARD_KEYS = {"title", "slug", "description", "filters", "rows", "uuid"}
@@ -228,12 +230,16 @@ class Filter:
     id: str
     label: str
     kind: str
-    """``select`` (values of a column) or ``time`` (the charts' time range)."""
+    """``select`` (values of a column), ``time`` (the charts' time range) or
+    ``time_grain`` (the period of the charts whose x axis is a time grain)."""
     column: str | None
     single: bool
     default_first: bool
     parent: str | None
     description: str
+    default: str | None = None
+    """The value until a viewer picks another: a ``select`` filter's value, a
+    ``time_grain`` filter's period (``TIME_GRAINS``)."""
 
 
 @dataclass(frozen=True)
@@ -292,9 +298,18 @@ def load_dashboards(spec: Path = SPEC, datasets: Mapping[str, Dataset] | None = 
         for f in doc.get("filters") or []:
             _check_keys(f"{path.name}: filter", f, _FILTER_KEYS, ("id", "label"))
             kind = f.get("type", "select")
-            if kind not in ("select", "time"):
+            if kind not in ("select", "time", "time_grain"):
                 raise RedlineError("BUNDLE_INVALID", f"{path.name}: filter {f['id']}: type "
-                                                     f"is select or time, not {kind!r}")
+                                                     f"is select, time or time_grain, not "
+                                                     f"{kind!r}")
+            if kind == "select" and f.get("default") is not None and f.get("default_first"):
+                raise RedlineError("BUNDLE_INVALID", f"{path.name}: filter {f['id']}: "
+                                                     f"default and default_first exclude "
+                                                     f"each other")
+            if kind == "time_grain" and f.get("default") not in TIME_GRAINS:
+                raise RedlineError("BUNDLE_INVALID",
+                                   f"{path.name}: filter {f['id']}: default is one of "
+                                   f"{', '.join(TIME_GRAINS)}, not {f.get('default')!r}")
             if kind == "select" and not f.get("column"):
                 raise RedlineError("BUNDLE_INVALID",
                                    f"{path.name}: filter {f['id']} needs a column")
@@ -302,7 +317,8 @@ def load_dashboards(spec: Path = SPEC, datasets: Mapping[str, Dataset] | None = 
                                   column=f.get("column"), single=bool(f.get("single")),
                                   default_first=bool(f.get("default_first")),
                                   parent=f.get("parent"),
-                                  description=f.get("description", "")))
+                                  description=f.get("description", ""),
+                                  default=f.get("default")))
         names = [c.name for row in rows for c in row]
         if len(names) != len(set(names)):
             raise RedlineError("BUNDLE_INVALID", f"{path.name}: chart names repeat")
@@ -365,22 +381,56 @@ def _position(dash: Dashboard) -> dict:
 
 
 def _native_filter(dash: Dashboard, f: Filter) -> dict:
+    default_mask: dict = {"extraFormData": {}, "filterState": {}, "ownState": {}}
     if f.kind == "time":
         in_scope = [c for c in dash.charts if c.dataset.time_column]
         targets: list[dict] = [{}]
         control: dict = {}
         filter_type = "filter_time"
+    elif f.kind == "time_grain":
+        in_scope = [c for c in dash.charts if "time_grain_sqla" in c.params]
+        if not in_scope:
+            raise RedlineError("BUNDLE_INVALID", f"{dash.file}: filter {f.id}: no chart has "
+                                                 f"a time grain (params.time_grain_sqla)")
+        targets = [{"datasetUuid": in_scope[0].dataset.uuid}]
+        control = {}
+        filter_type = "filter_timegrain"
+        default_mask = {"extraFormData": {"time_grain_sqla": f.default},
+                        "filterState": {"value": [f.default]}, "ownState": {}}
     else:
         in_scope = [c for c in dash.charts if c.dataset.has(f.column)]
         if not in_scope:
             raise RedlineError("BUNDLE_INVALID", f"{dash.file}: filter {f.id}: no chart's "
                                                  f"dataset has column {f.column!r}")
-        # Options come from the first dataset in scope that has the column.
-        targets = [{"column": {"name": f.column}, "datasetUuid": in_scope[0].dataset.uuid}]
+        for c in in_scope:
+            if "." in c.dataset.calculated.get(f.column, {}).get("sql", ""):
+                # PyHive's SQL compiler asserts when a filtered column's expression holds
+                # a dot (it reads schema.table.column), and the chart shows an error.
+                raise RedlineError("BUNDLE_INVALID",
+                                   f"{dash.file}: filter {f.id}: calculated column "
+                                   f"{f.column!r} of dataset {c.dataset.name} has a '.' in "
+                                   f"its SQL, which a filter cannot use through PyHive")
+        # Options come from the first dataset in scope that has the column as a column: a
+        # calculated column's options query orders by an alias it selects twice, which
+        # Spark refuses as ambiguous (charts may still filter on a calculated column).
+        source = next((c.dataset for c in in_scope if f.column in c.dataset.columns), None)
+        if source is None:
+            raise RedlineError("BUNDLE_INVALID",
+                               f"{dash.file}: filter {f.id}: no dataset in its scope has "
+                               f"{f.column!r} as a column, only as a calculated one; add it "
+                               f"to a SQL dataset's query")
+        targets = [{"column": {"name": f.column}, "datasetUuid": source.uuid}]
         control = {"multiSelect": not f.single, "enableEmptyFilter": False,
                    "defaultToFirstItem": f.default_first, "inverseSelection": False,
                    "searchAllOptions": False}
         filter_type = "filter_select"
+        if f.default is not None:
+            # Set from the start, options or not: a table with no rows yet shows "No
+            # results" rather than charts waiting for a first option that never comes.
+            default_mask = {"extraFormData": {"filters": [
+                                {"col": f.column, "op": "IN", "val": [f.default]}]},
+                            "filterState": {"value": [f.default], "label": f.default},
+                            "ownState": {}}
     ids = {c.chart_id for c in in_scope}
     extra = {}
     if f.default_first:
@@ -389,7 +439,7 @@ def _native_filter(dash: Dashboard, f: Filter) -> dict:
         extra = {"requiredFirst": True}
     return {"id": filter_id(f.id), "name": f.label, "filterType": filter_type, **extra,
             "type": "NATIVE_FILTER", "targets": targets, "controlValues": control,
-            "defaultDataMask": {"extraFormData": {}, "filterState": {}, "ownState": {}},
+            "defaultDataMask": default_mask,
             "cascadeParentIds": [filter_id(f.parent)] if f.parent else [],
             "scope": {"rootPath": ["ROOT_ID"],
                       "excluded": [c.chart_id for c in dash.charts if c.chart_id not in ids]},

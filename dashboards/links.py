@@ -21,7 +21,8 @@ from redline.config import Config
 
 SPC_DASHBOARD = "spc"
 """Slug of the SPC dashboard."""
-SPC_FILTER_COLUMNS = ("plant", "line", "station", "characteristic")
+SPC_SERIES_FILTER = "series"
+"""The SPC dashboard's filter: one series, ``plant/line/station/characteristic``."""
 
 #: Characters that may not appear in a bare rison id, and that may not start one.
 _NOT_IDCHAR = frozenset(" '!:(),*@$")
@@ -102,5 +103,6 @@ def spc_dashboard_url(cfg: Config, plant: str, line: str, station: str, characte
                       base_url: str | None = None) -> str:
     """The SPC dashboard filtered to one characteristic, at ``base_url`` (default: the
     configured Superset, ``cfg.superset.url``)."""
-    values = dict(zip(SPC_FILTER_COLUMNS, (plant, line, station, characteristic)))
-    return dashboard_url(base_url or cfg.superset.url, SPC_DASHBOARD, values)
+    series = "/".join((plant, line, station, characteristic))
+    return dashboard_url(base_url or cfg.superset.url, SPC_DASHBOARD,
+                         {SPC_SERIES_FILTER: series})

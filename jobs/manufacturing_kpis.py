@@ -58,7 +58,8 @@ STATION_KEY = ("plant", "line", "station")
 
 
 def unit_results(station_results: DataFrame) -> DataFrame:
-    """One row per unit and station: day, shift and the per-unit flags of the module doc."""
+    """One row per unit and station: day, shift, the per-unit flags of the module doc and
+    ``defect_codes``, the distinct codes on attempt 1."""
     from pyspark.sql import functions as F
 
     first = (station_results.where(F.col("attempt") == 1)
@@ -66,9 +67,8 @@ def unit_results(station_results: DataFrame) -> DataFrame:
              .select("unit_serial", *STATION_KEY, "shift", "event_time",
                      F.to_date("event_time").alias("day"),
                      (F.col("result") == "PASS").alias("first_pass"),
-                     F.size(F.array_distinct(F.coalesce(
-                         "defect_codes", F.array().cast("array<string>"))))
-                     .cast("long").alias("defects"),
+                     F.array_distinct(F.coalesce(
+                         "defect_codes", F.array().cast("array<string>"))).alias("defect_codes"),
                      F.array_distinct(F.coalesce(
                          F.transform("measurements", lambda m: m["characteristic"]),
                          F.array().cast("array<string>"))).alias("characteristic_list")))
@@ -77,6 +77,7 @@ def unit_results(station_results: DataFrame) -> DataFrame:
             .agg(F.max("attempt").alias("attempts"),
                  F.max_by("result", F.struct("attempt", "event_time")).alias("last_result")))
     return (first.join(last, ["unit_serial", *STATION_KEY])
+            .withColumn("defects", F.size("defect_codes").cast("long"))
             .withColumn("reworked", F.col("attempts") > 1)
             .withColumn("scrapped", F.col("last_result") != "PASS")
             .withColumn("opportunities",

@@ -64,6 +64,9 @@ def _as_check(entry: Check | tuple[str, dict]) -> Check:
     return entry if isinstance(entry, Check) else Check(entry[0], entry[1])
 
 
+#: The ``kpi`` values of gold.kpi_attribution (jobs/attribution.py's ``KPIS``).
+ATTRIBUTION_KPIS = ["fpy", "dpmo", "scrap_rate", "rework_rate", "rty"]
+
 HAND_WRITTEN: dict[str, list[Check | tuple[str, dict]]] = {
     "gold.first_pass_yield": [
         ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
@@ -116,11 +119,21 @@ HAND_WRITTEN.update({
     ],
     "gold.kpi_attribution": [
         ("ExpectColumnValuesToNotBeNull", {"column": "scope"}),
+        ("ExpectColumnValuesToBeInSet", {"column": "kpi", "value_set": ATTRIBUTION_KPIS}),
         ("ExpectColumnValuesToBeInSet", {"column": "dimension_kind",
                                          "value_set": ["population", "failure_mode"]}),
         ("ExpectCompoundColumnsToBeUnique",
          {"column_list": ["kpi", "scope", "dimension", "value"]}),
         ("ExpectColumnValuesToBeBetween", {"column": "rank", "min_value": 1}),
+        # Every KPI is a count ratio or a yield: none is negative.
+        *[("ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0})
+          for c in ("scope_units_baseline", "scope_units_current", "units_baseline",
+                    "units_current", "events_baseline", "events_current", "kpi_baseline",
+                    "kpi_current")],
+        # A value's units are a part of its scope's.
+        *[("ExpectColumnPairValuesAToBeGreaterThanB",
+           {"column_A": f"scope_units_{p}", "column_B": f"units_{p}", "or_equal": True})
+          for p in ("baseline", "current")],
     ],
     "gold.spc_subgroups": [
         ("ExpectTableRowCountToBeBetween", {"min_value": 1}),

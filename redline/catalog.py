@@ -179,8 +179,8 @@ LINE_KPIS = Table(Layer.GOLD, "line_kpis", lambda: ts.LINE_KPIS,
     key=("day", "plant", "line", "shift"))
 
 KPI_ATTRIBUTION = Table(Layer.GOLD, "kpi_attribution", lambda: ts.KPI_ATTRIBUTION,
-    "First-pass yield change between two periods attributed to dimension values "
-    "(mix and rate effects), ranked by contribution.",
+    "Change of each KPI (FPY, DPMO, scrap, rework, RTY) between two periods attributed "
+    "to dimension values (mix and rate effects), ranked by contribution.",
     key=("kpi", "scope", "dimension", "value"))
 
 DIM_VEHICLE = Table(Layer.GOLD, "dim_vehicle", lambda: ts.DIM_VEHICLE,

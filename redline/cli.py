@@ -120,7 +120,8 @@ def cmd_config(cfg, args) -> int:
 def cmd_simulate(cfg, args) -> int:
     from redline.streaming.producer import simulate
 
-    simulate(cfg, args.vehicles, args.days, args.seed, args.rate)
+    simulate(cfg, args.vehicles, args.days, args.seed, args.rate,
+             units_per_line_day=args.units_per_line_day)
     return 0
 
 
@@ -528,7 +529,17 @@ def cmd_sql(cfg, args) -> int:
 def cmd_demo(cfg, args) -> int:
     from redline.demo import run_demo
 
-    return run_demo(cfg, vehicles=args.vehicles, days=args.days, seed=args.seed)
+    return run_demo(cfg, vehicles=args.vehicles, days=args.days, seed=args.seed,
+                    units_per_line_day=args.units_per_line_day)
+
+
+def _units_option(parser) -> None:
+    from redline.streaming.simulator import FACTORY_UNITS_PER_LINE_DAY
+
+    parser.add_argument("--units-per-line-day", type=_at_least(0),
+                        default=FACTORY_UNITS_PER_LINE_DAY,
+                        help="units each line builds a day in the first half of the period, "
+                             "the fleet's vehicles included (0: the fleet only)")
 
 
 def _at_least(lowest: float, kind: type = int):
@@ -595,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--rate", type=_at_least(0, float), default=0.0,
                    help="events/s, 0 = as fast as possible")
+    _units_option(s)
     s.set_defaults(fn=cmd_simulate)
 
     s = sub.add_parser("pipeline", help="the continuous pipeline in the foreground: "
@@ -724,6 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--days", type=_at_least(2), default=90,
                    help="days of history (90: room for the failure model's purged split)")
     s.add_argument("--seed", type=int, default=7)
+    _units_option(s)
     s.set_defaults(fn=cmd_demo)
     from redline.dashboards.alerts_cli import add_alerts_parser
     from redline.streaming.kafka_cli import add_kafka_parser

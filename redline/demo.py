@@ -25,7 +25,10 @@ def _step(n: int, total: int, text: str, began: float) -> None:
     print(f"\n== [{n}/{total}] {text} (at {_since(began)})", flush=True)
 
 
-def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) -> int:
+def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7,
+             units_per_line_day: int | None = None) -> int:
+    """Everything end to end; ``units_per_line_day`` None: the simulator's factory
+    (``FACTORY_UNITS_PER_LINE_DAY``)."""
     from redline.dashboards.deploy import deploy
     from redline.dashboards.screenshot import capture_many
     from redline.ml import run
@@ -52,7 +55,8 @@ def run_demo(cfg: Config, vehicles: int = 200, days: int = 90, seed: int = 7) ->
         pipeline.stop()
     start_all(managed(cfg))
     _step(2, total, "simulating the fleet and plants into Kafka", began)
-    produced = simulate(cfg, vehicles, days, seed, rate=0.0)
+    produced = simulate(cfg, vehicles, days, seed, rate=0.0,
+                        units_per_line_day=units_per_line_day)
     _step(3, total, "starting Spark", began)
     spark = build_session(cfg, app_name="redline-demo")
     _step(4, total, "ingesting Kafka into bronze and silver (available-now)", began)

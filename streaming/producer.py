@@ -136,16 +136,23 @@ def produce(cfg: Config, events: Iterable, rate: float = 0.0,
 
 
 def simulate(cfg: Config, vehicles: int, days: int, seed: int, rate: float = 0.0,
-             say: Callable[[str], None] = print) -> ProduceReport:
+             say: Callable[[str], None] = print, units_per_line_day: int | None = None
+             ) -> ProduceReport:
     """Publish the simulated fleet and plants (``streaming/simulator.py``) to Kafka,
     creating the topics first; ``say`` gets a line before and the summary after."""
-    from redline.streaming.simulator import SimulationSpec, Simulator
+    from redline.streaming.simulator import (
+        FACTORY_UNITS_PER_LINE_DAY,
+        SimulationSpec,
+        Simulator,
+    )
 
     created = ensure_topics(cfg)
     if created:
         say(f"created topics: {', '.join(created)}")
-    spec = SimulationSpec(vehicles=vehicles, days=days, seed=seed)
-    say(f"simulating {vehicles} vehicles over {days} days (seed {seed}) -> {cfg.kafka.servers}")
+    units = FACTORY_UNITS_PER_LINE_DAY if units_per_line_day is None else units_per_line_day
+    spec = SimulationSpec(vehicles=vehicles, days=days, seed=seed, units_per_line_day=units)
+    say(f"simulating {vehicles} vehicles over {days} days, the plants building {units} units "
+        f"per line a day (seed {seed}) -> {cfg.kafka.servers}")
     report = produce(cfg, Simulator(spec).events(), rate=rate)
     say(report.summary())
     return report

@@ -4,6 +4,17 @@ The simulator is a pure generator: the same ``SimulationSpec`` (seed included) a
 yields the same events in the same order. Publishing to Kafka is done by
 ``streaming.producer``. The planted problems below are the ground truth that the
 analytics must find; tests import ``PLANTED`` instead of repeating its values.
+
+The factory: three lines build units over the first half of the period, each unit tested
+at four stations in turn (two or three measured characteristics each, with true Cpk from
+about 0.8 to 2, and attribute defects found by inspection), reworked and retested up to
+twice when a test fails. The fleet's vehicles are some of those units: they also have a
+build record (model, firmware, the supplier lots of their parts) and a life in the field
+(telemetry, DTCs, warranty claims). With ``units_per_line_day`` the lines build that many
+units a day in all; the ones beyond the fleet have station results only. Defect codes
+follow a long tail: the planted battery lot, paint scratches and trim gaps make about
+three quarters of the defects, a dozen rarer codes the rest. Night shift (C) is a little
+worse. docs/simulated-data.md lists the characteristics and rates.
 """
 
 from __future__ import annotations
@@ -23,26 +34,70 @@ SHIFTS = (("A", 6), ("B", 14), ("C", 22))  # shift name, start hour
 
 
 @dataclass(frozen=True)
-class Station:
-    station: str
-    operation: str
-    characteristic: str
+class Characteristic:
+    """A measured characteristic: its specification and how the process really runs."""
+
+    name: str
     unit: str
     lsl: float
     usl: float
     target: float
+    """The specification's nominal, sent with each measurement."""
+    mean: float
+    """Where the process is centred (not always on target)."""
     sigma: float
     defect_code: str
+    """The defect a value outside the specification raises."""
+
+    @property
+    def cpk(self) -> float:
+        """The process's true Cpk: the distance to the nearer limit in units of 3 sigma."""
+        return min(self.usl - self.mean, self.mean - self.lsl) / (3 * self.sigma)
 
 
+@dataclass(frozen=True)
+class Station:
+    station: str
+    operation: str
+    characteristics: tuple[Characteristic, ...]
+    defects: tuple[tuple[str, float], ...] = ()
+    """Attribute defects found by inspection, not measured: (code, chance on a unit's first
+    test at the station, day shift)."""
+
+
+def _c(name, unit, lsl, usl, target, mean, sigma, code) -> Characteristic:
+    return Characteristic(name, unit, lsl, usl, target, mean, sigma, code)
+
+
+#: Every unit visits the stations in this order. The first characteristic of each station
+#: is the one the planted problems act on. True Cpk ranges from poor (about 0.8: coolant
+#: leak rate, headlamp aim) to excellent (about 2: clamp force, insulation); attribute
+#: defects give the Pareto its long tail, with paint scratches and trim gaps behind the
+#: planted battery lot at the head.
 STATIONS = (
-    Station("S010", "chassis_bolting", "bolt_torque_nm", "Nm", 45.0, 55.0, 50.0, 1.0, "D-TORQUE"),
-    Station("S020", "coolant_leak_test", "leak_rate_ccm", "ccm", 0.0, 5.0, 2.0, 0.6, "D-LEAK"),
-    Station("S030", "battery_install", "pack_voltage_v", "V", 390.0, 410.0, 400.0, 2.0,
-            "D-BM-CELL-IMBALANCE"),
-    Station("S040", "end_of_line", "insulation_mohm", "MOhm", 100.0, 1000.0, 500.0, 60.0,
-            "D-EOL-INSULATION"),
+    Station("S010", "chassis_bolting", (
+        _c("bolt_torque_nm", "Nm", 45.0, 55.0, 50.0, 50.0, 1.0, "D-TORQUE"),          # 1.67
+        _c("bolt_angle_deg", "deg", 30.0, 60.0, 45.0, 46.0, 3.5, "D-BOLT-ANGLE"),     # 1.33
+        _c("clamp_force_kn", "kN", 18.0, 26.0, 22.0, 22.0, 0.67, "D-CLAMP-FORCE")),  # 1.99
+        (("D-CROSS-THREAD", 0.006), ("D-MISSING-CLIP", 0.002))),
+    Station("S020", "coolant_leak_test", (
+        _c("leak_rate_ccm", "ccm", 0.0, 5.0, 2.0, 2.8, 0.9, "D-LEAK"),                # 0.81
+        _c("fill_pressure_kpa", "kPa", 140.0, 160.0, 150.0, 150.5, 2.4, "D-FILL-PRESSURE")),
+        (("D-HOSE-CLAMP", 0.005), ("D-COOLANT-LEVEL", 0.003))),                       # 1.32
+    Station("S030", "battery_install", (
+        _c("pack_voltage_v", "V", 390.0, 410.0, 400.0, 400.0, 2.0, "D-BM-CELL-IMBALANCE"),
+        _c("cell_delta_mv", "mV", 0.0, 30.0, 10.0, 11.0, 3.4, "D-CELL-DELTA")),       # 1.08
+        (("D-CONNECTOR-SEAT", 0.006),)),
+    Station("S040", "end_of_line", (
+        _c("insulation_mohm", "MOhm", 100.0, 1000.0, 500.0, 520.0, 70.0, "D-EOL-INSULATION"),
+        _c("headlamp_aim_mrad", "mrad", -5.0, 5.0, 0.0, 1.0, 1.65, "D-LAMP-AIM")),    # 0.81
+        (("D-PAINT-SCRATCH", 0.035), ("D-TRIM-GAP", 0.025), ("D-SOFTWARE-FLASH", 0.008),
+         ("D-LABEL", 0.0015))),
 )
+
+#: Night-shift work is a little worse: measurement spread and attribute defects are scaled
+#: by this factor on shift C.
+NIGHT_SHIFT = ("C", 1.15)
 
 SUPPLIERS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     # component: ((supplier, lots), ...)
@@ -88,6 +143,10 @@ PLANTED = {
     },
 }
 
+#: Units a line builds a day in the demo and ``redline simulate`` (enough for a daily
+#: first-pass yield to mean something).
+FACTORY_UNITS_PER_LINE_DAY = 100
+
 DTC_BASE = ("P0A80", "U0100", "C0035", "P0A1F")
 
 
@@ -100,6 +159,11 @@ class SimulationSpec:
     start: date = date(2026, 1, 5)
     telemetry_per_day: int = 2
     """Telemetry records per vehicle per day in the field."""
+    units_per_line_day: int = 0
+    """Units each line builds a day in the first half of the period, the fleet's vehicles
+    included: the others are tested at every station (station results) but have no build
+    record and no field life. 0: the fleet's vehicles only. The demo builds
+    ``FACTORY_UNITS_PER_LINE_DAY``."""
     seed: int = 7
 
 
@@ -124,6 +188,8 @@ class Simulator:
     def __init__(self, spec: SimulationSpec):
         if spec.vehicles < 1 or spec.days < 2:
             raise ValueError("a simulation needs at least 1 vehicle and 2 days")
+        if spec.units_per_line_day < 0:
+            raise ValueError("units_per_line_day cannot be negative")
         self.spec = spec
         self.rng = random.Random(spec.seed)
         self.vehicles = [self._vehicle(i) for i in range(spec.vehicles)]
@@ -171,17 +237,43 @@ class Simulator:
     def _lot(self, vehicle: dict, component: str) -> str:
         return next(c["lot"] for c in vehicle["components"] if c["component"] == component)
 
+    def _production(self, day: int, built: dict[tuple[str, str], int]
+                    ) -> Iterator[tuple[tuple[str, str], int]]:
+        """(plant and line, unit number) of the units each line builds on ``day`` beside
+        the fleet's vehicles, up to ``units_per_line_day``."""
+        for plant, lines in sorted(PLANTS.items()):
+            for line in lines:
+                for k in range(built.get((plant, line), 0), self.spec.units_per_line_day):
+                    yield (plant, line), k
+
+    def _unit(self, plant: str, line: str, day: int, k: int) -> dict:
+        """A unit built beside the fleet: the parts it was built with, no field life."""
+        components = []
+        for component, suppliers in SUPPLIERS.items():
+            supplier, lots = self.rng.choice(suppliers)
+            components.append({"component": component, "supplier": supplier,
+                               "lot": self.rng.choice(lots)})
+        # 17 characters like a fleet VIN; the 9 after the plant letter keeps them apart.
+        return {"vin": f"RDL{plant[-1]}9{line[-1]}{day:05d}{k:06d}", "plant": plant,
+                "line": line, "components": components}
+
     # -- generation ------------------------------------------------------------------
     def events(self) -> Iterator[Event]:
         """Every event of the simulation, in event-time order within each day."""
         claimed: set[tuple[str, str]] = set()
         for day in range(self.spec.days):
             todays: list[tuple[datetime, Event]] = []
+            built: dict[tuple[str, str], int] = {}
             for v in self.vehicles:
                 if v["build_day"] == day:
                     todays.extend(self._build_events(v, day))
+                    built[v["plant"], v["line"]] = built.get((v["plant"], v["line"]), 0) + 1
                 elif v["build_day"] < day:
                     todays.extend(self._field_events(v, day, claimed))
+            if day < self.spec.days / 2:  # the plants build in the first half, as the fleet
+                for (plant, line), k in self._production(day, built):
+                    todays.extend(self._build_events(self._unit(plant, line, day, k), day,
+                                                     fleet=False))
             todays.sort(key=lambda pair: pair[0])
             for _, event in todays:
                 yield event
@@ -190,7 +282,9 @@ class Simulator:
         d = self.spec.start + timedelta(days=day)
         return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
-    def _build_events(self, v: dict, day: int) -> list[tuple[datetime, Event]]:
+    def _build_events(self, v: dict, day: int, fleet: bool = True
+                      ) -> list[tuple[datetime, Event]]:
+        """A unit's station results, retests included; a fleet vehicle's build record."""
         rng = self.rng
         shift, hour = rng.choice(SHIFTS)
         t = self._day_start(day) + timedelta(hours=hour, minutes=rng.uniform(0, 420))
@@ -199,21 +293,21 @@ class Simulator:
             attempt = 1
             while True:
                 t += timedelta(seconds=rng.uniform(60, 240))
-                value, defects = self._measure(v, st, day, attempt)
+                measurements, defects = self._test(v, st, day, attempt, shift)
                 passed = not defects
                 payload = {
                     **self._envelope(t), "unit_serial": v["vin"], "plant": v["plant"],
                     "line": v["line"], "station": st.station, "operation": st.operation,
                     "shift": shift, "attempt": attempt, "result": "PASS" if passed else "FAIL",
-                    "measurements": [{"characteristic": st.characteristic,
-                                      "value": round(value, 4), "unit": st.unit,
-                                      "lsl": st.lsl, "usl": st.usl, "target": st.target}],
+                    "measurements": measurements,
                     "defect_codes": defects, "cycle_time_s": round(rng.uniform(40, 90), 1),
                 }
                 out.append((t, Event("station_results", v["vin"], payload)))
                 if passed or attempt >= 3:
                     break
                 attempt += 1  # rework, then retest
+        if not fleet:
+            return out
         t += timedelta(minutes=5)
         build = {**self._envelope(t), "vin": v["vin"], "model": v["model"],
                  "plant": v["plant"], "line": v["line"],
@@ -222,20 +316,33 @@ class Simulator:
         out.append((t, Event("vehicle_builds", v["vin"], build)))
         return out
 
-    def _measure(self, v: dict, st: Station, day: int, attempt: int) -> tuple[float, list[str]]:
+    def _test(self, v: dict, st: Station, day: int, attempt: int, shift: str
+              ) -> tuple[list[dict], list[str]]:
+        """One test of a unit at a station: its measurements and the defects found."""
         rng = self.rng
-        value = rng.gauss(st.target, st.sigma)
+        night = NIGHT_SHIFT[1] if shift == NIGHT_SHIFT[0] else 1.0
         drift, lot = PLANTED["drift"], PLANTED["bad_lot"]
-        if (attempt == 1 and st.station == drift["station"] and v["plant"] == drift["plant"]
-                and v["line"] == drift["line"] and day >= drift["start_day"]):
-            value += drift["nm_per_day"] * (day - drift["start_day"])
-        defects = [] if st.lsl <= value <= st.usl else [st.defect_code]
-        if st.station == lot["station"] and attempt == 1 and not defects:
-            bad = self._lot(v, lot["component"]) == lot["lot"]
-            if rng.random() < (lot["fail_rate"] if bad else lot["base_fail_rate"]):
-                defects = [lot["defect_code"]]
-                value = st.usl + abs(rng.gauss(2.0, 1.0))
-        return value, defects
+        measurements, defects = [], []
+        for i, ch in enumerate(st.characteristics):
+            value = rng.gauss(ch.mean, ch.sigma * night)
+            if (i == 0 and attempt == 1 and st.station == drift["station"]
+                    and v["plant"] == drift["plant"] and v["line"] == drift["line"]
+                    and day >= drift["start_day"]):
+                value += drift["nm_per_day"] * (day - drift["start_day"])
+            if i == 0 and st.station == lot["station"] and attempt == 1 \
+                    and ch.lsl <= value <= ch.usl:
+                bad = self._lot(v, lot["component"]) == lot["lot"]
+                if rng.random() < (lot["fail_rate"] if bad else lot["base_fail_rate"]):
+                    value = ch.usl + abs(rng.gauss(2.0, 1.0))
+            if not ch.lsl <= value <= ch.usl:
+                defects.append(ch.defect_code)
+            measurements.append({"characteristic": ch.name, "value": round(value, 4),
+                                 "unit": ch.unit, "lsl": ch.lsl, "usl": ch.usl,
+                                 "target": ch.target})
+        # Rework fixes most of what inspection found; a retest finds a fifth as much.
+        found = night * (1.0 if attempt == 1 else 0.2)
+        defects.extend(code for code, chance in st.defects if rng.random() < chance * found)
+        return measurements, defects
 
     def _field_events(self, v: dict, day: int, claimed: set) -> list[tuple[datetime, Event]]:
         rng, spec = self.rng, self.spec

@@ -83,9 +83,10 @@ def tls_broker(sasl_ssl_broker, tls_env):
 def topics_env(tls_broker, tls_env):
     """Simulated events in the SASL_SSL broker's topics; the environment of the local
     profile's runs."""
+    # The fleet's own units only (no factory beyond it): the same small lake as before.
     out = subprocess.run([REDLINE, "simulate", "--vehicles", str(VEHICLES), "--days",
-                          str(DAYS), "--seed", str(SEED)], env=tls_env, capture_output=True,
-                         text=True, timeout=900)
+                          str(DAYS), "--seed", str(SEED), "--units-per-line-day", "0"],
+                         env=tls_env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     return tls_env
 

@@ -5,15 +5,19 @@ Delta, MLflow, the Thrift Server and Superset, then checks what a user would che
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
 from redline.cli import main
-from redline.streaming.simulator import SimulationSpec, Simulator
+from redline.streaming.simulator import FACTORY_UNITS_PER_LINE_DAY, SimulationSpec, Simulator
 
 pytestmark = pytest.mark.e2e
 
 VEHICLES, DAYS, SEED = 120, 50, 7
+#: What the demo simulates: its fleet among the factory's units.
+SPEC = SimulationSpec(vehicles=VEHICLES, days=DAYS, seed=SEED,
+                      units_per_line_day=FACTORY_UNITS_PER_LINE_DAY)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +75,7 @@ def test_status_lists_every_service_healthy_with_version(demo, capsys):
 
 def test_counts_reconcile_from_kafka_to_silver(demo, capsys):
     expected = {}
-    for e in Simulator(SimulationSpec(vehicles=VEHICLES, days=DAYS, seed=SEED)).events():
+    for e in Simulator(SPEC).events():
         expected[e.topic] = expected.get(e.topic, 0) + 1
     for topic, n in expected.items():
         bronze = _sql(capsys, f"SELECT count(*) AS n FROM bronze.{topic}")[0]["n"]
@@ -88,7 +92,9 @@ def test_sql_reads_every_layer_and_the_scores(demo, capsys):
     gold = _sql(capsys, "SELECT min(fpy) AS lo, max(fpy) AS hi, sum(units) AS units "
                         "FROM gold.first_pass_yield")[0]
     assert 0.0 <= gold["lo"] <= gold["hi"] <= 1.0
-    assert gold["units"] == VEHICLES * 4  # every vehicle visits four stations once first
+    # Three lines build 100 units a day over the first 25 of the 50 days, and every unit
+    # visits four stations once first: 3 * 100 * 25 * 4.
+    assert gold["units"] == 30_000
     scores = _sql(capsys, "SELECT count(*) AS n, min(failure_probability) AS lo, "
                           "max(failure_probability) AS hi FROM gold.vehicle_risk_scores")[0]
     assert scores["n"] > 0 and 0.0 <= scores["lo"] <= scores["hi"] <= 1.0
@@ -103,20 +109,78 @@ def test_capability_has_no_index_from_too_few_points_and_an_interval_for_each(de
                count_if(ppk IS NOT NULL AND NOT (ppk_ci_low < ppk AND ppk < ppk_ci_high))
                    AS ppk_outside_its_interval
         FROM gold.capability""")
-    # The demo's months have 49 to 71 first-pass readings per series: indices there.
+    # The demo's days have about 100 first-pass readings per series: indices there.
     assert found["ok"] > 0 and found["lo"] == found["hi"] == 30, found
     assert found["index_below_minimum"] == 0, found
     assert found["cpk_outside_its_interval"] == found["ppk_outside_its_interval"] == 0, found
 
 
+def test_first_look_in_a_browser_a_long_pareto_and_charts_by_time(demo, cfg, capsys,
+                                                                    tmp_path):
+    """What a quality engineer sees first, read from what a real chromium's charts were
+    given: the Pareto by defect code has the factory's long tail, the I chart is drawn
+    against dates, one point per reading."""
+    from datetime import UTC, datetime
+
+    from chart_requests import wait_for_query
+
+    from redline.dashboards.links import dashboard_url, spc_dashboard_url
+    from redline.dashboards.screenshot import browser, login, open_dashboard
+
+    def pareto_by_code(query):
+        """asking for the Pareto by defect code"""
+        return ({"col": "pareto", "op": "==", "val": "defect_code"} in query["filters"]
+                and "defect_count" in json.dumps(query["metrics"]))
+
+    def i_chart(query):
+        """asking for the I chart's readings"""
+        return "measured_value" in json.dumps(query.get("metrics"))
+
+    driver = browser(tmp_path / "chromium", network_log=True)
+    try:
+        login(driver, cfg, 300)
+        driver.get_log("performance")
+        open_dashboard(driver, dashboard_url(cfg.superset.url, "manufacturing-quality", {}),
+                       300)
+        _, bars = wait_for_query(driver, pareto_by_code)
+        counts = sorted((r["defect_count"] for r in bars), reverse=True)
+        assert len(counts) >= 10, bars
+        assert 0.65 <= sum(counts[:3]) / sum(counts) <= 0.85, counts  # a long tail
+
+        open_dashboard(driver, spc_dashboard_url(cfg, "PLT-A", "L1", "S010",
+                                                 "bolt_torque_nm"), 300)
+        query, points = wait_for_query(driver, i_chart)
+    finally:
+        driver.quit()
+    (axis,) = [c for c in query["columns"] if isinstance(c, dict)
+               and c.get("columnType") == "BASE_AXIS"]
+    assert axis["sqlExpression"] == "event_time" and not axis.get("timeGrain"), axis
+    days = {datetime.fromtimestamp(p["event_time"] / 1000, UTC).date() for p in points}
+    (found,) = _sql(capsys, """
+        SELECT count(*) AS n, count(DISTINCT to_date(event_time)) AS days
+        FROM gold.spc_points WHERE plant = 'PLT-A' AND line = 'L1' AND station = 'S010'
+          AND characteristic = 'bolt_torque_nm'""")
+    assert len(points) == found["n"] and len(days) == found["days"] >= 25, (len(points), found)
+    assert min(days) == SPEC.start
+
+
 def test_every_dashboard_was_rendered(demo, cfg):
+    """Every dashboard's screenshot has charts; they are kept in test-output/demo/ (or
+    ``$REDLINE_TEST_OUTPUT/demo``) for a person to look at."""
+    import os
+    import shutil
+
     from PIL import Image
 
+    from redline.config import PROJECT_ROOT
     from redline.dashboards.deploy import known_dashboards
 
+    kept = Path(os.environ.get("REDLINE_TEST_OUTPUT", PROJECT_ROOT / "test-output")) / "demo"
+    kept.mkdir(parents=True, exist_ok=True)
     for slug in known_dashboards():
         png = cfg.home / "reports" / "dashboards" / f"{slug}.png"
         assert png.exists(), slug
+        shutil.copy(png, kept / png.name)
         img = Image.open(png).convert("RGB")
         colours = img.getcolors(maxcolors=1_000_000)
         assert colours is not None and len(colours) > 50, slug  # charts, not a blank page

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from chart_requests import chart_requests
 
 from redline import catalog, lake
 from redline.config import PROJECT_ROOT
@@ -110,7 +111,9 @@ QUALITY_ROWS = {
     + [_spc_point(ANGLE, i + 1, v, 90.0, 2.0) for i, v in enumerate(ANGLE_VALUES)]
     + [_spc_point(OTHER, 1, 99.0, 90.0, 2.0)],
     "spc_subgroups": [
-        {**TORQUE, "subgroup_size": 5, "subgroup": k, "start_time": T0, "end_time": T0,
+        {**TORQUE, "subgroup_size": 5, "subgroup": k,
+         "start_time": T0 + dt.timedelta(minutes=5 * k - 4),
+         "end_time": T0 + dt.timedelta(minutes=5 * k),
          "event_ids": [f"e{k}"], "xbar": x, "range": r, "in_baseline": k <= 2,
          "xbar_centre": 50.1, "xbar_lcl": 49.1768, "xbar_ucl": 51.0232,
          "sigma_xbar": 0.577 * 1.6 / 3, "r_centre": 1.6, "r_lcl": 0.0, "r_ucl": 3.3824}
@@ -269,29 +272,6 @@ def _find(api, dash_cfg, kind: str, column: str, value: str) -> list[dict]:
     return r.json()["result"]
 
 
-def _chart_requests(driver) -> list[tuple[dict, dict]]:
-    """(request body, response body) of the chart-data calls the page made since the last
-    call: what each chart asked for and what it was given to draw. A request whose
-    response has not arrived yet is kept for the next call (the log is read once)."""
-    if not hasattr(driver, "pending_chart_requests"):
-        driver.pending_chart_requests = {}
-    sent, done = driver.pending_chart_requests, []
-    for entry in driver.get_log("performance"):
-        msg = json.loads(entry["message"])["message"]
-        params = msg.get("params", {})
-        if msg["method"] == "Network.requestWillBeSent":
-            req = params["request"]
-            if "/api/v1/chart/data" in req["url"] and req.get("postData"):
-                sent[params["requestId"]] = json.loads(req["postData"])
-        elif msg["method"] == "Network.loadingFinished" and params["requestId"] in sent:
-            done.append(params["requestId"])
-    out = []
-    for rid in done:
-        body = driver.execute_cdp_cmd("Network.getResponseBody", {"requestId": rid})
-        out.append((sent.pop(rid), json.loads(body["body"])))
-    return out
-
-
 def _i_chart_data(pairs: list[tuple[dict, dict]]) -> tuple[list, list[dict]]:
     """(filters, rows) of the last I-chart query (its metrics include measured_value)."""
     found = [(req["queries"][0], resp["result"][0]) for req, resp in pairs
@@ -329,7 +309,7 @@ def _wait_i_chart(driver, wanted: dict, timeout: float = 120) -> tuple[list, lis
     filters, rows = [], []
     while time.monotonic() < deadline:
         try:
-            filters, rows = _i_chart_data(_chart_requests(driver))
+            filters, rows = _i_chart_data(chart_requests(driver))
         except AssertionError:  # no I-chart query in this batch yet
             time.sleep(0.5)
             continue
@@ -383,23 +363,28 @@ def test_station_bars_are_drawn(dash_cfg, dashboard):
     assert bar_pixels > 20_000, bar_pixels
 
 
-def test_spc_filter_chooses_the_characteristic(dash_cfg, deployed, network_browser):
+def test_spc_filter_chooses_the_series(dash_cfg, deployed, network_browser):
     driver = network_browser
     open_dashboard(driver, deployed.urls["SPC"], 300)
-    # The filters default to the first value of each: PLT-A, L1, S010 and, by name,
-    # bolt_angle_deg before bolt_torque_nm.
-    angle = {"col": "characteristic", "op": "IN", "val": ["bolt_angle_deg"]}
+    # The series filter defaults to its first value by name: PLT-A/L1/S010/bolt_angle_deg
+    # before .../bolt_torque_nm.
+    angle = {"col": "series", "op": "IN", "val": ["PLT-A/L1/S010/bolt_angle_deg"]}
     filters, rows = _wait_i_chart(driver, angle)
     assert angle in filters
     assert sorted(r["measured_value"] for r in rows) == sorted(ANGLE_VALUES)
 
-    _choose(driver, "characteristic", "bolt_torque_nm")
-    torque = {"col": "characteristic", "op": "IN", "val": ["bolt_torque_nm"]}
+    _choose(driver, "series", "PLT-A/L1/S010/bolt_torque_nm")
+    torque = {"col": "series", "op": "IN", "val": ["PLT-A/L1/S010/bolt_torque_nm"]}
     filters, rows = _wait_i_chart(driver, torque)
     assert torque in filters
-    assert {"col": "plant", "op": "IN", "val": ["PLT-A"]} in filters
-    got = sorted(rows, key=lambda r: r["seq"])
+    got = sorted(rows, key=lambda r: r["event_time"])
     assert [r["measured_value"] for r in got] == SPC_VALUES  # PLT-B's point is filtered out
+    # Drawn against the event time, one point per measurement (no time grain merging
+    # them): the readings are a minute apart, in epoch milliseconds.
+    times = [r["event_time"] for r in got]
+    assert [b - a for a, b in zip(times, times[1:])] == [60_000] * (len(SPC_VALUES) - 1)
+    # The baseline's points (the first four) are their own series.
+    assert [r["baseline_value"] for r in got] == SPC_VALUES[:4] + [None, None]
     assert {(r["upper_control_limit"], r["centre_line"], r["lower_control_limit"])
             for r in got} == {(53.0, 50.0, 47.0)}
 
@@ -408,7 +393,7 @@ def test_alert_link_opens_spc_filtered(dash_cfg, deployed, network_browser):
     driver = network_browser
     url = links.spc_dashboard_url(dash_cfg, "PLT-B", "L1", "S010", "bolt_torque_nm")
     open_dashboard(driver, url, 300)
-    plant_b = {"col": "plant", "op": "IN", "val": ["PLT-B"]}
+    plant_b = {"col": "series", "op": "IN", "val": ["PLT-B/L1/S010/bolt_torque_nm"]}
     filters, rows = _wait_i_chart(driver, plant_b)
     assert plant_b in filters
     assert [r["measured_value"] for r in rows] == [99.0]
@@ -670,9 +655,10 @@ def test_manufacturing_charts(dash_cfg, deployed, api):
     for (station, fpy, dpmo), (_, want_fpy, want_dpmo) in zip(
             sorted(worst, key=lambda w: w[1]), WORST):
         assert (fpy, dpmo) == pytest.approx((want_fpy, want_dpmo)), station
-    [day1, day2] = sorted(_chart_data(api, dash_cfg, "FPY and RTY by day"),
+    [day1, day2] = sorted(_chart_data(api, dash_cfg, "FPY and RTY with units, by period"),
                           key=lambda r: r["day"])
     assert (day1["fpy"], day2["fpy"]) == pytest.approx((0.90, 285 / 300))
+    assert (day1["units"], day2["units"]) == (100, 300)  # the n behind each point
     pareto = sorted((r["ranked_category"], r["defect_count"], r["cumulative_percent"])
                     for r in _chart_data(api, dash_cfg, "Defect Pareto by defect code"))
     assert pareto == [(c, n, pytest.approx(s)) for c, n, s in PARETO]

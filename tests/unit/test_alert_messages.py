@@ -101,16 +101,14 @@ def _filter(col: str, val: str) -> str:
             f"id:NATIVE_FILTER-{col},ownState:())")
 
 
-def test_spc_dashboard_url_sets_the_four_filters(tmp_path):
+def test_spc_dashboard_url_sets_the_series_filter(tmp_path):
     cfg = _cfg(tmp_path, REDLINE_SUPERSET_PORT="18123")
     url = spc_dashboard_url(cfg, "PLT-A", "L1", "S010", "bolt_torque_nm")
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == \
         "http://127.0.0.1:18123/superset/dashboard/spc/"
     assert parse_qs(parts.query) == {"native_filters": [
-        "(" + ",".join([_filter("plant", "PLT-A"), _filter("line", "L1"),
-                        _filter("station", "S010"),
-                        _filter("characteristic", "bolt_torque_nm")]) + ")"]}
+        "(" + _filter("series", "PLT-A/L1/S010/bolt_torque_nm") + ")"]}
     other = spc_dashboard_url(cfg, "P", "L", "S", "c", base_url="https://bi.example/")
     assert other.startswith("https://bi.example/superset/dashboard/spc/?native_filters=%28")
 

@@ -312,11 +312,11 @@ def test_configured_attribution_periods_are_used(spark):
                               attribution_current="2026-01-16..2026-01-31")
     inputs = Inputs(frames, settings)
     out = attribution.JOB.transform(inputs)[catalog.KPI_ATTRIBUTION]
-    [row] = out.where("scope = 'all' AND dimension = 'shift'").collect()
+    [row] = out.where("kpi = 'fpy' AND scope = 'all' AND dimension = 'shift'").collect()
     assert (row.baseline_start, row.baseline_end, row.current_start, row.current_end) == (
         date(2026, 1, 1), date(2026, 1, 15), date(2026, 1, 16), date(2026, 1, 31))
-    assert (row.fpy_baseline, row.fpy_current) == (0.5, 1.0)
-    assert row.fpy_change == pytest.approx(0.5)
+    assert (row.kpi_baseline, row.kpi_current) == (0.5, 1.0)
+    assert row.kpi_change == pytest.approx(0.5)
     assert inputs.notes["baseline"] == "2026-01-01..2026-01-15"
 
     # Unset, the job takes the last 7 days with results and the 7 before.

@@ -6,6 +6,7 @@ as an error tile in the browser, so it is caught here, in milliseconds.
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 
@@ -51,8 +52,7 @@ def test_five_dashboards_with_the_slugs_links_use():
     spc = next(d for d in DASHBOARDS if d.slug == "spc")
     # Alert links preset these filters by id (dashboards/links.py).
     assert [bundle.filter_id(f.id) for f in spc.filters if f.kind == "select"] == [
-        "NATIVE_FILTER-plant", "NATIVE_FILTER-line", "NATIVE_FILTER-station",
-        "NATIVE_FILTER-characteristic"]
+        "NATIVE_FILTER-series"]
 
 
 @pytest.mark.parametrize("chart", [c for d in DASHBOARDS for c in d.charts],
@@ -78,7 +78,7 @@ def test_table_datasets_take_their_columns_from_the_catalog():
     assert points.tables == [catalog.SPC_POINTS, catalog.SPC_VIOLATIONS] or set(
         points.tables) == {catalog.SPC_POINTS, catalog.SPC_VIOLATIONS}
     assert set(points.columns) == {f.name for f in catalog.SPC_POINTS.schema().fields
-                                   if f.dataType.simpleString() != "array<string>"} | {"rules"}
+                                   if f.dataType.simpleString() != "array<string>"} | {"rules", "series"}
 
 
 def test_build_writes_an_importable_export_with_stable_ids(tmp_path):
@@ -100,11 +100,11 @@ def test_build_writes_an_importable_export_with_stable_ids(tmp_path):
               if isinstance(n, dict) and n.get("type") == "CHART"}
     assert len(charts) == 6
     filters = {f["id"]: f for f in spc["metadata"]["native_filter_configuration"]}
-    characteristic = filters["NATIVE_FILTER-characteristic"]
-    assert characteristic["cascadeParentIds"] == ["NATIVE_FILTER-station"]
-    assert characteristic["controlValues"]["multiSelect"] is False
-    assert characteristic["requiredFirst"] is True
-    assert characteristic["scope"]["excluded"] == []  # every SPC chart has the column
+    series = filters["NATIVE_FILTER-series"]
+    assert series["cascadeParentIds"] == []
+    assert series["controlValues"]["multiSelect"] is False
+    assert series["requiredFirst"] is True
+    assert series["scope"]["excluded"] == []  # every SPC chart has the column
     assert filters["NATIVE_FILTER-date"]["filterType"] == "filter_time"
     uuids = [yaml.safe_load(p.read_text())["uuid"] for p in (tmp_path / "a").rglob("*.yaml")
              if "uuid" in yaml.safe_load(p.read_text())]
@@ -124,7 +124,57 @@ def test_filters_leave_out_charts_without_their_column(tmp_path):
     assert {names[i] for i in plant["scope"]["excluded"]} == {
         "Defect Pareto by defect code", "Defect Pareto by station",
         "Defects by supplier lot, per part and station",
-        "What changed and why (latest FPY change)"}
+        "What changed and why"}
+
+
+def test_the_kpi_filter_picks_the_attribution_kpi_fpy_first(tmp_path):
+    bundle.build(tmp_path, "h", 1)
+    doc = yaml.safe_load((tmp_path / "dashboards/manufacturing-quality.yaml").read_text())
+    names = {n["meta"]["chartId"]: n["meta"]["sliceName"] for n in doc["position"].values()
+             if isinstance(n, dict) and n.get("type") == "CHART"}
+    kpi = next(f for f in doc["metadata"]["native_filter_configuration"]
+               if f["id"] == "NATIVE_FILTER-kpi")
+    assert {names[i] for i in set(names) - set(kpi["scope"]["excluded"])} == {
+        "What changed and why"}
+    assert kpi["controlValues"]["multiSelect"] is False
+    # FPY from the start, not "the first option": the chart must not wait for options an
+    # empty table never gives.
+    assert kpi["controlValues"]["defaultToFirstItem"] is False and "requiredFirst" not in kpi
+    assert kpi["defaultDataMask"]["extraFormData"] == {"filters": [
+        {"col": "kpi", "op": "IN", "val": ["fpy"]}]}
+    assert kpi["defaultDataMask"]["filterState"]["value"] == ["fpy"]
+
+
+def test_select_filter_options_come_from_a_real_column(tmp_path):
+    """Superset orders a filter's options by the alias of the column it selects twice:
+    Spark resolves that for a column, not for a calculated one. The SPC series is
+    calculated in most datasets but a column of the I chart's query: its options come
+    from there."""
+    bundle.build(tmp_path, "h", 1)
+    doc = yaml.safe_load((tmp_path / "dashboards/spc.yaml").read_text())
+    series = next(f for f in doc["metadata"]["native_filter_configuration"]
+                  if f["id"] == "NATIVE_FILTER-series")
+    datasets = bundle.load_datasets()
+    assert series["targets"] == [{"column": {"name": "series"},
+                                  "datasetUuid": datasets["spc_chart_points"].uuid}]
+    assert "series" in datasets["spc_points"].calculated
+
+
+def test_period_filter_sets_the_time_grain_of_the_trends_only(tmp_path):
+    bundle.build(tmp_path, "h", 1)
+    doc = yaml.safe_load((tmp_path / "dashboards/manufacturing-quality.yaml").read_text())
+    names = {n["meta"]["chartId"]: n["meta"]["sliceName"] for n in doc["position"].values()
+             if isinstance(n, dict) and n.get("type") == "CHART"}
+    period = next(f for f in doc["metadata"]["native_filter_configuration"]
+                  if f["id"] == "NATIVE_FILTER-period")
+    assert period["filterType"] == "filter_timegrain"
+    # A day until a viewer picks a week or a month.
+    assert period["defaultDataMask"]["extraFormData"] == {"time_grain_sqla": "P1D"}
+    assert period["defaultDataMask"]["filterState"] == {"value": ["P1D"]}
+    in_scope = set(names) - set(period["scope"]["excluded"])
+    assert {names[i] for i in in_scope} == {"FPY and RTY with units, by period",
+                                             "DPMO by period",
+                                             "Scrap and rework rate by period"}
 
 
 def test_time_filter_reaches_both_queries_of_a_mixed_chart(tmp_path):
@@ -143,6 +193,10 @@ def test_time_filter_reaches_both_queries_of_a_mixed_chart(tmp_path):
     (("datasets.yaml", "table: gold.first_pass_yield", "table: gold.no_such_table"),
      "'gold.no_such_table' is not a catalog table"),
     (("spc.yaml", "title: SPC\n", "title: [SPC\n"), "is not valid YAML"),
+    (("datasets.yaml", 'sql: "concat_ws(\'/\', plant', 'sql: "concat_ws(\'.\', plant'),
+     "filter series: calculated column 'series' of dataset spc_points has a '.'"),
+    (("manufacturing_quality.yaml", "default: P1D}", "default: P2D}"),
+     "filter period: default is one of P1D, P1W, P1M, not 'P2D'"),
 ])
 def test_a_bad_spec_fails_naming_the_file_and_key(tmp_path, edit, message):
     spec = tmp_path / "spec"

@@ -6,7 +6,7 @@ from simulated import silver_frames
 
 from redline import catalog
 from redline import lake as lake_io
-from redline.jobs.attribution import default_periods, fpy_attribution
+from redline.jobs.attribution import default_periods, kpi_attribution
 from redline.jobs.dimensions import dim_vehicle, firmware_periods
 from redline.jobs.manufacturing_kpis import line_kpis, station_kpis
 from redline.quality.gate import run_gate
@@ -27,7 +27,7 @@ def test_suites_pass_on_simulator_data_and_catch_a_bad_rate(spark, lake, tmp_pat
     baseline, current = default_periods(last)
     for name, df in (("station_kpis", station_kpis(results)),
                      ("line_kpis", line_kpis(results)),
-                     ("kpi_attribution", fpy_attribution(results, builds, baseline, current)),
+                     ("kpi_attribution", kpi_attribution(results, builds, baseline, current)),
                      ("dim_vehicle", dim_vehicle(builds)),
                      ("dim_vehicle_firmware", firmware_periods(builds, s["vehicle_dtc"]))):
         lake_io.overwrite(df, lake, catalog.get(f"gold.{name}"))
