@@ -6,7 +6,6 @@ as an error tile in the browser, so it is caught here, in milliseconds.
 
 from __future__ import annotations
 
-import re
 import shutil
 import uuid
 
