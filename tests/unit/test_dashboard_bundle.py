@@ -112,13 +112,19 @@ def test_build_writes_an_importable_export_with_stable_ids(tmp_path):
         uuid.UUID(u)
 
 
-def test_filters_leave_out_charts_without_their_column(tmp_path):
+def _built_filter(tmp_path, slug: str, filter_name: str) -> tuple[dict, dict]:
+    """(chart id -> title, the native filter ``filter_name``) of dashboard ``slug`` as
+    built."""
     bundle.build(tmp_path, "h", 1)
-    doc = yaml.safe_load((tmp_path / "dashboards/manufacturing-quality.yaml").read_text())
+    doc = yaml.safe_load((tmp_path / f"dashboards/{slug}.yaml").read_text())
     names = {n["meta"]["chartId"]: n["meta"]["sliceName"] for n in doc["position"].values()
              if isinstance(n, dict) and n.get("type") == "CHART"}
-    plant = next(f for f in doc["metadata"]["native_filter_configuration"]
-                 if f["id"] == "NATIVE_FILTER-plant")
+    return names, next(f for f in doc["metadata"]["native_filter_configuration"]
+                       if f["id"] == bundle.filter_id(filter_name))
+
+
+def test_filters_leave_out_charts_without_their_column(tmp_path):
+    names, plant = _built_filter(tmp_path, "manufacturing-quality", "plant")
     # The Paretos and the attribution have no plant column.
     assert {names[i] for i in plant["scope"]["excluded"]} == {
         "Defect Pareto by defect code", "Defect Pareto by station",
@@ -127,12 +133,7 @@ def test_filters_leave_out_charts_without_their_column(tmp_path):
 
 
 def test_the_kpi_filter_picks_the_attribution_kpi_fpy_first(tmp_path):
-    bundle.build(tmp_path, "h", 1)
-    doc = yaml.safe_load((tmp_path / "dashboards/manufacturing-quality.yaml").read_text())
-    names = {n["meta"]["chartId"]: n["meta"]["sliceName"] for n in doc["position"].values()
-             if isinstance(n, dict) and n.get("type") == "CHART"}
-    kpi = next(f for f in doc["metadata"]["native_filter_configuration"]
-               if f["id"] == "NATIVE_FILTER-kpi")
+    names, kpi = _built_filter(tmp_path, "manufacturing-quality", "kpi")
     assert {names[i] for i in set(names) - set(kpi["scope"]["excluded"])} == {
         "What changed and why"}
     assert kpi["controlValues"]["multiSelect"] is False
@@ -149,10 +150,7 @@ def test_select_filter_options_come_from_a_real_column(tmp_path):
     Spark resolves that for a column, not for a calculated one. The SPC series is
     calculated in most datasets but a column of the I chart's query: its options come
     from there."""
-    bundle.build(tmp_path, "h", 1)
-    doc = yaml.safe_load((tmp_path / "dashboards/spc.yaml").read_text())
-    series = next(f for f in doc["metadata"]["native_filter_configuration"]
-                  if f["id"] == "NATIVE_FILTER-series")
+    _, series = _built_filter(tmp_path, "spc", "series")
     datasets = bundle.load_datasets()
     assert series["targets"] == [{"column": {"name": "series"},
                                   "datasetUuid": datasets["spc_chart_points"].uuid}]
@@ -160,12 +158,7 @@ def test_select_filter_options_come_from_a_real_column(tmp_path):
 
 
 def test_period_filter_sets_the_time_grain_of_the_trends_only(tmp_path):
-    bundle.build(tmp_path, "h", 1)
-    doc = yaml.safe_load((tmp_path / "dashboards/manufacturing-quality.yaml").read_text())
-    names = {n["meta"]["chartId"]: n["meta"]["sliceName"] for n in doc["position"].values()
-             if isinstance(n, dict) and n.get("type") == "CHART"}
-    period = next(f for f in doc["metadata"]["native_filter_configuration"]
-                  if f["id"] == "NATIVE_FILTER-period")
+    names, period = _built_filter(tmp_path, "manufacturing-quality", "period")
     assert period["filterType"] == "filter_timegrain"
     # A day until a viewer picks a week or a month.
     assert period["defaultDataMask"]["extraFormData"] == {"time_grain_sqla": "P1D"}
