@@ -72,8 +72,8 @@ def _mask(plant, characteristic):
                 f"filterState:(label:{val},validateStatus:!f,value:!({val})),"
                 f"id:NATIVE_FILTER-{col},ownState:())")
 
-    return "(" + ",".join([one("plant", plant), one("line", "L1"), one("station", "S010"),
-                           one("characteristic", characteristic)]) + ")"
+    # The SPC dashboard's one filter: the series plant/line/station/characteristic.
+    return "(" + one("series", f"{plant}/L1/S010/{characteristic}") + ")"
 
 
 def _split(text):
