@@ -49,11 +49,6 @@ class Characteristic:
     defect_code: str
     """The defect a value outside the specification raises."""
 
-    @property
-    def cpk(self) -> float:
-        """The process's true Cpk: the distance to the nearer limit in units of 3 sigma."""
-        return min(self.usl - self.mean, self.mean - self.lsl) / (3 * self.sigma)
-
 
 @dataclass(frozen=True)
 class Station:
@@ -65,15 +60,15 @@ class Station:
     test at the station, day shift)."""
 
 
-def _c(name, unit, lsl, usl, target, mean, sigma, code) -> Characteristic:
-    return Characteristic(name, unit, lsl, usl, target, mean, sigma, code)
+_c = Characteristic  # a short name for the table below
 
 
 #: Every unit visits the stations in this order. The first characteristic of each station
-#: is the one the planted problems act on. True Cpk ranges from poor (about 0.8: coolant
-#: leak rate, headlamp aim) to excellent (about 2: clamp force, insulation); attribute
-#: defects give the Pareto its long tail, with paint scratches and trim gaps behind the
-#: planted battery lot at the head.
+#: is the one the planted problems act on. True Cpk, min(USL - mean, mean - LSL) / 3 sigma
+#: (worked out at the end of each line), ranges from poor (about 0.8: coolant leak rate,
+#: headlamp aim) to excellent (about 2: clamp force, insulation); attribute defects give
+#: the Pareto its long tail, with paint scratches and trim gaps behind the planted battery
+#: lot at the head.
 STATIONS = (
     Station("S010", "chassis_bolting", (
         _c("bolt_torque_nm", "Nm", 45.0, 55.0, 50.0, 50.0, 1.0, "D-TORQUE"),          # 1.67
